@@ -1,0 +1,1 @@
+"""Runs, their slots and statistics arrive with the run engine."""

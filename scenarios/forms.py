@@ -1,0 +1,154 @@
+"""Forms for projects, scenarios, locustfile uploads and members.
+
+A locustfile is checked in the form (bundle safety, then static analysis) so that a bad
+upload comes back as a form error and nothing is stored.
+"""
+
+import os
+
+from django import forms
+from django.utils.text import slugify
+
+from scenarios import analysis, bundles
+from scenarios.durations import format_duration, parse_duration
+from scenarios.models import Project, Role, Scenario
+
+
+class ProjectForm(forms.ModelForm):
+    slug = forms.SlugField(
+        required=False, max_length=60, help_text="Used in URLs. Leave empty to derive it from the name."
+    )
+
+    class Meta:
+        model = Project
+        fields = ["name", "slug", "description"]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+
+    def clean_slug(self):
+        slug = self.cleaned_data.get("slug") or slugify(self.cleaned_data.get("name", ""))[:60]
+        if not slug:
+            raise forms.ValidationError("Give the project a slug made of letters, digits, - or _.")
+        taken = Project.objects.filter(slug=slug).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError(f"The slug “{slug}” is taken; choose another.")
+        return slug
+
+
+class DurationField(forms.CharField):
+    """Seconds, typed the way Locust's -t takes them: 90, 30s, 5m, 1h30m."""
+
+    def prepare_value(self, value):
+        return format_duration(value) if isinstance(value, int) else value
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            seconds = parse_duration(value)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        if not 1 <= seconds <= 7 * 24 * 3600:
+            raise forms.ValidationError("Choose a duration between 1 second and 7 days.")
+        return seconds
+
+
+class LocustfileField(forms.FileField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault(
+            "help_text",
+            "A single .py (up to 1 MB) or a .zip bundle (up to 10 MB) with locustfile.py at its root, "
+            "helper modules and data files beside it. It is analysed, never executed.",
+        )
+        kwargs.setdefault("widget", forms.ClearableFileInput(attrs={"accept": ".py,.zip"}))
+        super().__init__(**kwargs)
+
+
+class LocustfileUploadMixin:
+    """Validates the `locustfile` field into `self.bundle`, `self.raw` and `self.findings`.
+
+    When the analysis fails, `self.locustfile_error` keeps the structured error (file, line,
+    column, source line) for the template to show beside the plain message.
+    """
+
+    bundle = raw = findings = locustfile_error = None
+
+    def clean_locustfile(self):
+        upload = self.cleaned_data["locustfile"]
+        name = os.path.basename(upload.name or "")
+        extension = os.path.splitext(name)[1].lower()
+        limit = {".py": bundles.MAX_PY_BYTES, ".zip": bundles.MAX_ZIP_BYTES}.get(extension)
+        if limit is not None and upload.size > limit:
+            # Refuse before reading a byte of it into memory.
+            raise forms.ValidationError(
+                f"{name} is {upload.size / 1048576:.1f} MB; the limit for a {extension} upload is "
+                f"{limit // 1048576} MB."
+            )
+        raw = upload.read() if limit is not None else b""
+        try:
+            bundle = bundles.read_upload(name, raw)
+            findings = analysis.analyze(bundle.sources)
+        except bundles.BundleError as error:
+            raise forms.ValidationError(error.message) from None
+        except analysis.LocustfileError as error:
+            self.locustfile_error = error
+            raise forms.ValidationError(str(error)) from None
+        self.bundle, self.raw, self.findings = bundle, raw, findings
+        return upload
+
+
+class ScenarioForm(forms.ModelForm):
+    default_host = forms.URLField(
+        label="Host", required=False, max_length=500, assume_scheme="http",
+        help_text="Base URL of the system under test, e.g. http://127.0.0.1:8089",
+    )
+    default_duration = DurationField(label="Duration", initial=60, help_text="e.g. 90, 30s, 5m, 1h30m")
+
+    class Meta:
+        model = Scenario
+        fields = [
+            "name",
+            "description",
+            "default_host",
+            "default_users",
+            "default_spawn_rate",
+            "default_duration",
+            "default_slots",
+        ]
+        labels = {
+            "default_users": "Users",
+            "default_spawn_rate": "Spawn rate",
+            "default_slots": "Worker slots",
+        }
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, project: Project, **kwargs):
+        self.project = project
+        super().__init__(*args, **kwargs)
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if Scenario.objects.filter(project=self.project, name__iexact=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"{self.project.name} already has a scenario named “{name}”.")
+        return name
+
+
+class NewScenarioForm(LocustfileUploadMixin, ScenarioForm):
+    locustfile = LocustfileField()
+
+    class Meta(ScenarioForm.Meta):
+        fields = ["name", "locustfile"] + ScenarioForm.Meta.fields[1:]
+
+
+class UploadVersionForm(LocustfileUploadMixin, forms.Form):
+    locustfile = LocustfileField(label="New locustfile version")
+    comment = forms.CharField(required=False, max_length=200, help_text="What changed (optional)")
+
+
+class AddMemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -1,0 +1,91 @@
+"""Operations that span several rows: creating projects, storing versions, managing members."""
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from scenarios.bundles import Bundle
+from scenarios.models import LocustfileVersion, Membership, Project, Role, Scenario
+
+
+class MembershipError(Exception):
+    """A member change that would break the project (e.g. removing its last maintainer)."""
+
+
+@transaction.atomic
+def create_project(user, *, name: str, slug: str, description: str = "") -> Project:
+    """Create a project; its creator becomes its first maintainer."""
+    project = Project.objects.create(name=name, slug=slug, description=description, created_by=user)
+    Membership.objects.create(user=user, project=project, role=Role.MAINTAINER)
+    return project
+
+
+def findings_with_files(findings: dict, bundle: Bundle) -> dict:
+    files = [{"path": path, "size": len(data)} for path, data in sorted(bundle.files.items())]
+    return {**findings, "files": files, "ignored": list(bundle.ignored)}
+
+
+@transaction.atomic
+def add_version(
+    scenario: Scenario, *, bundle: Bundle, raw: bytes, filename: str, findings: dict, user, comment: str = ""
+) -> LocustfileVersion:
+    """Store an accepted upload as the scenario's next immutable version."""
+    # Lock the scenario row so two simultaneous uploads cannot take the same number.
+    Scenario.objects.select_for_update().filter(pk=scenario.pk).first()
+    number = (scenario.versions.aggregate(top=Max("number"))["top"] or 0) + 1
+    version = LocustfileVersion.objects.create(
+        scenario=scenario,
+        number=number,
+        kind=bundle.kind,
+        filename=filename[:255],
+        content=raw,
+        unpacked_size=bundle.total_size,
+        file_count=len(bundle.files),
+        findings=findings_with_files(findings, bundle),
+        comment=comment,
+        uploaded_by=user,
+    )
+    Scenario.objects.filter(pk=scenario.pk).update(updated_at=version.uploaded_at)
+    return version
+
+
+@transaction.atomic
+def create_scenario(project: Project, *, fields: dict, bundle: Bundle, raw: bytes, filename: str, findings: dict, user):
+    scenario = Scenario.objects.create(project=project, **fields)
+    add_version(scenario, bundle=bundle, raw=raw, filename=filename, findings=findings, user=user)
+    return scenario
+
+
+def add_member(project: Project, *, username: str, role: str) -> Membership:
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise MembershipError(f"There is no user named “{username}”.")
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(user=user, project=project, role=role)
+    except IntegrityError:
+        raise MembershipError(f"{username} is already a member of {project.name}.") from None
+
+
+@transaction.atomic
+def change_role(membership: Membership, role: str) -> None:
+    _lock_project(membership.project)
+    if membership.role == Role.MAINTAINER and role != Role.MAINTAINER and membership.project.maintainer_count() == 1:
+        raise MembershipError(f"{membership.user.username} is the last maintainer of {membership.project.name}: "
+                              "make someone else maintainer first.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+
+
+@transaction.atomic
+def remove_member(membership: Membership) -> None:
+    _lock_project(membership.project)
+    if membership.role == Role.MAINTAINER and membership.project.maintainer_count() == 1:
+        raise MembershipError(f"{membership.user.username} is the last maintainer of {membership.project.name} "
+                              "and cannot be removed.")
+    membership.delete()
+
+
+def _lock_project(project: Project) -> None:
+    """Serialize member changes of one project so two maintainers cannot demote each other at once."""
+    Project.objects.select_for_update().filter(pk=project.pk).first()

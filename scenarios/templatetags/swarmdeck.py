@@ -1,0 +1,23 @@
+from django import template
+from django.template.defaultfilters import filesizeformat
+
+from scenarios.durations import format_duration
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds):
+    """90 -> "1m30s", like Locust's -t."""
+    return format_duration(int(seconds or 0))
+
+
+@register.filter
+def bytes_short(size):
+    return filesizeformat(size).replace("\xa0", " ")
+
+
+@register.filter
+def caret(column):
+    """A ^ under the given 1-based column of a quoted source line."""
+    return " " * max(int(column or 1) - 1, 0) + "^"

@@ -1,0 +1,234 @@
+"""Pages for projects, members, scenarios and locustfile versions.
+
+Every view fetches its objects through scenarios.access: outsiders get 404, members
+below the needed role get 403.
+"""
+
+from django.contrib import messages
+from django.db.models import Count, Max
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from scenarios import bundles
+from scenarios.access import get_project_for_user, get_scenario_for_user, get_version_for_user
+from scenarios.forms import AddMemberForm, NewScenarioForm, ProjectForm, RoleForm, ScenarioForm, UploadVersionForm
+from scenarios.models import ROLE_HELP, Membership, Project, Role
+from scenarios.services import (
+    MembershipError,
+    add_member,
+    add_version,
+    change_role,
+    create_project,
+    create_scenario,
+    remove_member,
+)
+from scenarios.source import render_file
+
+
+def project_list(request):
+    projects = (
+        Project.objects.for_user(request.user)
+        .annotate(scenario_count=Count("scenarios", distinct=True), member_count=Count("memberships", distinct=True))
+        .order_by("name")
+    )
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    rows = [(project, Role(roles[project.pk])) for project in projects]
+    return render(request, "scenarios/project_list.html", {"rows": rows})
+
+
+def project_create(request):
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = create_project(request.user, **form.cleaned_data)
+        messages.success(request, f"Project {project.name} created. Add a scenario by uploading a locustfile.")
+        return redirect(project)
+    return render(request, "scenarios/project_form.html", {"form": form})
+
+
+def project_detail(request, slug):
+    project, membership = get_project_for_user(request, slug)
+    scenarios = project.scenarios.annotate(version_count=Count("versions"), last_upload=Max("versions__uploaded_at"))
+    return render(
+        request,
+        "scenarios/project_detail.html",
+        {"project": project, "membership": membership, "scenarios": scenarios},
+    )
+
+
+def project_edit(request, slug):
+    project, membership = get_project_for_user(request, slug, Role.MAINTAINER)
+    form = ProjectForm(request.POST or None, instance=project)
+    if request.method == "POST" and form.is_valid():
+        project = form.save()
+        messages.success(request, "Project saved.")
+        return redirect(project)
+    return render(request, "scenarios/project_form.html", {"form": form, "project": project, "membership": membership})
+
+
+def member_list(request, slug):
+    project, membership = get_project_for_user(request, slug)
+    form = AddMemberForm()
+    if request.method == "POST":
+        project, membership = get_project_for_user(request, slug, Role.MAINTAINER)
+        form = AddMemberForm(request.POST)
+        if form.is_valid():
+            try:
+                added = add_member(project, **form.cleaned_data)
+            except MembershipError as error:
+                form.add_error("username", str(error))
+            else:
+                messages.success(request, f"{added.user.username} joined {project.name} as {added.get_role_display().lower()}.")
+                return redirect("scenarios-members", slug=project.slug)
+    members = project.memberships.select_related("user")
+    return render(
+        request,
+        "scenarios/members.html",
+        {"project": project, "membership": membership, "members": members, "form": form,
+         "roles": Role.choices, "role_help": [(Role(value).label, ROLE_HELP[value]) for value, _ in Role.choices]},
+    )
+
+
+def _member_of(project, member_id) -> Membership:
+    return get_object_or_404(Membership.objects.select_related("user", "project"), pk=member_id, project=project)
+
+
+@require_POST
+def member_role(request, slug, member_id):
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    member = _member_of(project, member_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose viewer, runner or maintainer.")
+    else:
+        try:
+            change_role(member, form.cleaned_data["role"])
+        except MembershipError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, f"{member.user.username} is now {member.get_role_display().lower()}.")
+    return redirect("scenarios-members", slug=project.slug)
+
+
+@require_POST
+def member_remove(request, slug, member_id):
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    member = _member_of(project, member_id)
+    try:
+        remove_member(member)
+    except MembershipError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"{member.user.username} was removed from {project.name}.")
+    if member.user_id == request.user.id and not Membership.objects.filter(pk=member.pk).exists():
+        return redirect("scenarios-project-list")
+    return redirect("scenarios-members", slug=project.slug)
+
+
+def scenario_create(request, slug):
+    project, membership = get_project_for_user(request, slug, Role.MAINTAINER)
+    form = NewScenarioForm(request.POST or None, request.FILES or None, project=project)
+    if request.method == "POST" and form.is_valid():
+        fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
+        scenario = create_scenario(
+            project, fields=fields, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
+            findings=form.findings, user=request.user,
+        )
+        messages.success(request, f"Scenario {scenario.name} created with locustfile version 1.")
+        return redirect(scenario)
+    return render(
+        request, "scenarios/scenario_form.html", {"form": form, "project": project, "membership": membership}
+    )
+
+
+def scenario_detail(request, scenario_id):
+    scenario, membership = get_scenario_for_user(request, scenario_id)
+    versions = list(scenario.versions.select_related("uploaded_by").defer("content"))
+    current = scenario.versions.first()  # newest; loaded with its content to show the source
+    upload_form = UploadVersionForm() if membership.allows(Role.MAINTAINER) else None
+    return render(
+        request,
+        "scenarios/scenario_detail.html",
+        {"scenario": scenario, "project": scenario.project, "membership": membership, "versions": versions,
+         "version": current, "upload_form": upload_form, **_source_context(request, current)},
+    )
+
+
+def scenario_edit(request, scenario_id):
+    scenario, membership = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    form = ScenarioForm(request.POST or None, instance=scenario, project=scenario.project)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Scenario saved.")
+        return redirect(scenario)
+    return render(
+        request,
+        "scenarios/scenario_form.html",
+        {"form": form, "project": scenario.project, "scenario": scenario, "membership": membership},
+    )
+
+
+def scenario_delete(request, scenario_id):
+    scenario, membership = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    if request.method == "POST":
+        project = scenario.project
+        scenario.delete()
+        messages.success(request, f"Scenario {scenario.name} and its locustfile versions were deleted.")
+        return redirect(project)
+    return render(
+        request, "scenarios/scenario_delete.html",
+        {"scenario": scenario, "project": scenario.project, "membership": membership},
+    )
+
+
+def version_upload(request, scenario_id):
+    scenario, membership = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    form = UploadVersionForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        version = add_version(
+            scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
+            findings=form.findings, user=request.user, comment=form.cleaned_data["comment"],
+        )
+        messages.success(request, f"Uploaded version {version.number} of {scenario.name}.")
+        return redirect(scenario)
+    return render(
+        request,
+        "scenarios/version_upload.html",
+        {"form": form, "scenario": scenario, "project": scenario.project, "membership": membership},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def version_detail(request, scenario_id, number):
+    version, membership = get_version_for_user(request, scenario_id, number)
+    scenario = version.scenario
+    return render(
+        request,
+        "scenarios/version_detail.html",
+        {"scenario": scenario, "project": scenario.project, "membership": membership, "version": version,
+         **_source_context(request, version)},
+    )
+
+
+def version_download(request, scenario_id, number):
+    version, _ = get_version_for_user(request, scenario_id, number)
+    content_type = "application/zip" if version.kind == "zip" else "text/x-python; charset=utf-8"
+    response = HttpResponse(bytes(version.content), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{version.download_name()}"'
+    response["X-Content-SHA256"] = version.sha256
+    return response
+
+
+def _source_context(request, version) -> dict:
+    """The bundle's file list and the selected file (?file=path, default locustfile.py) rendered."""
+    if version is None:
+        return {}
+    bundle = bundles.open_stored(version.kind, bytes(version.content))
+    selected = request.GET.get("file") or bundles.ENTRY_POINT
+    if selected not in bundle.files:
+        selected = bundles.ENTRY_POINT
+    files = [{"path": path, "size": len(data), "selected": path == selected} for path, data in sorted(bundle.files.items())]
+    base = reverse("scenarios-version", args=[version.scenario_id, version.number])
+    return {"files": files, "selected_file": selected, "rendered": render_file(selected, bundle.files[selected]),
+            "version_url": base}

@@ -1,0 +1,29 @@
+"""Test settings: the production settings, plus what a test run needs when nothing is configured.
+
+With DATABASE_URL / REDIS_URL set (CI: the machine's Postgres and Redis) the tests use them.
+Otherwise: SQLite, and a real embedded redis-server started here for this test session.
+"""
+
+import atexit
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("SECRET_KEY", "tests-" + secrets.token_urlsafe(32))
+
+if not os.environ.get("REDIS_URL"):
+    from controlcenter import embedded_redis
+
+    _redis_dir = Path(tempfile.mkdtemp(prefix="swarmdeck-test-redis-"))
+    _redis_process, _redis_url = embedded_redis.start(_redis_dir, appendonly=False)
+    atexit.register(embedded_redis.stop, _redis_process)
+    # Exported, so processes the tests start (launcher, workers) reach the same server.
+    os.environ["REDIS_URL"] = _redis_url
+
+if not os.environ.get("VAR_DIR"):
+    os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="swarmdeck-test-var-")
+
+from controlcenter.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
