@@ -34,7 +34,8 @@ _LOCUST_STAR_NAMES = frozenset(
 
 _MAX_EXPRESSION_TEXT = 200
 # Task sets nested in task sets are expanded inline; a few task sets referencing each other several times
-# would otherwise multiply into an enormous result. Real locustfiles stay far below this.
+# would otherwise multiply into an enormous result. Past this many task entries in one analysis, nested
+# task sets are listed without their own tasks. Real locustfiles stay far below it.
 _MAX_TASK_ENTRIES = 5000
 _CUSTOM_WAIT_TIME = "custom wait_time() method"
 
@@ -92,6 +93,15 @@ def analyze(sources: dict[str, str], entry: str = ENTRY_POINT) -> dict[str, Any]
 
 
 def _parse(path: str, text: str) -> ast.Module:
+    if "\x00" in text:
+        # Python reports NUL bytes without a position (as ValueError or SyntaxError, depending on the version).
+        index = text.find("\x00")
+        line = text.count("\n", 0, index) + 1
+        column = index - (text.rfind("\n", 0, index) + 1) + 1
+        raise LocustfileError(
+            "The file contains a NUL byte, so it is not Python source.",
+            path, line, column, text.splitlines()[line - 1].replace("\x00", "\\0"),
+        )
     try:
         with warnings.catch_warnings():
             # Warnings such as "invalid escape sequence" are the author's business, not a reason to print to our logs.
@@ -106,16 +116,7 @@ def _parse(path: str, text: str) -> ast.Module:
             source_line = source_line.rstrip("\r\n")
         raise LocustfileError(exc.msg, path, exc.lineno, exc.offset, source_line) from None
     except ValueError:
-        # Python 3.11 reports NUL bytes as ValueError without a position, so find it ourselves.
-        index = text.find("\x00")
-        if index < 0:
-            raise LocustfileError(f"{path} cannot be parsed as Python source.", path=path) from None
-        line = text.count("\n", 0, index) + 1
-        column = index - (text.rfind("\n", 0, index) + 1) + 1
-        raise LocustfileError(
-            "The file contains a NUL byte, so it is not Python source.",
-            path, line, column, text.splitlines()[line - 1].replace("\x00", "\\0"),
-        ) from None
+        raise LocustfileError(f"{path} cannot be parsed as Python source.", path=path) from None
     except (RecursionError, MemoryError):
         raise LocustfileError(
             f"{path} is nested too deeply for Python to parse; simplify the deepest expression.", path=path
@@ -182,7 +183,6 @@ class _Scope:
     """The names a module or class body binds, in Python's order (first binding's position, last binding's value)."""
 
     path: str
-    package: str
     parent: _Scope | None  # a class body's globals; None for a module
     bindings: dict[str, Any] = field(default_factory=dict)
     stars: list[str | None] = field(default_factory=list)
@@ -226,7 +226,7 @@ class _Analyzer:
     # --- scopes and name resolution ---
 
     def _build_scope(self, path: str, package: str, body: list[ast.stmt], parent: _Scope | None) -> _Scope:
-        scope = _Scope(path=path, package=package, parent=parent)
+        scope = _Scope(path=path, parent=parent)
         for stmt in _statements(body):
             if isinstance(stmt, ast.ClassDef):
                 cls = _Class(stmt, path, scope)
@@ -618,12 +618,13 @@ class _Analyzer:
         if not runnable:
             raise LocustfileError(self._no_user_message(users), path=self.entry)
 
-        warnings_: list[str] = []
+        # Kept with their location so that they can be listed in file order, like everything else.
+        warnings_: list[tuple[str, int, str]] = []
         user_dicts = []
         for cls in users:
             user_dicts.append(self._user_dict(cls))
             if not _is_abstract(cls):
-                warnings_.extend(self._user_warnings(cls))
+                warnings_.extend((cls.path, cls.node.lineno, text) for text in self._user_warnings(cls))
 
         task_sets = sorted(
             (cls for cls in self.classes if self.root(cls) in TASKSET_ROOTS), key=lambda cls: (cls.path, cls.node.lineno)
@@ -646,10 +647,11 @@ class _Analyzer:
                 has_tick = isinstance(self.inherited_def(cls, "tick"), (ast.FunctionDef, ast.AsyncFunctionDef))
                 shape = {"name": cls.node.name, "module": cls.path, "line": cls.node.lineno, "has_tick": has_tick}
                 if not has_tick:
-                    warnings_.append(
+                    text = (
                         f"{cls.path}, line {cls.node.lineno}: load shape {cls.node.name} has no tick() method: "
                         "Locust cannot run the shape without it."
                     )
+                    warnings_.append((cls.path, cls.node.lineno, text))
                 break
 
         tags: set[str] = set()
@@ -662,7 +664,7 @@ class _Analyzer:
             "task_sets": task_set_dicts,
             "shape": shape,
             "all_tags": sorted(tags),
-            "warnings": warnings_,
+            "warnings": [text for _, _, text in sorted(warnings_, key=lambda item: item[:2])],
             "modules": sorted(self.trees),
         }
 

@@ -116,7 +116,7 @@ def _decode_python(name: str, data: bytes) -> str:
         start = exc.start
         line_start = body.rfind(b"\n", 0, start) + 1
         line = body.count(b"\n", 0, start) + 1
-        # Everything before the bad byte decoded fine, so counting characters there gives a column an editor agrees with.
+        # Everything before the bad byte decoded fine, so counting characters there gives the column an editor shows.
         column = len(body[line_start:start].decode("utf-8")) + 1
         raise BundleError(
             f"{name} is not valid UTF-8 (line {line}, column {column}, byte 0x{body[start]:02x}) — save it as UTF-8.",
@@ -159,9 +159,13 @@ def _select_members(name: str, infos: list[zipfile.ZipInfo]) -> tuple[list[tuple
         mode = info.external_attr >> 16
         file_type = stat.S_IFMT(mode)
         if stat.S_ISLNK(mode):
-            raise BundleError(f"'{path}' in {name} is a symbolic link; bundles may only contain regular files.", path=path)
+            raise BundleError(
+                f"'{path}' in {name} is a symbolic link; bundles may only contain regular files.", path=path
+            )
         if file_type not in (0, stat.S_IFREG, stat.S_IFDIR):
-            raise BundleError(f"'{path}' in {name} is not a regular file; bundles may only contain regular files.", path=path)
+            raise BundleError(
+                f"'{path}' in {name} is not a regular file; bundles may only contain regular files.", path=path
+            )
         if info.is_dir() or stat.S_ISDIR(mode):
             continue
         if _is_ignored(path):

@@ -12,7 +12,10 @@ import pytest
 from scenarios import bundles
 from scenarios.bundles import Bundle, BundleError, open_stored, read_upload
 
-LOCUSTFILE = b"from locust import HttpUser, task\n\nclass Web(HttpUser):\n    @task\n    def index(self):\n        self.client.get('/')\n"
+LOCUSTFILE = (
+    b"from locust import HttpUser, task\n\n"
+    b"class Web(HttpUser):\n    @task\n    def index(self):\n        self.client.get('/')\n"
+)
 
 
 def make_zip(*members, compression=zipfile.ZIP_DEFLATED) -> bytes:

@@ -1,0 +1,172 @@
+"""`make run` as a new user gets it: a fresh var dir, no REDIS_URL, no DATABASE_URL, no SECRET_KEY.
+
+Starts the real launcher (embedded redis-server, migrations, Daphne, a Celery load worker,
+Celery beat), logs in with the password it prints, then stops it and checks that nothing is
+left behind and that a second start is clean.
+"""
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from controlcenter.env import BASE_DIR
+from controlcenter.processes import free_port, pid_alive, port_free
+
+pytestmark = pytest.mark.slow
+
+READY = "Swarmdeck is running at"
+
+
+class LauncherProcess:
+    def __init__(self, var: Path, port: int):
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "VAR_DIR", "PORT")}
+        env.update(VAR_DIR=str(var), PORT=str(port), PYTHONUNBUFFERED="1")
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "controlcenter.launcher"], cwd=BASE_DIR, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"launcher never printed {text!r}:\n{self.output()[-5000:]}")
+
+    def stop(self, signum=signal.SIGINT, timeout: float = 40) -> int:
+        self.process.send_signal(signum)
+        code = self.process.wait(timeout)
+        self.reader.join(5)
+        return code
+
+
+def processes_of_launch(launch_id: str) -> list[int]:
+    """Every live process that inherited this launch's marker: children and grandchildren."""
+    found = []
+    marker = f"SWARMDECK_LAUNCH_ID={launch_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def proc_environ(pid: int) -> dict:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def log_in(base: str, username: str, password: str) -> requests.Session:
+    session = requests.Session()
+    session.get(f"{base}/accounts/login/", timeout=10)
+    response = session.post(
+        f"{base}/accounts/login/", timeout=10, allow_redirects=False,
+        data={"username": username, "password": password, "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+        headers={"Referer": f"{base}/accounts/login/"},
+    )
+    assert response.status_code == 302, response.text[:2000]
+    return session
+
+
+def test_it_runs_the_whole_stack_and_stops_without_leftovers(tmp_path):
+    var = tmp_path / "var"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    first = LauncherProcess(var, port)
+    try:
+        first.wait_for(READY)
+        password = re.search(r"log in as\s+admin\s+with password\s+(\S+)", first.output()).group(1)
+        state = json.loads((var / "launcher.json").read_text())
+
+        # The printed password works, and pages are served.
+        session = log_in(base, "admin", password)
+        page = session.get(f"{base}/", timeout=10)
+        assert page.status_code == 200 and "No projects yet" in page.text
+        assert session.get(f"{base}/static/vendor/pico/pico.min.css", timeout=10).status_code == 200
+
+        # SQLite in WAL mode under var/, the embedded Redis under var/.
+        with sqlite3.connect(var / "swarmdeck.sqlite3") as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        redis_url = json.loads((var / "redis" / "embedded.json").read_text())["url"]
+        assert (var / "secret_key").exists()
+
+        # The load worker sees Redis and nothing secret, and consumes the loadgen queue.
+        worker_env = proc_environ(state["children"]["worker"])
+        assert worker_env["REDIS_URL"] == redis_url
+        assert not {"SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"} & set(worker_env)
+        queues = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "controlcenter", "inspect", "active_queues", "--timeout", "5"],
+            cwd=BASE_DIR, env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60,
+        )
+        assert "loadgen" in queues.stdout, queues.stdout + queues.stderr
+
+        # A second launcher on the same var dir refuses instead of fighting over it.
+        second = subprocess.run([sys.executable, "-m", "controlcenter.launcher"], cwd=BASE_DIR,
+                                env={**os.environ, "VAR_DIR": str(var), "PORT": str(free_port())},
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2 and "already running" in second.stdout
+
+        assert len(processes_of_launch(state["launch_id"])) >= 4  # web, worker (+ its pool), beat
+    finally:
+        code = first.stop(signal.SIGINT)
+    assert code == 0, first.output()[-3000:]
+    assert "All processes stopped." in first.output()
+    assert processes_of_launch(state["launch_id"]) == []
+    assert not pid_alive(state["redis_pid"])
+    assert port_free(port)
+    assert not (var / "launcher.pid").exists()
+
+    # Second start: same data, no new admin password, clean start on the same port.
+    again = LauncherProcess(var, port)
+    try:
+        again.wait_for(READY)
+        assert "password" not in again.output().split(READY)[1]
+        assert "Database is up to date." in again.output()
+        log_in(base, "admin", password)
+    finally:
+        assert again.stop(signal.SIGTERM) == 0, again.output()[-3000:]
+    state = json.loads((var / "launcher.json").read_text())
+    assert processes_of_launch(state["launch_id"]) == []
+
+
+def test_it_stops_everything_when_a_child_dies(tmp_path):
+    var = tmp_path / "var"
+    launcher = LauncherProcess(var, free_port())
+    try:
+        launcher.wait_for(READY)
+        state = json.loads((var / "launcher.json").read_text())
+        os.kill(state["children"]["beat"], signal.SIGKILL)
+        assert launcher.process.wait(40) == 1
+    finally:
+        if launcher.process.poll() is None:
+            launcher.stop()
+    launcher.reader.join(5)
+    assert "beat exited with code -9; stopping the rest." in launcher.output()
+    assert processes_of_launch(state["launch_id"]) == []

@@ -1,0 +1,88 @@
+"""Settings come from the environment and fail loudly on values they cannot use."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, parse_database_url
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": secrets.token_urlsafe(50),
+    "ALLOWED_HOSTS": "swarmdeck.example.com",
+    "HTTPS": "1",
+    "DATABASE_URL": "postgres://swarmdeck:s3cret@db.example.com:5432/swarmdeck",
+    "REDIS_URL": "redis://redis.example.com:6379/0",
+}
+
+
+def manage(*args, env: dict, drop=()):
+    full = {k: v for k, v in os.environ.items() if k not in drop and k != "DJANGO_SETTINGS_MODULE"}
+    full.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=BASE_DIR, env=full,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_it_passes_check_deploy_with_production_values():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_it_warns_check_deploy_when_served_over_plain_http():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, "HTTPS": "0"})
+    assert result.returncode != 0
+    assert "SECURE_SSL_REDIRECT" in result.stderr + result.stdout
+
+
+def test_it_refuses_to_start_production_without_a_secret_key(tmp_path):
+    result = manage("check", env={k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"} | {"VAR_DIR": str(tmp_path)},
+                    drop=("SECRET_KEY",))
+    assert result.returncode == 1
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_it_keeps_a_development_key_under_var(tmp_path):
+    result = manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path)}, drop=("SECRET_KEY",))
+    assert result.returncode == 0, result.stderr
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 50
+    manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path)}, drop=("SECRET_KEY",))
+    assert (tmp_path / "secret_key").read_text() == key  # kept, not regenerated
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("DEBUG", "perhaps", "DEBUG='perhaps' is not a boolean"),
+    ("DATABASE_URL", "mysql://x@y/z", "unsupported scheme 'mysql'"),
+    ("DATABASE_URL", "postgres://x@y:5432/", "names no database"),
+    ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
+    ("SECURE_HSTS_SECONDS", "a year", "is not an integer"),
+])
+def test_it_fails_loudly_on_bad_values(name, value, message):
+    result = manage("check", env={**PRODUCTION, name: value})
+    assert result.returncode == 1
+    assert message in result.stderr
+
+
+def test_it_reads_database_urls():
+    pg = parse_database_url("postgresql://user:p%40ss@127.0.0.1:5433/swarm?sslmode=require")
+    assert (pg["ENGINE"], pg["NAME"], pg["USER"], pg["PASSWORD"], pg["HOST"], pg["PORT"]) == (
+        "django.db.backends.postgresql", "swarm", "user", "p@ss", "127.0.0.1", "5433")
+    assert pg["OPTIONS"] == {"sslmode": "require"}
+    assert parse_database_url("sqlite:////var/lib/sd.sqlite3")["NAME"] == "/var/lib/sd.sqlite3"
+    assert parse_database_url("sqlite:///var/sd.sqlite3")["NAME"] == str(BASE_DIR / "var" / "sd.sqlite3")
+    lite = parse_database_url("sqlite:////tmp/x.db")
+    assert "journal_mode=WAL" in lite["OPTIONS"]["init_command"] and lite["OPTIONS"]["timeout"] >= 20
+
+
+def test_it_reads_booleans_and_integers(monkeypatch):
+    monkeypatch.setenv("FLAG", "Yes")
+    monkeypatch.setenv("COUNT", "12")
+    assert envbool("FLAG", False) is True
+    assert envint("COUNT", 1) == 12
+    monkeypatch.setenv("COUNT", "-1")
+    with pytest.raises(BadSetting, match="at least 0"):
+        envint("COUNT", 1, minimum=0)
