@@ -91,8 +91,12 @@ class LocustfileUploadMixin:
         except bundles.BundleError as error:
             raise forms.ValidationError(error.message) from None
         except analysis.LocustfileError as error:
-            self.locustfile_error = error
-            raise forms.ValidationError(str(error)) from None
+            if extension == ".py" and error.path == bundles.ENTRY_POINT and error.line:
+                error.path = name  # the user knows their single file by its own name
+            self.locustfile_error = error  # shown with the quoted line above the form
+            raise forms.ValidationError(
+                "This locustfile cannot be used as it is (details above)." if error.line else str(error)
+            ) from None
         self.bundle, self.raw, self.findings = bundle, raw, findings
         return upload
 

@@ -49,7 +49,7 @@ def test_it_shows_a_syntax_error_with_file_line_and_column_and_stores_nothing(cl
     response = _create(client, BROKEN)
     page = response.content.decode()
     assert response.status_code == 200
-    assert "locustfile.py, line 6" in page
+    assert "locustfile.py, line 6" in page  # the uploaded file's own name
     assert "column 17" in page  # where Python expected the colon
     assert "def go(self)" in page  # the offending line is quoted
     assert "expected &#x27;:&#x27;" in page
@@ -188,3 +188,10 @@ def test_it_strips_a_single_wrapping_folder_from_a_zip(client, alice, project):
         archive.writestr("shop/README.txt", b"read me")
     assert _create(client, buffer.getvalue(), filename="shop.zip").status_code == 302
     assert sorted(f["path"] for f in LocustfileVersion.objects.get().findings["files"]) == ["README.txt", "locustfile.py"]
+
+
+def test_it_names_a_single_file_by_its_uploaded_name_in_errors(client, alice, project):
+    client.force_login(alice)
+    page = _create(client, BROKEN, filename="checkout.py").content.decode()
+    assert "checkout.py, line 6, column 17" in page
+    assert "Nothing was stored" in page
