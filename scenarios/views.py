@@ -128,6 +128,11 @@ def member_remove(request, slug, member_id):
 
 def scenario_create(request, slug):
     project, membership = get_project_for_user(request, slug, Role.MAINTAINER)
+    too_large = _oversized_upload(request)
+    if too_large:
+        form = NewScenarioForm(project=project)
+        return render(request, "scenarios/scenario_form.html",
+                      {"form": form, "project": project, "membership": membership, "upload_error": too_large}, status=413)
     form = NewScenarioForm(request.POST or None, request.FILES or None, project=project)
     if request.method == "POST" and form.is_valid():
         fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
@@ -184,6 +189,11 @@ def scenario_delete(request, scenario_id):
 
 def version_upload(request, scenario_id):
     scenario, membership = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    too_large = _oversized_upload(request)
+    if too_large:
+        return render(request, "scenarios/version_upload.html",
+                      {"form": UploadVersionForm(), "scenario": scenario, "project": scenario.project,
+                       "membership": membership, "upload_error": too_large}, status=413)
     form = UploadVersionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         version = add_version(
@@ -218,6 +228,22 @@ def version_download(request, scenario_id, number):
     response["Content-Disposition"] = f'attachment; filename="{version.download_name()}"'
     response["X-Content-SHA256"] = version.sha256
     return response
+
+
+# A multipart body a little over the largest allowed file (form fields, boundaries).
+UPLOAD_REQUEST_LIMIT = bundles.MAX_ZIP_BYTES + 1024 * 1024
+
+
+def _oversized_upload(request) -> str | None:
+    """Refuse a huge upload from its Content-Length, before Django parses the body."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if request.method == "POST" and length > UPLOAD_REQUEST_LIMIT:
+        return (f"The upload is {length / 1048576:.1f} MB. Swarmdeck takes a .py locustfile of up to "
+                f"{bundles.MAX_PY_BYTES // 1048576} MB or a .zip bundle of up to {bundles.MAX_ZIP_BYTES // 1048576} MB.")
+    return None
 
 
 def _source_context(request, version) -> dict:

@@ -1,6 +1,7 @@
 """Creating scenarios and uploading locustfile versions through the web UI."""
 
 import hashlib
+import os
 import io
 import zipfile
 
@@ -195,3 +196,13 @@ def test_it_names_a_single_file_by_its_uploaded_name_in_errors(client, alice, pr
     page = _create(client, BROKEN, filename="checkout.py").content.decode()
     assert "checkout.py, line 6, column 17" in page
     assert "Nothing was stored" in page
+
+
+def test_it_refuses_a_huge_upload_from_its_size_alone(client, alice, project, scenario):
+    client.force_login(alice)
+    huge = zip_bundle({"locustfile.py": SHOP, "data/blob.bin": os.urandom(12 * 1024 * 1024)})  # incompressible
+    for url in (reverse("scenarios-create", args=["shop"]), reverse("scenarios-upload", args=[scenario.pk])):
+        response = client.post(url, {"name": "Huge", "locustfile": upload("huge.zip", huge)})
+        assert response.status_code == 413
+        assert "a .zip bundle of up to 10 MB" in response.content.decode()
+    assert Scenario.objects.count() == 1 and scenario.versions.count() == 1
