@@ -1,1 +1,166 @@
-"""Runs, their slots and statistics arrive with the run engine."""
+"""Runs: one execution of a scenario's locustfile version on worker slots, and its statistics."""
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from scenarios.models import LocustfileVersion, Project, Scenario
+
+
+class RunQuerySet(models.QuerySet):
+    def for_user(self, user):
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(project__memberships__user=user)
+
+    def active(self):
+        return self.filter(status__in=Run.ACTIVE)
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        DISPATCHING = "dispatching", "Dispatching"
+        STARTING = "starting", "Starting"
+        RUNNING = "running", "Running"
+        STOPPING = "stopping", "Stopping"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.DISPATCHING, Status.STARTING, Status.RUNNING, Status.STOPPING)
+    # Statuses that hold cluster slots: admission counts them as in use.
+    HOLDING_SLOTS = (Status.DISPATCHING, Status.STARTING, Status.RUNNING, Status.STOPPING)
+    TERMINAL = (Status.FINISHED, Status.FAILED, Status.CANCELLED)
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        CLI = "cli", "Command line"
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(LocustfileVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    reason = models.TextField(blank=True, help_text="Why the run failed, was cancelled, or what was degraded")
+    # Frozen copy of the parameters: users, spawn_rate, duration, host, slots, user_classes, tags, ...
+    params = models.JSONField(default=dict)
+    token = models.CharField(max_length=32, default="", editable=False, help_text="Fencing token of the dispatch")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="The go time: users start on all slots")
+    stopping_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    stop_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    degraded = models.BooleanField(default=False)
+    history = models.JSONField(default=list, help_text="[{status, at, note}] in order")
+
+    # Statistics, kept current by the collector while the run goes.
+    stats_blob = models.BinaryField(null=True, blank=True, help_text="Mergeable RunStats state (workers.stats)")
+    totals = models.JSONField(default=list, help_text="One row per endpoint, aggregate last")
+    errors = models.JSONField(default=list)
+    exceptions = models.JSONField(default=list)
+    endpoints_overflowed = models.BooleanField(default=False)
+    total_requests = models.BigIntegerField(default=0)
+    total_failures = models.BigIntegerField(default=0)
+    rps = models.FloatField(null=True, blank=True)
+    p50_ms = models.FloatField(null=True, blank=True)
+    p95_ms = models.FloatField(null=True, blank=True)
+    p99_ms = models.FloatField(null=True, blank=True)
+    current_users = models.IntegerField(default=0)
+    stats_updated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self):
+        return f"Run #{self.pk} of {self.scenario}"
+
+    def get_absolute_url(self):
+        return reverse("runs-detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def slots_requested(self) -> int:
+        return int(self.params.get("slots", 1))
+
+    @property
+    def duration(self) -> float:
+        return float(self.params.get("duration", 0))
+
+    def elapsed_seconds(self) -> float | None:
+        if not self.started_at:
+            return None
+        end = self.ended_at or timezone.now()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    def record(self, status: str, note: str = "") -> None:
+        """Append a state change to the history (saved by the caller's conditional update)."""
+        self.history = [*self.history, {"status": status, "at": timezone.now().isoformat(), "note": note}]
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_hex(16)
+
+
+class RunSlot(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        READY = "ready", "Ready"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        LOST = "lost", "Lost"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="slots")
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    worker = models.CharField(max_length=200, blank=True)
+    host = models.CharField(max_length=200, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    users = models.IntegerField(default=0)
+    cpu = models.FloatField(null=True, blank=True)
+    requests = models.BigIntegerField(default=0)
+    last_seq = models.IntegerField(default=0)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    got_final = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_slot_row_per_index")]
+
+    def __str__(self):
+        return f"slot {self.index} of run {self.run_id}"
+
+
+class RunTick(models.Model):
+    """One second of a run, counted from its go time on each pool's monotonic clock."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="ticks")
+    tick = models.IntegerField()
+    users = models.IntegerField(default=0)
+    rps = models.FloatField(default=0)
+    fails_per_s = models.FloatField(default=0)
+    p50_ms = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+    p99_ms = models.FloatField(null=True)
+    endpoints = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["tick"]
+        constraints = [models.UniqueConstraint(fields=["run", "tick"], name="one_row_per_run_and_second")]

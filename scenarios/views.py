@@ -156,7 +156,9 @@ def scenario_detail(request, scenario_id):
         request,
         "scenarios/scenario_detail.html",
         {"scenario": scenario, "project": scenario.project, "membership": membership, "versions": versions,
-         "version": current, "upload_form": upload_form, **_source_context(request, current)},
+         "version": current, "upload_form": upload_form, "can_run": membership.allows(Role.RUNNER),
+         "runs": scenario.runs.select_related("created_by", "scenario").defer("stats_blob", "totals")[:10],
+         **_source_context(request, current)},
     )
 
 

@@ -1,0 +1,63 @@
+"""The worker registry as the web and the collector see it (written by workers/tasks.py)."""
+
+import json
+import time
+from dataclasses import dataclass
+
+from runs.redis import client
+from workers import protocol
+
+
+@dataclass
+class Worker:
+    name: str
+    host: str
+    slots: int
+    busy: int
+    cpu: float | None
+    version: str
+    heartbeat: float
+    online: bool
+
+    @property
+    def free(self) -> int:
+        return max(0, self.slots - self.busy) if self.online else 0
+
+    @property
+    def seen_ago(self) -> float:
+        return max(0.0, time.time() - self.heartbeat)
+
+
+def workers() -> list[Worker]:
+    """Online workers (heartbeat key alive) plus recently seen ones, marked offline."""
+    redis = client()
+    seen = redis.hgetall(protocol.WORKERS_SEEN)
+    found: dict[str, Worker] = {}
+    for key in redis.scan_iter(match=protocol.WORKER_PATTERN, count=500):
+        raw = redis.get(key)
+        if not raw:
+            continue
+        data = json.loads(raw)
+        found[data["name"]] = _worker(data, online=True)
+    now = time.time()
+    for name, raw in seen.items():
+        name = name.decode() if isinstance(name, bytes) else name
+        if name in found:
+            continue
+        data = json.loads(raw)
+        if now - data.get("heartbeat", 0) < 3600:  # forget machines gone for an hour
+            found[name] = _worker(data, online=False)
+    return sorted(found.values(), key=lambda w: (not w.online, w.host, w.name))
+
+
+def _worker(data: dict, online: bool) -> Worker:
+    return Worker(
+        name=data["name"], host=data.get("host", "?"), slots=int(data.get("slots", 0)),
+        busy=int(data.get("busy", 0)), cpu=data.get("cpu"), version=str(data.get("version", "")),
+        heartbeat=float(data.get("heartbeat", 0)), online=online,
+    )
+
+
+def capacity() -> int:
+    """Total slots of the online workers."""
+    return sum(w.slots for w in workers() if w.online)

@@ -1,0 +1,379 @@
+"""The collector: reads the report stream, merges statistics, persists them and drives every run.
+
+One loop (`Collector.process_one`) does three things:
+1. read a batch of events from the Redis Stream through the consumer group and apply them;
+2. persist each changed run (totals, closed one-second ticks, the mergeable state) and only
+   then XACK its events, so a collector killed at any point re-reads what it had not saved
+   and, merging idempotently by slot + sequence, ends with the same totals;
+3. move runs along their lifecycle: admission, start barrier, deadline, lost slots, finish.
+"""
+
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+import msgpack
+import redis as redis_lib
+from django.db import transaction
+from django.utils import timezone
+
+from runs import cluster, services
+from runs.models import Run, RunSlot, RunTick
+from runs.redis import client
+from workers import protocol, wire
+from workers.stats import RunStats
+
+log = logging.getLogger("swarmdeck.collector")
+
+TICK_GRACE = 2            # seconds a tick stays open for late slots before it is written
+GO_DELAY = 1.0            # users start this long after the barrier opens, so every slot sees go in time
+FINISH_GRACE = 20.0       # after stop: stop timeout + this, then slots without a final are lost
+LIFECYCLE_EVERY = 0.25
+PERSIST_EVERY = 1.0
+
+
+@dataclass
+class SlotState:
+    last_seen: float = field(default_factory=time.monotonic)
+    users: int = 0
+    cpu: float | None = None
+    requests: int = 0
+    last_seq: int = 0
+    final: bool = False
+    done: bool = False
+
+
+@dataclass
+class LiveRun:
+    run_id: int
+    stats: RunStats
+    slots: dict[int, SlotState]
+    pending_acks: list = field(default_factory=list)
+    dirty: bool = False
+    last_persist: float = 0.0
+
+
+class Collector:
+    def __init__(self, consumer: str | None = None, *, batch: int = 500, block_ms: int = 200):
+        self.redis = client()
+        self.consumer = consumer or f"collector-{socket.gethostname()}"
+        self.batch = batch
+        self.block_ms = block_ms
+        self.live: dict[int, LiveRun] = {}
+        self.last_lifecycle = 0.0
+        self.recovering = True
+        self.ready = False
+
+    # -- stream ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        try:
+            self.redis.xgroup_create(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, id="0", mkstream=True)
+        except redis_lib.ResponseError as error:
+            if "BUSYGROUP" not in str(error):
+                raise
+        # Entries another collector (an earlier incarnation on another host) read but never acked.
+        self.redis.xautoclaim(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, self.consumer,
+                              min_idle_time=0, start_id="0-0", count=100_000)
+        self.ready = True
+
+    def process_one(self) -> bool:
+        """One iteration; True when it found events to apply."""
+        # After a restart, first our own pending entries (read but never acked), then new ones.
+        start = "0" if self.recovering else ">"
+        response = self.redis.xreadgroup(protocol.COLLECTOR_GROUP, self.consumer, {protocol.REPORT_STREAM: start},
+                                         count=self.batch, block=None if self.recovering else self.block_ms)
+        entries = response[0][1] if response else []
+        if self.recovering and not entries:
+            self.recovering = False
+            log.info("Collector %s caught up with its pending entries.", self.consumer)
+        for entry_id, fields in entries:
+            self.handle(entry_id, fields)
+        self.persist(force=False)
+        now = time.monotonic()
+        if now - self.last_lifecycle >= LIFECYCLE_EVERY:
+            self.last_lifecycle = now
+            self.lifecycle()
+        return bool(entries)
+
+    def handle(self, entry_id, fields: dict) -> None:
+        kind = fields.get(b"type", b"").decode()
+        try:
+            run_id = int(fields[b"run"])
+            slot = int(fields[b"slot"])
+        except (KeyError, ValueError):
+            log.warning("Dropping malformed stream entry %s.", entry_id)
+            self.ack([entry_id])
+            return
+        live = self.live_run(run_id)
+        if live is None:  # unknown, finished or cancelled run: a late straggler
+            self.ack([entry_id])
+            return
+        data = fields.get(b"data", b"")
+        if kind == protocol.EVENT_SNAPSHOT:
+            self.on_snapshot(live, slot, entry_id, data)
+            return
+        payload = msgpack.unpackb(data, raw=False) if data else {}
+        if kind == protocol.EVENT_READY:
+            self.on_ready(live, slot, payload)
+        elif kind == protocol.EVENT_ERROR:
+            self.on_error(live, slot, payload)
+        elif kind == protocol.EVENT_DONE:
+            live.slots.setdefault(slot, SlotState()).done = True
+            RunSlot.objects.filter(run_id=run_id, index=slot, status__in=[RunSlot.Status.RUNNING,
+                                   RunSlot.Status.READY, RunSlot.Status.PENDING]).update(status=RunSlot.Status.FINISHED)
+        else:
+            log.warning("Run %s: unknown event type %r from slot %s.", run_id, kind, slot)
+        # Lifecycle events are applied straight to the database: acknowledge them now, unless
+        # snapshots of the same run wait for their persist (keep the stream's order then).
+        if live.pending_acks:
+            live.pending_acks.append(entry_id)
+        else:
+            self.ack([entry_id])
+
+    def ack(self, ids) -> None:
+        if ids:
+            self.redis.xack(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, *ids)
+
+    def live_run(self, run_id: int) -> LiveRun | None:
+        live = self.live.get(run_id)
+        if live is not None:
+            return live
+        run = Run.objects.filter(pk=run_id).only("status", "stats_blob").first()
+        if run is None or run.status in Run.TERMINAL:
+            return None
+        stats = RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob else RunStats()
+        slots = {s.index: SlotState(users=s.users, cpu=s.cpu, requests=s.requests, last_seq=s.last_seq,
+                                    final=s.got_final) for s in RunSlot.objects.filter(run_id=run_id)}
+        live = LiveRun(run_id=run_id, stats=stats, slots=slots)
+        self.live[run_id] = live
+        return live
+
+    # -- events --------------------------------------------------------------------------------
+    def on_snapshot(self, live: LiveRun, slot: int, entry_id, data: bytes) -> None:
+        try:
+            snapshot = wire.decode(data)
+        except wire.WireError as error:
+            log.warning("Run %s slot %s: undecodable snapshot %s dropped: %s", live.run_id, slot, entry_id, error)
+            self.ack([entry_id])
+            return
+        state = live.slots.setdefault(slot, SlotState())
+        state.last_seen = time.monotonic()
+        if live.stats.apply(snapshot):
+            state.last_seq = snapshot["seq"]
+            state.users = snapshot["users"]
+            state.cpu = snapshot["cpu"]
+            state.requests += sum(int(e["count"]) for e in snapshot["endpoints"])
+            state.final = state.final or snapshot["kind"] == "final"
+            live.dirty = True
+        live.pending_acks.append(entry_id)
+
+    def on_ready(self, live: LiveRun, slot: int, payload: dict) -> None:
+        live.slots.setdefault(slot, SlotState()).last_seen = time.monotonic()
+        RunSlot.objects.filter(run_id=live.run_id, index=slot, status=RunSlot.Status.PENDING).update(
+            status=RunSlot.Status.READY, worker=str(payload.get("worker", ""))[:200],
+            host=str(payload.get("host", ""))[:200], pid=payload.get("pid"), last_seen=timezone.now())
+        run = Run.objects.get(pk=live.run_id)
+        if run.status == Run.Status.DISPATCHING:
+            self.transition(run, Run.Status.DISPATCHING, Run.Status.STARTING, "first slot ready")
+        log.info("Run %s: slot %s ready on %s.", live.run_id, slot, payload.get("host"))
+
+    def on_error(self, live: LiveRun, slot: int, payload: dict) -> None:
+        stage = payload.get("stage", "run")
+        message = str(payload.get("message") or "unknown error")
+        detail = str(payload.get("detail") or "")
+        run = Run.objects.get(pk=live.run_id)
+        host = RunSlot.objects.filter(run=run, index=slot).values_list("host", flat=True).first() or "?"
+        log.warning("Run %s slot %s (%s) reported an error at %s: %s", run.pk, slot, host, stage, message)
+        if stage in ("claim", "import", "start") or run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
+            RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED,
+                                                               error=f"{message}\n{detail}".strip())
+            self.fail(run, f"Slot {slot} could not start: {message}", detail)
+            return
+        # The pool died mid-run: the run goes on degraded; what the slot sent so far is kept.
+        state = live.slots.setdefault(slot, SlotState())
+        state.done = True
+        RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.LOST,
+                                                           error=f"{message}\n{detail}".strip())
+        self.degrade(run, f"Slot {slot} on {host} was lost: {message}")
+
+    # -- persistence -------------------------------------------------------------------------
+    def persist(self, force: bool) -> None:
+        now = time.monotonic()
+        for live in list(self.live.values()):
+            if live.dirty and (force or now - live.last_persist >= PERSIST_EVERY):
+                self.persist_run(live)
+
+    def persist_run(self, live: LiveRun, final: bool = False) -> None:
+        run = Run.objects.filter(pk=live.run_id).only("started_at", "status", "params").first()
+        if run is None:
+            self.live.pop(live.run_id, None)
+            return
+        elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
+        up_to = None if final else int(elapsed) - TICK_GRACE
+        ticks = live.stats.close_ticks(up_to)
+        duration = max(elapsed, 1e-9)
+        totals = live.stats.totals(duration)
+        aggregate = totals[-1] if totals else {}
+        with transaction.atomic():
+            Run.objects.filter(pk=live.run_id).update(
+                stats_blob=live.stats.to_bytes(), totals=totals, errors=live.stats.error_rows(),
+                exceptions=live.stats.exception_rows(), endpoints_overflowed=live.stats.overflowed,
+                total_requests=aggregate.get("requests", 0), total_failures=aggregate.get("failures", 0),
+                rps=aggregate.get("rps"), p50_ms=aggregate.get("p50"), p95_ms=aggregate.get("p95"),
+                p99_ms=aggregate.get("p99"), current_users=sum(s.users for s in live.slots.values() if not s.done),
+                stats_updated_at=timezone.now(),
+            )
+            for index, state in live.slots.items():
+                RunSlot.objects.filter(run_id=live.run_id, index=index).update(
+                    users=state.users, cpu=state.cpu, requests=state.requests, last_seq=state.last_seq,
+                    got_final=state.final, last_seen=timezone.now() - timedelta(seconds=time.monotonic() - state.last_seen))
+            RunTick.objects.bulk_create(
+                [RunTick(run_id=live.run_id, tick=t["tick"], users=t["users"], rps=t["rps"],
+                         fails_per_s=t["fails_per_s"], p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"],
+                         endpoints=t["endpoints"]) for t in ticks],
+                ignore_conflicts=True,
+            )
+        self.ack(live.pending_acks)
+        live.pending_acks = []
+        live.dirty = False
+        live.last_persist = time.monotonic()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def lifecycle(self) -> None:
+        self.admit()
+        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
+            if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
+                self.barrier(run)
+            elif run.status == Run.Status.RUNNING:
+                self.watch_running(run)
+            elif run.status == Run.Status.STOPPING:
+                self.watch_stopping(run)
+        for run_id in [r for r in self.live if not Run.objects.filter(pk=r, status__in=Run.ACTIVE).exists()]:
+            self.live.pop(run_id, None)  # cancelled or finished elsewhere
+
+    def admit(self) -> None:
+        queued = list(Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "id"))
+        if not queued:
+            return
+        capacity = cluster.capacity()
+        in_use = sum(r.slots_requested for r in Run.objects.filter(status__in=Run.HOLDING_SLOTS).only("params"))
+        for run in queued:  # FIFO across projects: the head waits until it fits
+            if run.slots_requested > capacity - in_use:
+                return
+            if services.dispatch(run):
+                in_use += run.slots_requested
+
+    def barrier(self, run: Run) -> None:
+        slots = list(run.slots.all())
+        ready = [s for s in slots if s.status == RunSlot.Status.READY]
+        if slots and len(ready) == len(slots):
+            go_at = time.time() + GO_DELAY
+            started = datetime.fromtimestamp(go_at, tz=dt_timezone.utc)
+            run.record(Run.Status.RUNNING, f"all {len(slots)} slot(s) ready")
+            if Run.objects.filter(pk=run.pk, status=run.status).update(
+                    status=Run.Status.RUNNING, started_at=started, history=run.history):
+                self.redis.hset(protocol.control_key(run.pk), "go_at", repr(go_at))
+                run.slots.update(status=RunSlot.Status.RUNNING)
+                live = self.live_run(run.pk)
+                if live:
+                    for state in live.slots.values():
+                        state.last_seen = time.monotonic() + GO_DELAY
+                log.info("Run %s running: go at %.3f on %s slot(s).", run.pk, go_at, len(slots))
+            return
+        waited = (timezone.now() - run.dispatched_at).total_seconds() if run.dispatched_at else 0
+        if waited > services.START_TIMEOUT:
+            missing = [s for s in slots if s.status != RunSlot.Status.READY]
+            claimed = {s.index for s in missing if self.redis.exists(protocol.claim_key(run.pk, s.index))}
+            parts = []
+            unclaimed = [str(s.index) for s in missing if s.index not in claimed]
+            if unclaimed:
+                parts.append(f"slot(s) {', '.join(unclaimed)} were never picked up by a load worker "
+                             "(are enough workers running? see Cluster)")
+            if claimed:
+                parts.append(f"slot(s) {', '.join(map(str, sorted(claimed)))} were claimed but not ready "
+                             "(still importing the locustfile?)")
+            self.fail(run, f"Not all slots were ready within {services.START_TIMEOUT:.0f} s: {'; '.join(parts)}.")
+
+    def watch_running(self, run: Run) -> None:
+        live = self.live_run(run.pk)
+        if live is None:
+            return
+        self.mark_lost(run, live)
+        if live.slots and all(s.done or s.final for s in live.slots.values()):
+            self.finish(run, live)  # e.g. a LoadTestShape ended the test on every slot
+            return
+        if run.duration and run.started_at and timezone.now() >= run.started_at + timedelta(seconds=run.duration):
+            services.request_stop(run, note="duration reached")
+
+    def watch_stopping(self, run: Run) -> None:
+        live = self.live_run(run.pk)
+        if live is None:
+            return
+        self.mark_lost(run, live)
+        slots = RunSlot.objects.filter(run=run)
+        settled = all(live.slots.get(s.index, SlotState()).final or s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED)
+                      for s in slots)
+        limit = float(run.params.get("stop_timeout", services.DEFAULT_STOP_TIMEOUT)) + FINISH_GRACE
+        overdue = run.stopping_at and (timezone.now() - run.stopping_at).total_seconds() > limit
+        if settled or overdue:
+            if overdue and not settled:
+                late = [s.index for s in slots if not live.slots.get(s.index, SlotState()).final
+                        and s.status not in (RunSlot.Status.LOST, RunSlot.Status.FAILED)]
+                RunSlot.objects.filter(run=run, index__in=late).update(status=RunSlot.Status.LOST,
+                                                                      error="No final snapshot after stop.")
+                self.degrade(run, f"Slot(s) {', '.join(map(str, late))} sent no final snapshot after stop.")
+            self.finish(run, live)
+
+    def mark_lost(self, run: Run, live: LiveRun) -> None:
+        now = time.monotonic()
+        for slot in RunSlot.objects.filter(run=run, status=RunSlot.Status.RUNNING):
+            state = live.slots.setdefault(slot.index, SlotState())
+            if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS:
+                if RunSlot.objects.filter(pk=slot.pk, status=RunSlot.Status.RUNNING).update(
+                        status=RunSlot.Status.LOST, error=f"Silent for more than {protocol.LOST_AFTER_SECONDS} s."):
+                    state.done = True
+                    self.degrade(run, f"Slot {slot.index} on {slot.host or '?'} was lost "
+                                      f"(silent for more than {protocol.LOST_AFTER_SECONDS} s).")
+        if not RunSlot.objects.filter(run=run).exclude(status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
+            self.persist_run(live, final=True)
+            self.fail(run, "Every slot was lost: " + run.reason)
+
+    # -- state changes -------------------------------------------------------------------------
+    def transition(self, run: Run, from_status: str, to_status: str, note: str = "", **fields) -> bool:
+        run.record(to_status, note)
+        return bool(Run.objects.filter(pk=run.pk, status=from_status).update(status=to_status, history=run.history,
+                                                                          **fields))
+
+    def degrade(self, run: Run, note: str) -> None:
+        run.refresh_from_db(fields=["reason", "history", "status"])
+        reason = f"{run.reason}\n{note}".strip()
+        run.record(run.status, note)
+        Run.objects.filter(pk=run.pk).update(degraded=True, reason=reason, history=run.history)
+        run.reason = reason
+
+    def fail(self, run: Run, reason: str, detail: str = "") -> None:
+        run.refresh_from_db(fields=["status", "history"])
+        if run.status in Run.TERMINAL:
+            return
+        services.signal_stop(run.pk)
+        full = f"{reason}\n\n{detail}".strip() if detail else reason
+        if self.transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now()):
+            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
+                                                        RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
+            log.warning("Run %s failed: %s", run.pk, reason)
+        live = self.live.get(run.pk)
+        if live is not None:
+            self.persist_run(live, final=True)  # keep what the slots sent before the failure
+            self.live.pop(run.pk, None)
+
+    def finish(self, run: Run, live: LiveRun) -> None:
+        self.persist_run(live, final=True)
+        run.refresh_from_db()
+        note = "finished degraded" if run.degraded else "finished"
+        if self.transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now()):
+            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
+                status=RunSlot.Status.FINISHED)
+            log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
+        self.live.pop(run.pk, None)

@@ -1,0 +1,156 @@
+"""Run a locustfile or a scenario through the cluster, headless, like `locust --headless`."""
+
+import hashlib
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from runs import reporting, services
+from runs.models import Run
+from scenarios import analysis, bundles
+from scenarios.durations import parse_duration
+from scenarios.models import Membership, Project, Role, Scenario
+from scenarios.services import add_version, create_project, create_scenario
+
+EXIT_OK, EXIT_FAILURES, EXIT_COULD_NOT_RUN = 0, 1, 2
+
+
+class Command(BaseCommand):
+    help = ("Run LOCUSTFILE_OR_SCENARIO_ID on the cluster, wait for it, print Locust's summary. "
+            "Exit 0: finished without failures; 1: failures or failed mid-run; 2: could not run.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("target", help="Path to a locustfile (.py or .zip bundle) or a scenario id")
+        parser.add_argument("-u", "--users", type=int)
+        parser.add_argument("-r", "--spawn-rate", type=float)
+        parser.add_argument("-t", "--run-time", help="e.g. 30s, 5m, 1h30m")
+        parser.add_argument("--host")
+        parser.add_argument("--slots", type=int)
+        parser.add_argument("--project", default="cli", help="Project slug for a locustfile path (created if missing)")
+        parser.add_argument("--user", help="Username the run is started as (default: the first superuser)")
+        parser.add_argument("--json", dest="json_file", help="Write a JSON summary to this file")
+        parser.add_argument("--csv", dest="csv_prefix", help="Write PREFIX_stats.csv with Locust's columns")
+        parser.add_argument("--timeout", type=float, help="Give up waiting after this many seconds (exit 2)")
+
+    def handle(self, *args, **options):
+        try:
+            code = self.run(options)
+        except CommandError as error:
+            self.stderr.write(f"runscenario: {error}")
+            code = EXIT_COULD_NOT_RUN
+        sys.exit(code)
+
+    def run(self, options) -> int:
+        user = self.resolve_user(options.get("user"))
+        scenario = self.resolve_scenario(options["target"], options["project"], user)
+        overrides = {"users": options.get("users"), "spawn_rate": options.get("spawn_rate"),
+                     "host": options.get("host"), "slots": options.get("slots")}
+        if options.get("run_time"):
+            try:
+                overrides["duration"] = parse_duration(options["run_time"])
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+        for name in ("users", "spawn_rate", "slots"):
+            if overrides[name] is not None and overrides[name] <= 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be positive.")
+        try:
+            run = services.start_run(scenario, user=user, params=overrides, trigger=Run.Trigger.CLI)
+        except services.RunError as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(f"Run #{run.pk} of “{scenario.name}” queued: {run.params['users']} users, "
+                          f"{run.params['spawn_rate']}/s, {run.params['duration']} s, {run.params['slots']} slot(s), "
+                          f"host {run.params['host'] or '(from the locustfile)'}")
+        run = self.wait(run, options.get("timeout"))
+        self.stdout.write("")
+        self.stdout.write(reporting.summary_table(run))
+        self.stdout.write("")
+        self.stdout.write(f"Run #{run.pk}: {run.status}" + (f" — {run.reason}" if run.reason else ""))
+        if options.get("json_file"):
+            Path(options["json_file"]).write_text(json.dumps(reporting.summary(run), indent=2))
+        if options.get("csv_prefix"):
+            reporting.write_stats_csv(run, f"{options['csv_prefix']}_stats.csv")
+        if run.status == Run.Status.FINISHED:
+            return EXIT_OK if run.total_failures == 0 else EXIT_FAILURES
+        if run.status == Run.Status.FAILED and run.started_at is not None:
+            return EXIT_FAILURES
+        return EXIT_COULD_NOT_RUN
+
+    def wait(self, run: Run, timeout: float | None) -> Run:
+        interrupted = {"count": 0}
+
+        def on_interrupt(signum, frame):
+            interrupted["count"] += 1
+            if interrupted["count"] > 1:
+                raise KeyboardInterrupt
+            self.stdout.write("Stopping the run (Ctrl-C again to stop waiting)…")
+            services.request_stop(run)
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_line = 0.0
+        try:
+            while True:
+                run.refresh_from_db()
+                if run.status in Run.TERMINAL:
+                    return run
+                if deadline is not None and time.monotonic() > deadline:
+                    services.request_stop(run)
+                    services.wait_until_done(run, timeout=30)
+                    return run
+                if time.monotonic() - last_line >= 5:
+                    last_line = time.monotonic()
+                    position = services.queue_position(run)
+                    where = f"queue position {position}" if position else run.status
+                    self.stdout.write(f"  [{where}] {run.current_users} users, {run.total_requests} requests, "
+                                      f"{run.total_failures} failures, {run.rps or 0:.1f} req/s")
+                time.sleep(0.5)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def resolve_user(self, username):
+        User = get_user_model()
+        if username:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                raise CommandError(f"There is no user named {username!r}.")
+            return user
+        user = User.objects.filter(is_superuser=True).order_by("pk").first()
+        if user is None:
+            raise CommandError("No superuser exists: start `make run` once, or pass --user.")
+        return user
+
+    def resolve_scenario(self, target: str, project_slug: str, user) -> Scenario:
+        if target.isdigit():
+            scenario = Scenario.objects.filter(pk=int(target)).select_related("project").first()
+            if scenario is None:
+                raise CommandError(f"There is no scenario {target}.")
+            return scenario
+        path = Path(target)
+        if not path.is_file():
+            raise CommandError(f"{target} is neither a scenario id nor a file.")
+        raw = path.read_bytes()
+        try:
+            bundle = bundles.read_upload(path.name, raw)
+            findings = analysis.analyze(bundle.sources)
+        except (bundles.BundleError, analysis.LocustfileError) as error:
+            raise CommandError(f"{path}: {error}") from None
+        project = Project.objects.filter(slug=project_slug).first()
+        if project is None:
+            project = create_project(user, name=project_slug, slug=project_slug)
+        elif not Membership.objects.filter(project=project, user=user).exists():
+            Membership.objects.create(project=project, user=user, role=Role.MAINTAINER)
+        name = path.stem
+        scenario = Scenario.objects.filter(project=project, name=name).first()
+        if scenario is None:
+            return create_scenario(project, fields={"name": name}, bundle=bundle, raw=raw, filename=path.name,
+                                   findings=findings, user=user)
+        current = scenario.current_version
+        if current is None or current.sha256 != hashlib.sha256(raw).hexdigest():
+            add_version(scenario, bundle=bundle, raw=raw, filename=path.name, findings=findings, user=user,
+                        comment="uploaded by runscenario")
+        return scenario

@@ -1,0 +1,11 @@
+"""One Redis client per process for the Django side (collector, web, CLI)."""
+
+from functools import lru_cache
+
+import redis
+from django.conf import settings
+
+
+@lru_cache(maxsize=1)
+def client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, health_check_interval=30)

@@ -1,0 +1,79 @@
+"""Plain-data views of a run for the CLI and downloads (JSON summary, Locust-style tables and CSV)."""
+
+import csv
+
+from runs.models import Run
+
+PERCENTILE_COLUMNS = [("50%", "p50"), ("66%", "p66"), ("75%", "p75"), ("80%", "p80"), ("90%", "p90"),
+                      ("95%", "p95"), ("98%", "p98"), ("99%", "p99"), ("99.9%", "p99.9"), ("99.99%", "p99.99"),
+                      ("100%", "p100")]
+
+
+def summary(run: Run) -> dict:
+    """The --json document of `runscenario`."""
+    rows = run.totals or []
+    aggregate = next((r for r in rows if r.get("name") == "Aggregated"), {})
+
+    def figures(row):
+        return {"requests": row.get("requests", 0), "failures": row.get("failures", 0), "rps": row.get("rps"),
+                "p50_ms": row.get("p50"), "p95_ms": row.get("p95"), "p99_ms": row.get("p99")}
+
+    return {
+        "run": run.pk,
+        "status": run.status,
+        "reason": run.reason,
+        "totals": {**figures(aggregate), "min_ms": aggregate.get("min_ms"), "max_ms": aggregate.get("max_ms")},
+        "endpoints": [{"method": r.get("method"), "name": r.get("name"), **figures(r)}
+                      for r in rows if r.get("name") != "Aggregated"],
+        "slots": [{"index": s.index, "host": s.host, "state": s.status, "requests": s.requests}
+                  for s in run.slots.all()],
+    }
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if digits else f"{round(value)}"
+
+
+def summary_table(run: Run) -> str:
+    """The two tables Locust prints at the end of a headless run."""
+    rows = run.totals or []
+    lines = [f"{'Type':<8} {'Name':<40} {'# reqs':>9} {'# fails':>14} | {'Avg':>7} {'Min':>7} {'Max':>7} {'Med':>7} "
+             f"| {'req/s':>8} {'failures/s':>10}", "-" * 128]
+    for row in rows:
+        if row.get("name") == "Aggregated":
+            lines.append("-" * 128)
+        requests, failures = row.get("requests", 0), row.get("failures", 0)
+        share = f"{failures}({100 * failures / requests:.2f}%)" if requests else f"{failures}(0.00%)"
+        lines.append(
+            f"{(row.get('method') or ''):<8} {row.get('name', '')[:40]:<40} {requests:>9} {share:>14} | "
+            f"{_fmt(row.get('mean_ms')):>7} {_fmt(row.get('min_ms')):>7} {_fmt(row.get('max_ms')):>7} "
+            f"{_fmt(row.get('p50')):>7} | {_fmt(row.get('rps'), 2):>8} {_fmt(row.get('failures_per_s'), 2):>10}")
+    lines += ["", "Response time percentiles (approximated)",
+              f"{'Type':<8} {'Name':<40} " + " ".join(f"{label:>6}" for label, _ in PERCENTILE_COLUMNS) + f" {'# reqs':>8}",
+              "-" * 128]
+    for row in rows:
+        lines.append(f"{(row.get('method') or ''):<8} {row.get('name', '')[:40]:<40} "
+                     + " ".join(f"{_fmt(row.get(key)):>6}" for _, key in PERCENTILE_COLUMNS)
+                     + f" {row.get('requests', 0):>8}")
+    return "\n".join(lines)
+
+
+STATS_CSV_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time",
+                     "Average Response Time", "Min Response Time", "Max Response Time", "Average Content Size",
+                     "Requests/s", "Failures/s"] + [label for label, _ in PERCENTILE_COLUMNS]
+
+
+def write_stats_csv(run: Run, path: str) -> None:
+    """`<prefix>_stats.csv` with Locust's column names, so existing tooling keeps working."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(STATS_CSV_COLUMNS)
+        for row in run.totals or []:
+            aggregated = row.get("name") == "Aggregated"
+            writer.writerow([
+                "" if aggregated else row.get("method"), row.get("name"), row.get("requests", 0),
+                row.get("failures", 0), _fmt(row.get("p50")), row.get("mean_ms") or 0, row.get("min_ms") or 0,
+                row.get("max_ms") or 0, row.get("avg_size") or 0, row.get("rps") or 0, row.get("failures_per_s") or 0,
+            ] + [_fmt(row.get(key)) if row.get(key) is not None else "N/A" for _, key in PERCENTILE_COLUMNS])

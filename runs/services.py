@@ -1,0 +1,172 @@
+"""Starting, cancelling, stopping and dispatching runs. The collector drives the rest."""
+
+import base64
+import logging
+import time
+
+from django.db import transaction
+from django.utils import timezone
+
+from controlcenter.celery import app as celery_app
+from runs.models import Run, RunSlot
+from runs.redis import client
+from scenarios.models import Scenario
+from workers import protocol
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STOP_TIMEOUT = 10.0
+IMPORT_TIMEOUT = 30.0
+START_TIMEOUT = 60.0
+
+
+class RunError(Exception):
+    """A run cannot be started or changed; the message is shown to the user."""
+
+
+def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
+    """The scenario's defaults with the given overrides: the frozen parameters of a new run."""
+    params = {
+        "users": scenario.default_users,
+        "spawn_rate": scenario.default_spawn_rate,
+        "duration": scenario.default_duration,
+        "host": scenario.default_host,
+        "slots": scenario.default_slots,
+        "user_classes": [],
+        "tags": [],
+        "exclude_tags": [],
+        "stop_timeout": DEFAULT_STOP_TIMEOUT,
+    }
+    params.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return params
+
+
+@transaction.atomic
+def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trigger=Run.Trigger.MANUAL) -> Run:
+    version = scenario.current_version
+    if version is None:
+        raise RunError(f"{scenario.name} has no locustfile yet: upload one first.")
+    frozen = run_params(scenario, params)
+    if not frozen["host"] and not any(uc.get("host") for uc in version.findings.get("user_classes", [])):
+        raise RunError("Set a host: neither the run nor the locustfile's user classes name one.")
+    run = Run(project=scenario.project, scenario=scenario, version=version, params=frozen, trigger=trigger,
+              created_by=user if user and user.is_authenticated else None)
+    run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)
+    run.save()
+    log.info("Run %s of scenario %s queued: %s.", run.pk, scenario.pk, frozen)
+    return run
+
+
+def queue_position(run: Run) -> int | None:
+    """1-based position among queued runs of every project (admission is FIFO across projects)."""
+    if run.status != Run.Status.QUEUED:
+        return None
+    return Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=run.created_at).count() + 1
+
+
+def split(total: int, parts: int) -> list[int]:
+    """Users per slot: equal shares, the remainder spread over the first slots."""
+    base, extra = divmod(int(total), parts)
+    return [base + (1 if index < extra else 0) for index in range(parts)]
+
+
+def dispatch(run: Run) -> bool:
+    """queued -> dispatching: create slot rows, open the control hash, send one task per slot.
+
+    The conditional update makes a second collector (or a retry) a no-op.
+    """
+    token = Run.new_token()
+    with transaction.atomic():
+        claimed = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
+            status=Run.Status.DISPATCHING, token=token, dispatched_at=timezone.now())
+        if not claimed:
+            return False
+        run.refresh_from_db()
+        run.record(Run.Status.DISPATCHING, f"{run.slots_requested} slot(s)")
+        Run.objects.filter(pk=run.pk).update(history=run.history)
+        RunSlot.objects.bulk_create(RunSlot(run=run, index=i) for i in range(run.slots_requested))
+    redis = client()
+    redis.hset(protocol.control_key(run.pk), mapping={"token": token, "users": run.params["users"],
+                                                      "spawn_rate": run.params["spawn_rate"]})
+    redis.expire(protocol.control_key(run.pk), protocol.CLAIM_TTL_SECONDS)
+    for assignment in assignments(run):
+        celery_app.send_task(protocol.SLOT_TASK, args=[assignment], queue=protocol.LOADGEN_QUEUE)
+    log.info("Run %s dispatched to %s slot(s).", run.pk, run.slots_requested)
+    return True
+
+
+def assignments(run: Run) -> list[dict]:
+    params = run.params
+    slots = run.slots_requested
+    users = split(params["users"], slots)
+    content = base64.b64encode(bytes(run.version.content)).decode()
+    bundle = {"kind": run.version.kind, "content_b64": content, "sha256": run.version.sha256}
+    return [
+        {
+            "run": run.pk, "slot": index, "slots": slots, "token": run.token, "bundle": bundle,
+            "params": {
+                "users": users[index],
+                "spawn_rate": float(params["spawn_rate"]) / slots,
+                "share": 1.0 / slots,
+                "host": params.get("host") or "",
+                "duration": float(params.get("duration") or 0),
+                "user_classes": params.get("user_classes") or [],
+                "tags": params.get("tags") or [],
+                "exclude_tags": params.get("exclude_tags") or [],
+                "stop_timeout": float(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT),
+            },
+            "timeouts": {"import": IMPORT_TIMEOUT, "start": START_TIMEOUT},
+        }
+        for index in range(slots)
+    ]
+
+
+def signal_stop(run_id: int) -> None:
+    client().hset(protocol.control_key(run_id), "stop", "1")
+
+
+def cancel_run(run: Run, user=None) -> bool:
+    """Cancel a run that has not started its users yet."""
+    note = f"by {user.username}" if user else ""
+    for status in (Run.Status.QUEUED, Run.Status.DISPATCHING, Run.Status.STARTING):
+        run.refresh_from_db()
+        if run.status != status:
+            continue
+        run.record(Run.Status.CANCELLED, note)
+        if Run.objects.filter(pk=run.pk, status=status).update(
+            status=Run.Status.CANCELLED, ended_at=timezone.now(), reason=f"Cancelled {note}".strip(),
+            history=run.history,
+        ):
+            if status != Run.Status.QUEUED:
+                signal_stop(run.pk)
+            log.info("Run %s cancelled %s.", run.pk, note)
+            return True
+    return False
+
+
+def request_stop(run: Run, user=None, note: str = "") -> bool:
+    """running -> stopping: every slot stops its users within the stop timeout, then sends its final snapshot."""
+    run.refresh_from_db()
+    if run.status in (Run.Status.QUEUED, Run.Status.DISPATCHING, Run.Status.STARTING):
+        return cancel_run(run, user)
+    if run.status != Run.Status.RUNNING:
+        return False
+    note = note or (f"stopped by {user.username}" if user else "stopped")
+    run.record(Run.Status.STOPPING, note)
+    updated = Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+        status=Run.Status.STOPPING, stopping_at=timezone.now(), stop_requested_by=user, history=run.history)
+    if updated:
+        signal_stop(run.pk)
+        log.info("Run %s stopping: %s.", run.pk, note)
+    return bool(updated)
+
+
+def wait_until_done(run: Run, timeout: float | None = None, poll: float = 0.5) -> Run:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run.refresh_from_db()
+        if run.status in Run.TERMINAL:
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            return run
+        time.sleep(poll)
