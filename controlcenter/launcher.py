@@ -1,7 +1,8 @@
 """`make run`: Swarmdeck's whole stack on one machine, in the foreground.
 
 Starts, in order: an embedded redis-server (when REDIS_URL is unset), migrations, the first
-admin user (on a fresh install), then Daphne, one load worker and Celery beat as children.
+admin user (on a fresh install), then Daphne, one load worker, the collector and Celery beat
+as children.
 Their output is interleaved with a name prefix. Ctrl-C or SIGTERM stops every child (whole
 process groups, so Celery's pool processes too); a child that dies stops the rest.
 """
@@ -151,6 +152,7 @@ class Launcher:
             Child("worker", [python, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "loadgen", "-c", cores,
                              "-n", f"loadgen@{host}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
                   worker_env),
+            Child("collector", [python, "manage.py", "collect"], web_env),
             Child("beat", [python, "-m", "celery", "-A", "controlcenter", "beat", "--loglevel", "INFO",
                            "--pidfile=", "-s", str(self.var / "celerybeat-schedule")], web_env),
         ]
@@ -211,7 +213,7 @@ class Launcher:
             for child in self.children:
                 child.signal_group(signal.SIGKILL)
             return
-        say("swarmdeck", f"Received {signal.Signals(signum).name}: stopping web, worker and beat…")
+        say("swarmdeck", f"Received {signal.Signals(signum).name}: stopping web, collector, worker and beat…")
         self.stopping.set()
 
     def _stop_all(self) -> None:

@@ -104,7 +104,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "scenarios.context_processors.navigation",
             ],
-            "builtins": ["scenarios.templatetags.swarmdeck"],
+            "builtins": ["scenarios.templatetags.swarmdeck", "django.contrib.humanize.templatetags.humanize"],
         },
     },
 ]

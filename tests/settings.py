@@ -27,3 +27,8 @@ if not os.environ.get("VAR_DIR"):
 from controlcenter.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+
+# End-to-end tests start a collector and workers in other processes: they must see the test
+# database, so SQLite's test database is a file (not in memory) that they open by path.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["VAR_DIR"], "test-db.sqlite3")}  # noqa: F405

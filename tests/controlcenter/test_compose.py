@@ -30,8 +30,8 @@ def _run(argv, env=None):
 
 
 def test_it_has_the_services_a_deployment_needs():
-    assert {"postgres", "redis", "migrate", "web", "beat", "worker"} <= set(SERVICES)
-    assert set(OWN) == {"migrate", "web", "beat", "worker"}
+    assert {"postgres", "redis", "migrate", "web", "collector", "beat", "worker"} <= set(SERVICES)
+    assert set(OWN) == {"migrate", "web", "collector", "beat", "worker"}
     redis_command = " ".join(SERVICES["redis"]["command"])
     assert "--appendonly yes" in redis_command and "--appendfsync everysec" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
