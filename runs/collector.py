@@ -43,6 +43,7 @@ class SlotState:
     last_seq: int = 0
     final: bool = False
     done: bool = False
+    elapsed: float = 0.0  # seconds since go on the pool's own clock, as of its latest snapshot
 
 
 @dataclass
@@ -166,6 +167,7 @@ class Collector:
             state.cpu = snapshot["cpu"]
             state.requests += sum(int(e["count"]) for e in snapshot["endpoints"])
             state.final = state.final or snapshot["kind"] == "final"
+            state.elapsed = max(state.elapsed, float(snapshot.get("elapsed") or 0.0))
             live.dirty = True
         live.pending_acks.append(entry_id)
 
@@ -213,7 +215,9 @@ class Collector:
         elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
         up_to = None if final else int(elapsed) - TICK_GRACE
         ticks = live.stats.close_ticks(up_to)
-        duration = max(elapsed, 1e-9)
+        # RPS over the time users ran, as the pools measured it (like Locust), not until this write.
+        measured = max((s.elapsed for s in live.slots.values()), default=0.0)
+        duration = max(measured if measured > 0 else elapsed, 1e-9)
         totals = live.stats.totals(duration)
         aggregate = totals[-1] if totals else {}
         with transaction.atomic():
