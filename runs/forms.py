@@ -30,6 +30,8 @@ class RunForm(forms.Form):
         self.fields["user_classes"].choices = [(name, name) for name in classes]
         tags = findings.get("all_tags", [])
         self.fields["tags"].choices = self.fields["exclude_tags"].choices = [(t, t) for t in tags]
+        if any(uc.get("host") for uc in findings.get("user_classes", [])):
+            self.fields["host"].help_text = "Leave empty to use the host set in the locustfile"
         if len(classes) < 2:
             del self.fields["user_classes"]
         if not tags:

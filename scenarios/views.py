@@ -5,7 +5,7 @@ below the needed role get 403.
 """
 
 from django.contrib import messages
-from django.db.models import Count, Max
+from django.db.models import Count, Max, OuterRef, Subquery
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from scenarios import bundles
 from scenarios.access import get_project_for_user, get_scenario_for_user, get_version_for_user
 from scenarios.forms import AddMemberForm, NewScenarioForm, ProjectForm, RoleForm, ScenarioForm, UploadVersionForm
-from scenarios.models import ROLE_HELP, Membership, Project, Role
+from scenarios.models import ROLE_HELP, Membership, Project, Role, Scenario
 from scenarios.services import (
     MembershipError,
     add_member,
@@ -28,9 +28,13 @@ from scenarios.source import render_file
 
 
 def project_list(request):
+    # Counted in subqueries: for_user() joins memberships, which would count only the user's own.
+    scenarios = Scenario.objects.filter(project=OuterRef("pk")).order_by().values("project")
+    members = Membership.objects.filter(project=OuterRef("pk")).order_by().values("project")
     projects = (
         Project.objects.for_user(request.user)
-        .annotate(scenario_count=Count("scenarios", distinct=True), member_count=Count("memberships", distinct=True))
+        .annotate(scenario_count=Subquery(scenarios.annotate(n=Count("pk")).values("n")),
+                  member_count=Subquery(members.annotate(n=Count("pk")).values("n")))
         .order_by("name")
     )
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))

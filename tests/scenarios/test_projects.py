@@ -46,3 +46,10 @@ def test_it_refuses_posts_without_a_csrf_token(alice):
     response = strict.post(reverse("scenarios-project-create"), {"name": "Sneaky"})
     assert response.status_code == 403
     assert not Project.objects.filter(name="Sneaky").exists()
+
+
+def test_it_counts_every_member_and_scenario_on_the_project_list(client, alice, bob, project, bob_membership, scenario):
+    for user in (alice, bob):
+        client.force_login(user)
+        page = client.get(reverse("scenarios-project-list")).content.decode()
+        assert "1 scenario ·" in page and "2 members" in page
