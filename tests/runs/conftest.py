@@ -1,0 +1,105 @@
+"""Real processes for end-to-end run tests: a collector and load workers ("machines")."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from controlcenter.env import BASE_DIR
+
+LOGS = Path(os.environ.get("VAR_DIR", "/tmp")) / "e2e-logs"
+
+
+def database_url() -> str:
+    """The test database as a DATABASE_URL, for processes started by the tests."""
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings["USER"] or "postgres"
+    password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
+    return f"postgres://{user}{password}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict):
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log = LOGS / f"{name}-{int(time.time() * 1000)}.log"
+        self.handle = self.log.open("w")
+        self.popen = subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self, signum=signal.SIGKILL) -> None:
+        try:
+            os.killpg(self.popen.pid, signum)
+        except ProcessLookupError:
+            pass
+        try:
+            self.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+        self.handle.close()
+
+
+def start_collector() -> Process:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url(),
+           "PYTHONUNBUFFERED": "1"}
+    return Process("collector", [sys.executable, "manage.py", "collect", "--consumer", "e2e-collector"], env)
+
+
+def start_worker(host: str, concurrency: int = 1) -> Process:
+    """A load worker as on another machine: REDIS_URL and nothing else."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "REDIS_URL": os.environ["REDIS_URL"],
+           "SWARMDECK_HOST": host, "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+    return Process(f"worker-{host}", [sys.executable, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "loadgen",
+                                      "-c", str(concurrency), "-n", f"loadgen@{host}", "--without-mingle",
+                                      "--without-gossip", "--loglevel", "INFO"], env)
+
+
+def wait_for(condition, timeout: float, message: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(message)
+
+
+@pytest.fixture(scope="module")
+def cluster(django_db_setup, django_db_blocker):
+    """Two load workers on two 'machines' and a collector, for the module's tests."""
+    from runs import cluster as registry
+
+    workers = [start_worker("machine-a"), start_worker("machine-b")]
+    collector = start_collector()
+    try:
+        with django_db_blocker.unblock():
+            wait_for(lambda: registry.capacity() >= 2, 30, "the two workers never showed up in the registry")
+        yield {"workers": workers, "collector": collector}
+    finally:
+        for process in [collector, *workers]:
+            process.kill(signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_keys():
+    """Run ids can repeat between tests (the test database is emptied): forget earlier runs' keys."""
+    from runs.redis import client
+
+    from workers import protocol
+
+    redis = client()
+    for key in redis.scan_iter(match="sd:run:*", count=1000):
+        redis.delete(key)
+    redis.xtrim(protocol.REPORT_STREAM, maxlen=0)
+    yield

@@ -1,0 +1,213 @@
+"""The collector in-process, fed by fake slots that XADD real events to the real Redis Stream.
+
+The engine end to end (real workers and pools) is in test_engine.py; here each lifecycle rule
+is driven precisely: admission, barrier, deadline, duplicates, restarts, lost slots, failures.
+"""
+
+import json
+import time
+
+import msgpack
+import pytest
+from django.utils import timezone
+
+from runs import collector as collector_module
+from runs import services
+from runs.collector import Collector
+from runs.models import Run, RunSlot
+from runs.redis import client
+from tests.conftest import store_scenario
+from workers import protocol, wire
+from workers.stats import Recorder
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def redis():
+    return client()
+
+
+@pytest.fixture
+def fake_workers(redis):
+    """Two registered load workers with 2 free slots in all, as the heartbeat would write them."""
+    names = ["loadgen@fake-a", "loadgen@fake-b"]
+    for name in names:
+        redis.set(protocol.worker_key(name), json.dumps({"name": name, "host": name.split("@")[1], "slots": 1,
+                                                         "busy": 0, "heartbeat": time.time()}), ex=60)
+    yield names
+    for name in names:
+        redis.delete(protocol.worker_key(name))
+        redis.hdel(protocol.WORKERS_SEEN, name)
+
+
+@pytest.fixture
+def tasks(monkeypatch):
+    """Capture dispatched slot tasks instead of sending them to a broker no worker reads here."""
+    sent = []
+    monkeypatch.setattr(services.celery_app, "send_task", lambda name, args, queue: sent.append((name, args, queue)))
+    return sent
+
+
+@pytest.fixture
+def collector(redis):
+    instance = Collector("test-collector", block_ms=50)
+    instance.setup()
+    return instance
+
+
+def event(redis, run, slot, kind, data):
+    payload = data if isinstance(data, bytes) else msgpack.packb(data)
+    redis.xadd(protocol.REPORT_STREAM, {"type": kind, "run": run.pk, "slot": slot, "data": payload})
+
+
+def snapshot(run, slot, seq, tick, requests, kind="delta", users=2):
+    recorder = Recorder()
+    for i in range(requests):
+        recorder.record("GET", "/ok", 5.0 + i % 3, 3, None)
+    recorder.record("GET", "/status/500", 1.0, 5, "HTTPError('500 Server Error')")
+    return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0,
+                                           users=users, cpu=12.5, kind=kind))
+
+
+def spin(collector, until, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        collector.process_one()
+        collector.last_lifecycle = 0  # run the lifecycle on every iteration
+        if until():
+            return
+    raise AssertionError("condition not reached")
+
+
+def start(project, user, **params):
+    scenario = project.scenarios.first() or store_scenario(project, user)
+    return services.start_run(scenario, user=user, params={"host": "http://127.0.0.1:9", "slots": 2, **params})
+
+
+def ready_both(redis, run):
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_READY, {"host": f"fake-{slot}", "pid": 100 + slot, "worker": "w"})
+
+
+def test_it_admits_dispatches_and_opens_the_barrier_when_all_slots_are_ready(
+        redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice, duration=60)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    assert [(name, args[0]["slot"], queue) for name, args, queue in tasks] == [
+        ("workers.run_slot", 0, "loadgen"), ("workers.run_slot", 1, "loadgen")]
+    run.refresh_from_db()
+    assert redis.hget(protocol.control_key(run.pk), "token").decode() == run.token
+    event(redis, run, 0, protocol.EVENT_READY, {"host": "fake-0", "pid": 100, "worker": "w"})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.STARTING)
+    assert redis.hget(protocol.control_key(run.pk), "go_at") is None  # not before every slot is ready
+    event(redis, run, 1, protocol.EVENT_READY, {"host": "fake-1", "pid": 101, "worker": "w"})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    go_at = float(redis.hget(protocol.control_key(run.pk), "go_at"))
+    assert time.time() < go_at <= time.time() + collector_module.GO_DELAY + 0.5
+    assert set(RunSlot.objects.filter(run=run).values_list("host", flat=True)) == {"fake-0", "fake-1"}
+
+
+def test_it_waits_fifo_when_the_cluster_is_full(redis, fake_workers, tasks, collector, alice, project):
+    first = start(project, alice)
+    second = start(project, alice, slots=1)
+    spin(collector, lambda: Run.objects.get(pk=first.pk).status == Run.Status.DISPATCHING)
+    for _ in range(5):
+        collector.process_one()
+        collector.last_lifecycle = 0
+    assert Run.objects.get(pk=second.pk).status == Run.Status.QUEUED
+    assert services.queue_position(Run.objects.get(pk=second.pk)) == 1
+
+
+def test_it_merges_snapshots_once_and_survives_a_restart(redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice, duration=600)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, 1, 0, 10))
+    event(redis, run, 1, protocol.EVENT_SNAPSHOT, snapshot(run, 1, 1, 0, 20))
+    event(redis, run, 1, protocol.EVENT_SNAPSHOT, snapshot(run, 1, 1, 0, 20))  # redelivered duplicate
+    spin(collector, lambda: Run.objects.get(pk=run.pk).total_requests == 32)
+    # A new collector (the old one killed) resumes from the database and its pending entries.
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, 2, 1, 5))
+    restarted = Collector("test-collector", block_ms=50)
+    restarted.setup()
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, 2, 1, 5))  # and once more
+    spin(restarted, lambda: Run.objects.get(pk=run.pk).total_requests == 38)
+    for _ in range(5):
+        restarted.process_one()
+    run.refresh_from_db()
+    assert run.total_requests == 38 and run.total_failures == 3
+    ok = next(r for r in run.totals if r["name"] == "/ok")
+    assert ok["requests"] == 35 and 5.0 <= ok["p50"] <= 7.1
+    assert {e["error"] for e in run.errors} == {"HTTPError('500 Server Error')"}
+    assert redis.xpending(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP)["pending"] == 0
+
+
+def test_it_stops_at_the_deadline_and_finishes_with_every_final(redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice, duration=1)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.STOPPING, timeout=15)
+    assert redis.hget(protocol.control_key(run.pk), "stop") == b"1"
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 1, 0, 4, kind="final", users=0))
+        event(redis, run, slot, protocol.EVENT_DONE, {"exit_code": 0})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED)
+    run.refresh_from_db()
+    assert run.total_requests == 10 and not run.degraded
+    assert [h["status"] for h in run.history] == ["queued", "dispatching", "starting", "running", "stopping",
+                                                  "finished"]
+    assert run.ticks.filter(tick=0).get().rps == 10
+
+
+def test_it_fails_a_run_whose_slot_cannot_import(redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    event(redis, run, 1, protocol.EVENT_ERROR, {"stage": "import", "message": "ZeroDivisionError: division by zero",
+                                               "detail": "Traceback ...\n  File \"locustfile.py\", line 3"})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FAILED)
+    run.refresh_from_db()
+    assert run.reason.startswith("Slot 1 could not start: ZeroDivisionError: division by zero")
+    assert redis.hget(protocol.control_key(run.pk), "stop") == b"1"  # the other slot exits too
+
+
+def test_it_names_slots_that_were_never_ready(redis, fake_workers, tasks, collector, alice, project, monkeypatch):
+    monkeypatch.setattr(services, "START_TIMEOUT", 1.0)
+    run = start(project, alice)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    event(redis, run, 0, protocol.EVENT_READY, {"host": "fake-0", "pid": 100, "worker": "w"})
+    redis.set(protocol.claim_key(run.pk, 0), "w:1")
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FAILED, timeout=15)
+    run.refresh_from_db()
+    assert "slot(s) 1 were never picked up by a load worker" in run.reason
+
+
+def test_it_marks_a_silent_slot_lost_and_goes_on_degraded(redis, fake_workers, tasks, collector, alice, project,
+                                                          monkeypatch):
+    monkeypatch.setattr(protocol, "LOST_AFTER_SECONDS", 2)
+    run = start(project, alice, duration=600)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    event(redis, run, 1, protocol.EVENT_SNAPSHOT, snapshot(run, 1, 1, 0, 7))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not Run.objects.get(pk=run.pk).degraded:
+        event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, int(time.monotonic() * 10), 0, 1))
+        collector.process_one()
+        collector.last_lifecycle = 0
+        time.sleep(0.2)
+    run.refresh_from_db()
+    assert run.status == Run.Status.RUNNING and run.degraded
+    assert "Slot 1 on fake-1 was lost" in run.reason
+    lost = RunSlot.objects.get(run=run, index=1)
+    assert lost.status == RunSlot.Status.LOST and lost.requests == 8  # its data is kept
+
+
+def test_it_cancels_a_dispatched_run_and_tells_the_slots(redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    assert services.cancel_run(run, alice)
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED and run.ended_at <= timezone.now()
+    assert redis.hget(protocol.control_key(run.pk), "stop") == b"1"
