@@ -152,6 +152,7 @@ class Launcher:
             Child("worker", [python, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "loadgen", "-c", cores,
                              "-n", f"loadgen@{host}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
                   worker_env),
+            Child("collector", [python, "manage.py", "collect"], web_env),
             Child("beat", [python, "-m", "celery", "-A", "controlcenter", "beat", "--loglevel", "INFO",
                            "--pidfile=", "-s", str(self.var / "celerybeat-schedule")], web_env),
         ]

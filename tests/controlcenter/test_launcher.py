@@ -133,7 +133,9 @@ def test_it_runs_the_whole_stack_and_stops_without_leftovers(tmp_path):
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "already running" in second.stdout
 
-        assert len(processes_of_launch(state["launch_id"])) >= 4  # web, worker (+ its pool), beat
+        assert set(state["children"]) == {"web", "worker", "collector", "beat"}
+        assert all(pid_alive(pid) for pid in state["children"].values())
+        assert len(processes_of_launch(state["launch_id"])) >= 5  # web, worker (+ its pool), collector, beat
     finally:
         code = first.stop(signal.SIGINT)
     assert code == 0, first.output()[-3000:]
