@@ -206,3 +206,31 @@ def test_it_refuses_a_huge_upload_from_its_size_alone(client, alice, project, sc
         assert response.status_code == 413
         assert "a .zip bundle of up to 10 MB" in response.content.decode()
     assert Scenario.objects.count() == 1 and scenario.versions.count() == 1
+
+
+def test_it_shows_markov_transitions_with_their_weights(client, alice, project):
+    markov = b'''\
+from locust import User, constant
+from locust.user.markov_taskset import MarkovTaskSet, transition, transitions
+
+
+class Flow(MarkovTaskSet):
+    @transition("checkout", weight=2)
+    @transition("browse")
+    def browse(self):
+        pass
+
+    @transitions({"browse": 3})
+    def checkout(self):
+        pass
+
+
+class Shopper(User):
+    tasks = [Flow]
+    wait_time = constant(1)
+'''
+    client.force_login(alice)
+    _create(client, markov)
+    page = client.get(Scenario.objects.get().get_absolute_url()).content.decode()
+    assert "→ checkout ×2, browse" in page
+    assert "→ browse ×3" in page
