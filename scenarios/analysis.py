@@ -571,7 +571,10 @@ class _Analyzer:
                     "tags": list(task.tags),
                     "line": task.line,
                     "tasks": nested,
-                    "transitions": dict(task.transitions) if task.transitions is not None else None,
+                    # Pairs, not a dict: Postgres' jsonb reorders object keys, and the order is the author's.
+                    "transitions": [[target, weight] for target, weight in task.transitions.items()]
+                    if task.transitions is not None
+                    else None,
                 }
             )
         return result

@@ -21,3 +21,11 @@ def bytes_short(size):
 def caret(column):
     """A ^ under the given 1-based column of a quoted source line."""
     return " " * max(int(column or 1) - 1, 0) + "^"
+
+
+@register.filter
+def pairs(value):
+    """(key, value) pairs of a list of pairs or of a mapping stored before pairs were used."""
+    if isinstance(value, dict):
+        return list(value.items())
+    return [tuple(pair) for pair in value or ()]
