@@ -3,16 +3,16 @@
 Pure: numpy and msgpack only. No Django, no locust, no gevent: the collector and the web
 process import this module, and `import locust` would monkey-patch them.
 
-Response times are integer microseconds in one fixed, global bucket layout, so merging
-statistics from any number of pools is plain vector addition (associative, commutative), and
+Response times are integer microseconds in one fixed, global bucket layout, so merging the
+statistics of any number of pools is plain vector addition (associative, commutative), and
 applying a snapshot is idempotent per slot through its sequence number.
 
 Bucket layout (``NUM_BUCKETS`` = 3328):
 - 0..255 µs: one exact bucket per value (index = value);
 - above: log-linear, 128 sub-buckets per power of two up to 2**32 µs (~71 min); larger
   values clamp into the last bucket.
-A bucket is at most 1/128 of its lower bound wide, so its representative value (midpoint)
-is within 1/256 (0.39 %) of any value in it.
+A bucket is at most 1/128 of its lower bound wide, so its representative value (its
+midpoint) is within 1/256 (0.39 %) of any value in it.
 """
 
 from __future__ import annotations
@@ -27,13 +27,22 @@ SUB_BUCKETS = 1 << SUB_BUCKET_BITS            # 128 sub-buckets per power of two
 MAX_SHIFT = 32 - SUB_BUCKET_BITS - 1          # 24: the octave [2**31, 2**32)
 NUM_BUCKETS = (MAX_SHIFT + 2) * SUB_BUCKETS   # 3328
 MAX_TRACKED_US = (1 << 32) - 1
-RELATIVE_ERROR = 1 / (2 * SUB_BUCKETS)        # worst case of a bucket's midpoint, 0.39 %
+RELATIVE_ERROR = 1 / (2 * SUB_BUCKETS)        # worst case of a bucket's midpoint: 0.39 %
 
 PERCENTILES = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0)
+TICK_PERCENTILES = (0.50, 0.95, 0.99)
 MAX_ENDPOINTS = 500
 OTHER_NAME = "(other)"
 AGGREGATE_NAME = "Aggregated"
 STATE_VERSION = 1
+
+# Columns of a snapshot's per-endpoint counters, in the order the wire and RunStats keep them:
+# the first four add up, min_us takes the minimum, max_us the maximum.
+SCALAR_FIELDS = ("count", "failures", "total_us", "bytes", "min_us", "max_us")
+_SUMS = slice(0, 4)
+_MIN, _MAX = 4, 5
+_NO_MIN = np.iinfo(np.int64).max   # min_us/max_us of an endpoint without timed requests
+_NO_MAX = -1
 
 
 # -- histogram ---------------------------------------------------------------------------------
@@ -49,7 +58,7 @@ def bucket_of(us: int) -> int:
 
 
 def buckets_of(us: np.ndarray) -> np.ndarray:
-    """Vectorised `bucket_of` for tests and benchmarks."""
+    """Vectorised `bucket_of`, for tests and benchmarks."""
     values = np.clip(np.asarray(us, dtype=np.int64), 0, MAX_TRACKED_US)
     bit_length = np.frexp(values.astype(np.float64))[1].astype(np.int64)  # exact below 2**53
     shift = np.maximum(bit_length - 8, 0)
@@ -60,9 +69,7 @@ def _bucket_values() -> np.ndarray:
     index = np.arange(NUM_BUCKETS, dtype=np.int64)
     shift = np.maximum((index >> SUB_BUCKET_BITS) - 1, 0)
     low = (index - (shift << SUB_BUCKET_BITS)) << shift
-    values = low + ((1 << shift) - 1) / 2  # midpoint of the integers low .. low + width - 1
-    values[:256] = index[:256]
-    return values
+    return low + ((1 << shift) - 1) / 2  # midpoint of the integers low .. low + width - 1 (exact below 256)
 
 
 bucket_values: np.ndarray = _bucket_values()
@@ -70,44 +77,57 @@ bucket_values: np.ndarray = _bucket_values()
 bucket_values.setflags(write=False)
 
 
-def _ranks(total: int, qs) -> list[int]:
-    # Locust's rank: int(n * q), 0-based, the same float arithmetic as
-    # locust.stats.calculate_response_time_percentile.
-    return [int(total * q) for q in qs]
+def sparse_percentiles(flat: np.ndarray, counts: np.ndarray, qs=PERCENTILES) -> tuple[np.ndarray, np.ndarray]:
+    """Percentiles of many histograms at once, from one cumulative sum.
+
+    `flat` holds the distinct, sorted positions ``row * NUM_BUCKETS + bucket`` of nonzero
+    `counts`. Returns (rows, values): the rows present, and per row and q the representative
+    µs of the bucket holding the sample of rank int(n * q) (0-based, at most n - 1) — the rank
+    Locust's calculate_response_time_percentile picks with its descending walk.
+    """
+    if len(flat) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(qs)))
+    cumulative = np.cumsum(counts, dtype=np.int64)
+    rows, first = np.unique(flat // NUM_BUCKETS, return_index=True)
+    last = np.append(first[1:], len(flat)) - 1
+    before = np.where(first > 0, cumulative[first - 1], 0)
+    totals = cumulative[last] - before
+    # int(n * q) with the same float64 arithmetic as Locust.
+    ranks = np.minimum((totals[:, None] * np.asarray(qs, dtype=np.float64)).astype(np.int64), totals[:, None] - 1)
+    positions = np.searchsorted(cumulative, before[:, None] + ranks, side="right")
+    return rows, bucket_values[flat[positions] % NUM_BUCKETS]
+
+
+def _clamp(values: np.ndarray, qs, mins: np.ndarray, maxs: np.ndarray) -> np.ndarray:
+    """Exact min/max for q = 0 and 1, and every other percentile inside [min, max]."""
+    values = np.clip(values, mins[:, None], maxs[:, None])
+    qs = np.asarray(qs)
+    values[:, qs >= 1.0] = maxs[:, None]
+    values[:, qs <= 0.0] = mins[:, None]
+    return values
 
 
 def percentiles(hist: np.ndarray, qs=PERCENTILES, *, min_us: float | None = None,
                 max_us: float | None = None) -> dict[float, float | None]:
-    """Percentiles in µs of a dense count vector, all from one cumulative sum.
+    """Percentiles in µs of one dense count vector (None without samples).
 
-    The answer for q is the bucket holding the sample of rank int(n * q) in sorted order,
-    which is what Locust's descending walk returns. Given the exact min/max the caller
-    tracked, q=0 and q=1 answer them exactly and every other result is clamped into them.
+    Given the exact min/max the caller tracked, q=0 and q=1 answer them exactly and every
+    other result is clamped into them.
     """
-    cumulative = np.cumsum(hist)
-    total = int(cumulative[-1]) if len(cumulative) else 0
-    if total == 0:
+    flat = np.flatnonzero(hist)
+    _, values = sparse_percentiles(flat, np.asarray(hist)[flat], qs)
+    if len(values) == 0:
         return {q: None for q in qs}
-    positions = np.searchsorted(cumulative, _ranks(total, qs), side="right")
-    last = int(np.flatnonzero(hist)[-1])
-    result = {}
-    for q, position in zip(qs, positions):
-        value = float(bucket_values[min(int(position), last)])
-        if q >= 1.0 and max_us is not None:
-            value = float(max_us)
-        elif q <= 0.0 and min_us is not None:
-            value = float(min_us)
-        if min_us is not None:
-            value = max(value, float(min_us))
-        if max_us is not None:
-            value = min(value, float(max_us))
-        result[q] = value
-    return result
+    if min_us is not None or max_us is not None:
+        low = bucket_values[flat[0]] if min_us is None else float(min_us)
+        high = bucket_values[flat[-1]] if max_us is None else float(max_us)
+        values = _clamp(values, qs, np.array([low]), np.array([high]))
+    return {q: float(v) for q, v in zip(qs, values[0])}
 
 
 def percentile(hist: np.ndarray, q: float, *, min_us: float | None = None,
                max_us: float | None = None) -> float | None:
-    """One percentile in µs (None without samples); see `percentiles`."""
+    """One percentile in µs; see `percentiles`."""
     return percentiles(hist, (q,), min_us=min_us, max_us=max_us)[q]
 
 
@@ -153,7 +173,7 @@ class Recorder:
 
     def record(self, method: str, name: str, response_time_ms: float | None, response_length: int | None,
                exception: BaseException | str | None) -> None:
-        """Count one request. A None response time counts the request without timing it (as Locust)."""
+        """Count one request. A None response time counts it without timing it, as Locust does."""
         key = (method, name)
         entry = self._endpoints.get(key)
         if entry is None:
@@ -170,7 +190,7 @@ class Recorder:
                 entry.min_us = us
             if us > entry.max_us:
                 entry.max_us = us
-            if us < 256:
+            if us < 256:  # bucket_of, inlined: this runs once per request
                 bucket = us
             else:
                 shift = us.bit_length() - 8
@@ -183,7 +203,7 @@ class Recorder:
             self._errors[error_key] = self._errors.get(error_key, 0) + 1
 
     def record_exception(self, message: str, traceback: str) -> None:
-        """An exception raised in user code outside a request (Locust's "Exceptions" tab)."""
+        """An exception raised in user code outside a request (Locust's Exceptions tab)."""
         key = (message, traceback)
         self._exceptions[key] = self._exceptions.get(key, 0) + 1
 
@@ -217,24 +237,85 @@ class Recorder:
         return snapshot
 
 
+# -- a snapshot's endpoints as arrays ----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """A snapshot's endpoints as a few arrays: what the wire carries and RunStats merges.
+
+    wire.decode returns them under the snapshot's "columns" key (alongside the per-endpoint
+    dicts), so the collector merges a snapshot in a handful of numpy calls.
+    """
+
+    names: tuple[tuple[str, str], ...]   # (method, name) per endpoint
+    scalars: np.ndarray                  # int64 (endpoints, 6), SCALAR_FIELDS order
+    lengths: np.ndarray                  # histogram entries per endpoint
+    index: np.ndarray                    # every endpoint's bucket indexes, concatenated
+    counts: np.ndarray                   # and their counts
+
+
+def columns_of(endpoints: list[dict]) -> Columns:
+    """Columns from the per-endpoint dicts of a snapshot (as Recorder.take_delta makes them)."""
+    hists = [(np.asarray(e["hist"][0], dtype=np.uint16), np.asarray(e["hist"][1], dtype=np.uint32))
+             for e in endpoints]
+    for e, (index, counts) in zip(endpoints, hists):
+        if index.shape != counts.shape:
+            raise ValueError(f"Endpoint {e['method']} {e['name']}: {len(index)} bucket indexes, {len(counts)} counts.")
+    return Columns(
+        names=tuple((e["method"], e["name"]) for e in endpoints),
+        scalars=np.array([[e[f] for f in SCALAR_FIELDS] for e in endpoints], dtype=np.int64).reshape(-1, 6),
+        lengths=np.array([len(index) for index, _ in hists], dtype=np.int64),
+        index=np.concatenate([index for index, _ in hists]) if hists else np.zeros(0, dtype=np.uint16),
+        counts=np.concatenate([counts for _, counts in hists]) if hists else np.zeros(0, dtype=np.uint32),
+    )
+
+
+def _reduce_rows(rows: np.ndarray, scalars: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge scalar rows that share a row id: sums add, min_us takes the min, max_us the max."""
+    unique, inverse = np.unique(rows, return_inverse=True)
+    merged = np.zeros((len(unique), 6), dtype=np.int64)
+    merged[:, _MIN] = _NO_MIN
+    merged[:, _MAX] = _NO_MAX
+    np.add.at(merged[:, _SUMS], inverse, scalars[:, _SUMS])
+    np.minimum.at(merged[:, _MIN], inverse, scalars[:, _MIN])
+    np.maximum.at(merged[:, _MAX], inverse, scalars[:, _MAX])
+    return unique, merged
+
+
+def _reduce_flat(flat: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum counts at equal positions; positions come back sorted and distinct.
+
+    Through a dense scratch vector rather than np.unique: positions are bounded by
+    rows x NUM_BUCKETS, and one add.at there is several times faster than a sort.
+    """
+    if len(flat) == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.uint64)
+    dense = np.zeros(int(flat.max()) + 1, dtype=np.uint64)
+    np.add.at(dense, flat, np.asarray(counts, dtype=np.uint64))
+    unique = np.flatnonzero(dense)
+    return unique, dense[unique]
+
+
 # -- collector side ----------------------------------------------------------------------------
 
 @dataclass(slots=True)
 class EndpointTotals:
-    """Scalar running totals of one endpoint; its histogram is a row of RunStats' 2-D array."""
+    """Running totals of one endpoint, as reported (min/max None before any timed request)."""
 
     method: str
     name: str
     count: int = 0
     failures: int = 0
     total_us: int = 0
+    bytes: int = 0
     min_us: int | None = None
     max_us: int | None = None
-    bytes: int = 0
 
 
 @dataclass(slots=True)
 class SlotState:
+    """What RunStats knows of one slot: its high-water mark and its latest figures."""
+
     last_seq: int = 0
     users: int = 0
     cpu: float = 0.0
@@ -244,134 +325,129 @@ class SlotState:
 
 @dataclass
 class _Tick:
-    """One open second, accumulated lazily: parts are concatenated once, when the tick closes."""
+    """One open second, accumulated lazily: its parts are reduced once, when it closes."""
 
-    users: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (seq, users)
-    rows: list[int] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
-    failures: list[int] = field(default_factory=list)
-    mins: list[int] = field(default_factory=list)
-    maxs: list[int] = field(default_factory=list)
-    flat: list[np.ndarray] = field(default_factory=list)         # row * NUM_BUCKETS + bucket
-    flat_counts: list[np.ndarray] = field(default_factory=list)
+    users: dict[int, tuple[int, int]] = field(default_factory=dict)  # slot -> (seq, users) of its latest delta
+    rows: list[np.ndarray] = field(default_factory=list)
+    scalars: list[np.ndarray] = field(default_factory=list)
+    flat: list[np.ndarray] = field(default_factory=list)              # row * NUM_BUCKETS + bucket
+    counts: list[np.ndarray] = field(default_factory=list)
 
     def compact(self) -> None:
-        """Merge the histogram parts into one sparse pair (bounds memory with many slots)."""
-        if len(self.flat) <= 1:
-            return
-        flat = np.concatenate(self.flat)
-        counts = np.concatenate(self.flat_counts).astype(np.uint64)
-        unique, inverse = np.unique(flat, return_inverse=True)
-        summed = np.zeros(len(unique), dtype=np.uint64)
-        np.add.at(summed, inverse, counts)
-        self.flat = [unique]
-        self.flat_counts = [summed]
+        """Reduce the parts to one (bounds memory when many slots report into one second)."""
+        if len(self.rows) > 1:
+            rows, scalars = _reduce_rows(np.concatenate(self.rows), np.concatenate(self.scalars))
+            self.rows, self.scalars = [rows], [scalars]
+        if len(self.flat) > 1:
+            flat, counts = _reduce_flat(np.concatenate(self.flat), np.concatenate(self.counts))
+            self.flat, self.counts = [flat], [counts]
 
 
 _TICK_COMPACT_PARTS = 32
 
 
+def _timed_scalars(columns: Columns) -> np.ndarray:
+    """Scalars with min/max of endpoints without timed requests set to neutral values."""
+    scalars = np.array(columns.scalars, dtype=np.int64)
+    untimed = columns.lengths == 0
+    if untimed.any():
+        scalars[untimed, _MIN] = _NO_MIN
+        scalars[untimed, _MAX] = _NO_MAX
+    return scalars
+
+
 class RunStats:
     """All statistics of one run, merged from every slot's snapshots.
 
-    `apply` is idempotent per slot (a snapshot whose seq is not above the slot's high-water
-    mark is ignored), and merging is addition, so the order in which slots' snapshots arrive
-    does not change the result. One exception: once MAX_ENDPOINTS names exist, which later
-    names fold into "(other)" depends on arrival order.
+    One row per endpoint in a dense 2-D histogram (rows x NUM_BUCKETS) and a scalar array, so
+    a snapshot merges with a few vectorised additions. `apply` is idempotent per slot (a
+    snapshot whose seq is not above the slot's high-water mark is ignored; a slot's stream is
+    ordered) and merging is addition, so the order in which slots interleave does not matter.
+    One exception: once MAX_ENDPOINTS names exist, which later names fold into "(other)"
+    depends on which arrived first — as in Locust.
     """
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], int] = {}
-        self._endpoints: list[EndpointTotals] = []
-        self._hist = np.zeros((8, NUM_BUCKETS), dtype=np.uint64)
+        self._names: list[tuple[str, str]] = []
         self._named = 0  # rows that count against MAX_ENDPOINTS (all but "(other)")
+        self._allocate(8)
         self.errors: dict[tuple[str, str, str], int] = {}
         self.exceptions: dict[tuple[str, str], int] = {}
         self.slots: dict[int, SlotState] = {}
         self.overflowed = False
         self.closed_through = -1   # ticks up to this one were handed out by close_ticks
-        self.late_snapshots = 0    # applied to totals, but too late for their (closed) tick
+        self.late_snapshots = 0    # merged into the totals, but too late for their (closed) tick
         self._ticks: dict[int, _Tick] = {}
+
+    def _allocate(self, capacity: int) -> None:
+        hist = np.zeros((capacity, NUM_BUCKETS), dtype=np.uint64)
+        scalars = np.zeros((capacity, 6), dtype=np.int64)
+        scalars[:, _MIN] = _NO_MIN
+        scalars[:, _MAX] = _NO_MAX
+        if hasattr(self, "_hist"):
+            hist[: len(self._hist)] = self._hist
+            scalars[: len(self._scalars)] = self._scalars
+        self._hist = hist
+        self._hist_flat = hist.reshape(-1)  # a view: flat positions row * NUM_BUCKETS + bucket
+        self._scalars = scalars
 
     # -- merging -------------------------------------------------------------------------------
     def _row_of(self, method: str, name: str) -> int:
-        key = (method, name)
-        row = self._rows.get(key)
+        row = self._rows.get((method, name))
         if row is not None:
             return row
         if self._named >= MAX_ENDPOINTS and name != OTHER_NAME:
-            self.overflowed = True
-            other = (method, OTHER_NAME)
-            row = self._rows.get(other)
             # Not remembered per name: a run with a million distinct URLs must not grow a
             # million-entry map (nor a million-entry persisted state).
+            self.overflowed = True
+            row = self._rows.get((method, OTHER_NAME))
             return row if row is not None else self._add_row(method, OTHER_NAME)
-        row = self._add_row(method, name)
+        return self._add_row(method, name)
+
+    def _add_row(self, method: str, name: str) -> int:
+        row = len(self._names)
+        if row >= len(self._hist):
+            self._allocate(2 * len(self._hist))
+        self._names.append((method, name))
+        self._rows[(method, name)] = row
         if name != OTHER_NAME:
             self._named += 1
         return row
 
-    def _add_row(self, method: str, name: str) -> int:
-        row = len(self._endpoints)
-        self._endpoints.append(EndpointTotals(method, name))
-        self._rows[(method, name)] = row
-        if row >= self._hist.shape[0]:
-            grown = np.zeros((self._hist.shape[0] * 2, NUM_BUCKETS), dtype=np.uint64)
-            grown[: self._hist.shape[0]] = self._hist
-            self._hist = grown
-        return row
-
     def apply(self, snapshot: dict) -> bool:
-        """Merge one (decoded) snapshot; False when the slot already sent this seq (duplicate)."""
-        slot = snapshot["slot"]
-        seq = snapshot["seq"]
+        """Merge one snapshot; False (and nothing changes) when the slot already sent this seq."""
+        slot, seq = snapshot["slot"], snapshot["seq"]
         state = self.slots.get(slot)
         if state is None:
             state = self.slots[slot] = SlotState()
         elif seq <= state.last_seq:
             return False
 
-        rows, counts, failures, mins, maxs, lengths, indexes, bucket_counts = [], [], [], [], [], [], [], []
-        for endpoint in snapshot["endpoints"]:
-            row = self._row_of(endpoint["method"], endpoint["name"])
-            totals = self._endpoints[row]
-            count = endpoint["count"]
-            failed = endpoint["failures"]
-            totals.count += count
-            totals.failures += failed
-            totals.total_us += endpoint["total_us"]
-            totals.bytes += endpoint["bytes"]
-            index, bucket_count = endpoint["hist"]
-            if len(index):
-                low, high = endpoint["min_us"], endpoint["max_us"]
-                if totals.min_us is None or low < totals.min_us:
-                    totals.min_us = low
-                if totals.max_us is None or high > totals.max_us:
-                    totals.max_us = high
-                lengths.append(len(index))
-                indexes.append(index)
-                bucket_counts.append(bucket_count)
-            else:
-                low, high = -1, -1
-                lengths.append(0)
-            rows.append(row)
-            counts.append(count)
-            failures.append(failed)
-            mins.append(low)
-            maxs.append(high)
+        columns = snapshot.get("columns") or columns_of(snapshot["endpoints"])
+        row_list = list(map(self._rows.get, columns.names))
+        if None in row_list:
+            row_list = [self._row_of(method, name) for method, name in columns.names]
+        rows = np.asarray(row_list, dtype=np.intp)
+        scalars = _timed_scalars(columns)
+        # ufunc.at, not `a[rows] += …`: names folded into "(other)" can repeat a row.
+        np.add.at(self._scalars[:, _SUMS], rows, scalars[:, _SUMS])
+        np.minimum.at(self._scalars[:, _MIN], rows, scalars[:, _MIN])
+        np.maximum.at(self._scalars[:, _MAX], rows, scalars[:, _MAX])
+        flat = np.repeat(rows * NUM_BUCKETS, columns.lengths) + columns.index
+        counts = columns.counts.astype(np.uint64)  # ufunc.at is only fast with matching dtypes
+        np.add.at(self._hist_flat, flat, counts)
 
-        flat = flat_counts = None
-        if indexes:
-            offsets = np.repeat(np.asarray(rows, dtype=np.int64) * NUM_BUCKETS, lengths)
-            flat = np.concatenate(indexes).astype(np.int64) + offsets
-            flat_counts = np.concatenate(bucket_counts).astype(np.uint64)
-            np.add.at(self._hist.reshape(-1), flat, flat_counts)
-
+        errors = self.errors
         for error in snapshot["errors"]:
-            # Errors of endpoints folded into "(other)" are folded with them.
-            row = self._row_of(error["method"], error["name"])
-            key = (self._endpoints[row].method, self._endpoints[row].name, error["error"])
-            self.errors[key] = self.errors.get(key, 0) + error["count"]
+            key = (error["method"], error["name"], error["error"])
+            try:
+                errors[key] += error["count"]
+            except KeyError:
+                # A new error, or one of a name folded into "(other)": fold it the same way.
+                method, name = self._names[self._row_of(key[0], key[1])]
+                key = (method, name, key[2])
+                errors[key] = errors.get(key, 0) + error["count"]
         for exception in snapshot["exceptions"]:
             key = (exception["message"], exception["traceback"])
             self.exceptions[key] = self.exceptions.get(key, 0) + exception["count"]
@@ -381,41 +457,37 @@ class RunStats:
         state.cpu = snapshot["cpu"]
         state.tick = max(state.tick, snapshot["tick"])
         state.final = state.final or snapshot["kind"] == "final"
-        self._add_to_tick(snapshot, rows, counts, failures, mins, maxs, flat, flat_counts)
+        self._add_to_tick(snapshot, rows, scalars, flat, counts)
         return True
 
-    def _add_to_tick(self, snapshot, rows, counts, failures, mins, maxs, flat, flat_counts) -> None:
-        tick_number = snapshot["tick"]
-        if tick_number <= self.closed_through:
+    def _add_to_tick(self, snapshot: dict, rows, scalars, flat, counts) -> None:
+        number = snapshot["tick"]
+        if number <= self.closed_through:
             self.late_snapshots += 1
             return
-        tick = self._ticks.get(tick_number)
+        tick = self._ticks.get(number)
         if tick is None:
-            tick = self._ticks[tick_number] = _Tick()
+            tick = self._ticks[number] = _Tick()
         slot, seq = snapshot["slot"], snapshot["seq"]
         if slot not in tick.users or tick.users[slot][0] < seq:
             tick.users[slot] = (seq, snapshot["users"])
-        tick.rows += rows
-        tick.counts += counts
-        tick.failures += failures
-        tick.mins += mins
-        tick.maxs += maxs
-        if flat is not None:
-            tick.flat.append(flat)
-            tick.flat_counts.append(flat_counts)
-            if len(tick.flat) > _TICK_COMPACT_PARTS:
-                tick.compact()
+        tick.rows.append(rows)
+        tick.scalars.append(scalars)
+        tick.flat.append(flat)
+        tick.counts.append(counts)
+        if len(tick.rows) > _TICK_COMPACT_PARTS:
+            tick.compact()
 
     # -- time series ---------------------------------------------------------------------------
     def close_ticks(self, up_to_tick: int | None = None) -> list[dict]:
         """Hand out every open tick <= up_to_tick (all of them when None), in order.
 
         The collector passes "seconds since go minus a grace", so a slot whose delta arrives
-        a little late still lands in its own second. Snapshots for a tick already handed out
-        count in the totals only (`late_snapshots`).
+        a little late still lands in its own second. A snapshot for a tick already handed out
+        counts in the totals only (`late_snapshots`).
         """
         ready = sorted(t for t in self._ticks if up_to_tick is None or t <= up_to_tick)
-        closed = [self._close_tick(t, self._ticks.pop(t)) for t in ready]
+        closed = [self._close_tick(number, self._ticks.pop(number)) for number in ready]
         through = up_to_tick if up_to_tick is not None else (ready[-1] if ready else self.closed_through)
         self.closed_through = max(self.closed_through, through)
         return closed
@@ -425,59 +497,70 @@ class RunStats:
         return sorted(self._ticks)
 
     def _close_tick(self, number: int, tick: _Tick) -> dict:
-        rows = np.asarray(tick.rows, dtype=np.int64)
-        present = np.unique(rows)
-        position = {int(row): i for i, row in enumerate(present)}
-        local = np.searchsorted(present, rows)
-        counts = np.bincount(local, weights=tick.counts, minlength=len(present))
-        failures = np.bincount(local, weights=tick.failures, minlength=len(present))
-        mins = np.full(len(present), np.inf)
-        maxs = np.full(len(present), -np.inf)
-        timed = np.asarray(tick.mins) >= 0
-        np.minimum.at(mins, local[timed], np.asarray(tick.mins, dtype=np.float64)[timed])
-        np.maximum.at(maxs, local[timed], np.asarray(tick.maxs, dtype=np.float64)[timed])
-
-        hists = np.zeros((len(present), NUM_BUCKETS), dtype=np.uint64)
-        if tick.flat:
-            flat = np.concatenate(tick.flat)
-            flat_counts = np.concatenate(tick.flat_counts).astype(np.uint64)
-            local_flat = np.searchsorted(present, flat // NUM_BUCKETS) * NUM_BUCKETS + flat % NUM_BUCKETS
-            np.add.at(hists.reshape(-1), local_flat, flat_counts)
-        qs = (0.50, 0.95, 0.99)
-
-        def figures(hist, count, failed, low, high):
-            bounds = {"min_us": low, "max_us": high} if np.isfinite(low) else {}
-            values = percentiles(hist, qs, **bounds)
-            return {"rps": float(count), "fails_per_s": float(failed),
-                    **{f"p{round(q * 100)}_ms": _ms(values[q]) for q in qs}}
+        rows, scalars = _reduce_rows(np.concatenate(tick.rows), np.concatenate(tick.scalars))
+        flat, counts = _reduce_flat(np.concatenate(tick.flat), np.concatenate(tick.counts))
 
         endpoints = {}
-        for row, i in position.items():
-            entry = self._endpoints[row]
-            endpoints[f"{entry.method} {entry.name}"] = figures(hists[i], counts[i], failures[i], mins[i], maxs[i])
-        overall = figures(hists.sum(axis=0), counts.sum(), failures.sum(),
-                          mins.min() if len(mins) else np.inf, maxs.max() if len(maxs) else -np.inf)
-        return {"tick": number, "users": sum(users for _, users in tick.users.values()), **overall,
+        timed_rows, values = sparse_percentiles(flat, counts, TICK_PERCENTILES)
+        at = np.searchsorted(rows, timed_rows)
+        values = _clamp(values, TICK_PERCENTILES, scalars[at, _MIN].astype(float), scalars[at, _MAX].astype(float))
+        by_row = dict(zip(timed_rows.tolist(), values.tolist()))
+        for row, (count, failed, *_rest) in zip(rows.tolist(), scalars.tolist()):
+            method, name = self._names[row]
+            endpoints[f"{method} {name}"] = self._tick_figures(count, failed, by_row.get(row))
+
+        overall = np.zeros(NUM_BUCKETS, dtype=np.uint64)
+        np.add.at(overall, flat % NUM_BUCKETS, counts)
+        timed = scalars[:, _MAX] >= 0
+        bounds = {"min_us": scalars[timed, _MIN].min(), "max_us": scalars[timed, _MAX].max()} if timed.any() else {}
+        overall_values = percentiles(overall, TICK_PERCENTILES, **bounds)
+        figures = self._tick_figures(int(scalars[:, 0].sum()), int(scalars[:, 1].sum()),
+                                     [overall_values[q] for q in TICK_PERCENTILES])
+        return {"tick": number, "users": sum(users for _, users in tick.users.values()), **figures,
                 "endpoints": endpoints}
 
+    @staticmethod
+    def _tick_figures(count: int, failures: int, values_us: list | None) -> dict:
+        values_us = values_us or [None] * len(TICK_PERCENTILES)
+        return {"rps": float(count), "fails_per_s": float(failures),
+                **{f"p{round(q * 100)}_ms": _ms(v) for q, v in zip(TICK_PERCENTILES, values_us)}}
+
     # -- reporting -----------------------------------------------------------------------------
+    @property
+    def endpoints(self) -> list[EndpointTotals]:
+        """Per endpoint totals, in the order the endpoints first appeared."""
+        result = []
+        for (method, name), (count, failures, total_us, size, low, high) in zip(
+                self._names, self._scalars[: len(self._names)].tolist()):
+            timed = high >= 0
+            result.append(EndpointTotals(method, name, count, failures, total_us, size,
+                                         low if timed else None, high if timed else None))
+        return result
+
     def endpoint_histogram(self, method: str, name: str) -> np.ndarray:
-        """A copy of one endpoint's dense histogram (tests, comparisons)."""
+        """A copy of one endpoint's dense histogram."""
         return self._hist[self._rows[(method, name)]].copy()
 
     def aggregate_histogram(self) -> np.ndarray:
-        return self._hist[: len(self._endpoints)].sum(axis=0)
-
-    @property
-    def endpoints(self) -> list[EndpointTotals]:
-        return list(self._endpoints)
+        return self._hist[: len(self._names)].sum(axis=0)
 
     def totals(self, duration: float) -> list[dict]:
-        """Locust-like rows, one per endpoint sorted by (name, method), then "Aggregated"."""
-        order = sorted(range(len(self._endpoints)), key=lambda r: (self._endpoints[r].name, self._endpoints[r].method))
-        rows = [self._row(self._endpoints[r], self._hist[r], duration) for r in order]
+        """Locust-like rows, one per endpoint sorted by (name, method), then "Aggregated" last.
+
+        `duration` (seconds) turns counts into rps and failures_per_s.
+        """
+        endpoints = self.endpoints
+        used = len(endpoints)
+        flat = np.flatnonzero(self._hist_flat[: used * NUM_BUCKETS])
+        timed_rows, values = sparse_percentiles(flat, self._hist_flat[flat], PERCENTILES)
+        scalars = self._scalars[timed_rows]
+        values = _clamp(values, PERCENTILES, scalars[:, _MIN].astype(float), scalars[:, _MAX].astype(float))
+        by_row = dict(zip(timed_rows.tolist(), values.tolist()))
+        order = sorted(range(used), key=lambda r: (endpoints[r].name, endpoints[r].method))
+        rows = [self._report_row(endpoints[r], int(self._hist[r].sum()), by_row.get(r), duration) for r in order]
+
         aggregate = EndpointTotals("", AGGREGATE_NAME)
-        for entry in self._endpoints:
+        for entry in endpoints:
             aggregate.count += entry.count
             aggregate.failures += entry.failures
             aggregate.total_us += entry.total_us
@@ -485,19 +568,20 @@ class RunStats:
             if entry.min_us is not None:
                 aggregate.min_us = entry.min_us if aggregate.min_us is None else min(aggregate.min_us, entry.min_us)
                 aggregate.max_us = entry.max_us if aggregate.max_us is None else max(aggregate.max_us, entry.max_us)
-        rows.append(self._row(aggregate, self.aggregate_histogram(), duration))
+        hist = self.aggregate_histogram()
+        values = percentiles(hist, PERCENTILES, min_us=aggregate.min_us, max_us=aggregate.max_us)
+        rows.append(self._report_row(aggregate, int(hist.sum()), [values[q] for q in PERCENTILES], duration))
         return rows
 
     @staticmethod
-    def _row(entry: EndpointTotals, hist: np.ndarray, duration: float) -> dict:
-        timed = int(hist.sum())
-        values = percentiles(hist, PERCENTILES, min_us=entry.min_us, max_us=entry.max_us)
+    def _report_row(entry: EndpointTotals, timed: int, values_us, duration: float) -> dict:
+        values_us = values_us or [None] * len(PERCENTILES)
         duration = duration if duration and duration > 0 else None
         return {
             "method": entry.method, "name": entry.name, "requests": entry.count, "failures": entry.failures,
             "min_ms": _ms(entry.min_us), "max_ms": _ms(entry.max_us),
             "mean_ms": entry.total_us / timed / 1000 if timed else None,
-            **{percentile_key(q): _ms(values[q]) for q in PERCENTILES},
+            **{percentile_key(q): _ms(v) for q, v in zip(PERCENTILES, values_us)},
             "avg_size": entry.bytes / entry.count if entry.count else 0.0,
             "rps": entry.count / duration if duration else 0.0,
             "failures_per_s": entry.failures / duration if duration else 0.0,
@@ -514,23 +598,20 @@ class RunStats:
 
     # -- persistence ---------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Everything, high-water marks and open ticks included, with sparse histograms."""
-        endpoints = []
-        for row, entry in enumerate(self._endpoints):
-            nonzero = np.flatnonzero(self._hist[row])
-            endpoints.append([entry.method, entry.name, entry.count, entry.failures, entry.total_us, entry.min_us,
-                              entry.max_us, entry.bytes, nonzero.astype("<u2").tobytes(),
-                              self._hist[row, nonzero].astype("<u8").tobytes()])
+        """Everything, high-water marks and open ticks included; histograms sparse."""
+        used = len(self._names)
+        flat = np.flatnonzero(self._hist_flat[: used * NUM_BUCKETS])
         ticks = []
         for number, tick in sorted(self._ticks.items()):
             tick.compact()
-            flat = tick.flat[0] if tick.flat else np.zeros(0, dtype=np.int64)
-            flat_counts = tick.flat_counts[0] if tick.flat_counts else np.zeros(0, dtype=np.uint64)
-            ticks.append([number, [[slot, seq, users] for slot, (seq, users) in tick.users.items()],
-                          tick.rows, tick.counts, tick.failures, tick.mins, tick.maxs,
-                          flat.astype("<u4").tobytes(), flat_counts.astype("<u8").tobytes()])
+            ticks.append([
+                number, [[slot, seq, users] for slot, (seq, users) in tick.users.items()],
+                _pack(tick.rows, "<i8"), _pack(tick.scalars, "<i8"), _pack(tick.flat, "<i8"), _pack(tick.counts, "<u8"),
+            ])
         state = {
-            "v": STATE_VERSION, "endpoints": endpoints,
+            "v": STATE_VERSION, "names": [list(key) for key in self._names],
+            "scalars": self._scalars[:used].astype("<i8").tobytes(),
+            "flat": flat.astype("<i8").tobytes(), "counts": self._hist_flat[flat].astype("<u8").tobytes(),
             "errors": [[m, n, e, c] for (m, n, e), c in self.errors.items()],
             "exceptions": [[m, t, c] for (m, t), c in self.exceptions.items()],
             "slots": [[slot, s.last_seq, s.users, s.cpu, s.tick, s.final] for slot, s in self.slots.items()],
@@ -542,15 +623,15 @@ class RunStats:
     @classmethod
     def from_bytes(cls, data: bytes) -> RunStats:
         state = msgpack.unpackb(data, raw=False, strict_map_key=False)
-        if not isinstance(state, dict) or state.get("v") != STATE_VERSION:
-            raise ValueError(f"Unknown RunStats state version {state.get('v') if isinstance(state, dict) else '?'}.")
+        version = state.get("v") if isinstance(state, dict) else None
+        if version != STATE_VERSION:
+            raise ValueError(f"Unknown RunStats state version {version!r} (expected {STATE_VERSION}).")
         stats = cls()
-        for method, name, count, failures, total_us, min_us, max_us, size, index, counts in state["endpoints"]:
-            row = stats._add_row(method, name)
-            if name != OTHER_NAME:
-                stats._named += 1
-            stats._endpoints[row] = EndpointTotals(method, name, count, failures, total_us, min_us, max_us, size)
-            stats._hist[row, np.frombuffer(index, dtype="<u2")] = np.frombuffer(counts, dtype="<u8")
+        for method, name in state["names"]:
+            stats._add_row(method, name)
+        used = len(stats._names)
+        stats._scalars[:used] = np.frombuffer(state["scalars"], dtype="<i8").reshape(used, 6)
+        stats._hist_flat[np.frombuffer(state["flat"], dtype="<i8")] = np.frombuffer(state["counts"], dtype="<u8")
         stats.errors = {(m, n, e): c for m, n, e, c in state["errors"]}
         stats.exceptions = {(m, t): c for m, t, c in state["exceptions"]}
         stats.slots = {slot: SlotState(seq, users, cpu, tick, final)
@@ -558,14 +639,18 @@ class RunStats:
         stats.overflowed = state["overflowed"]
         stats.closed_through = state["closed_through"]
         stats.late_snapshots = state["late_snapshots"]
-        for number, users, rows, counts, failures, mins, maxs, flat, flat_counts in state["ticks"]:
-            tick = _Tick(users={slot: (seq, n) for slot, seq, n in users}, rows=list(rows), counts=list(counts),
-                         failures=list(failures), mins=list(mins), maxs=list(maxs))
-            if flat:
-                tick.flat = [np.frombuffer(flat, dtype="<u4").astype(np.int64)]
-                tick.flat_counts = [np.frombuffer(flat_counts, dtype="<u8").astype(np.uint64)]
+        for number, users, rows, scalars, flat, counts in state["ticks"]:
+            tick = _Tick(users={slot: (seq, n) for slot, seq, n in users})
+            tick.rows = [np.frombuffer(rows, dtype="<i8").astype(np.intp)]
+            tick.scalars = [np.frombuffer(scalars, dtype="<i8").reshape(-1, 6).copy()]
+            tick.flat = [np.frombuffer(flat, dtype="<i8").astype(np.intp)]
+            tick.counts = [np.frombuffer(counts, dtype="<u8").copy()]
             stats._ticks[number] = tick
         return stats
+
+
+def _pack(parts: list[np.ndarray], dtype: str) -> bytes:
+    return parts[0].astype(dtype).tobytes() if parts else b""
 
 
 def _ms(us) -> float | None:

@@ -1,9 +1,12 @@
-"""Snapshot bytes on the Redis Stream: msgpack, with histograms as packed binary arrays.
+"""Snapshot bytes on the Redis Stream: msgpack, with the numbers in packed binary arrays.
 
-A snapshot (see workers.stats.Recorder.take_delta) is a plain dict. On the wire each endpoint
-is a positional array, and its histogram two little-endian binary fields (uint16 bucket
-indexes, uint32 counts) instead of lists of ints: msgpack hands those back as bytes, and
-numpy views them without copying. That is what makes the collector's decode cheap.
+A snapshot (workers.stats.Recorder.take_delta) is a plain dict. On the wire its endpoints
+travel as columns: the (method, name) pairs as a msgpack array, and in little-endian binary
+fields the per-endpoint counters (int64, SCALAR_FIELDS order), the histogram length of each
+endpoint (uint32), and every endpoint's histogram concatenated: bucket indexes (uint16) and
+counts (uint32). msgpack hands binary fields back as bytes and numpy views them without
+copying, so decoding costs a handful of calls however many buckets there are, instead of
+one Python int per bucket.
 
 Pure: msgpack and numpy only (imported by the collector and web processes).
 """
@@ -13,14 +16,15 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 
-from workers.stats import NUM_BUCKETS
+from workers.stats import NUM_BUCKETS, SCALAR_FIELDS, Columns, columns_of
 
 VERSION = 1
 KINDS = ("delta", "final")
+SCALAR_DTYPE = np.dtype("<i8")
+LENGTH_DTYPE = np.dtype("<u4")
 INDEX_DTYPE = np.dtype("<u2")
 COUNT_DTYPE = np.dtype("<u4")
 
-_ENDPOINT_FIELDS = ("method", "name", "count", "failures", "total_us", "min_us", "max_us", "bytes")
 _INT_FIELDS = ("run", "slot", "seq", "tick", "users")
 
 
@@ -30,20 +34,19 @@ class WireError(ValueError):
 
 def encode(snapshot: dict) -> bytes:
     """Snapshot dict -> bytes. Histograms may be numpy arrays or sequences of ints."""
-    endpoints = []
-    for e in snapshot["endpoints"]:
-        index, counts = e["hist"]
-        index = np.asarray(index, dtype=INDEX_DTYPE)
-        counts = np.asarray(counts, dtype=COUNT_DTYPE)
-        if index.shape != counts.shape:
-            raise WireError(f"Endpoint {e['method']} {e['name']}: {len(index)} bucket indexes "
-                            f"but {len(counts)} counts.")
-        endpoints.append((e["method"], e["name"], e["count"], e["failures"], e["total_us"], e["min_us"],
-                          e["max_us"], e["bytes"], index.tobytes(), counts.tobytes()))
+    try:
+        columns = columns_of(snapshot["endpoints"])
+    except (ValueError, OverflowError) as error:
+        raise WireError(f"Cannot encode the endpoints: {error}") from error
     message = {
         "v": VERSION, "kind": snapshot["kind"], "run": snapshot["run"], "slot": snapshot["slot"],
         "seq": snapshot["seq"], "tick": snapshot["tick"], "elapsed": float(snapshot["elapsed"]),
-        "users": snapshot["users"], "cpu": float(snapshot["cpu"]), "endpoints": endpoints,
+        "users": snapshot["users"], "cpu": float(snapshot["cpu"]),
+        "names": [list(name) for name in columns.names],
+        "scalars": columns.scalars.astype(SCALAR_DTYPE).tobytes(),
+        "lengths": columns.lengths.astype(LENGTH_DTYPE).tobytes(),
+        "index": columns.index.astype(INDEX_DTYPE).tobytes(),
+        "counts": columns.counts.astype(COUNT_DTYPE).tobytes(),
         "errors": [(e["method"], e["name"], e["error"], e["count"]) for e in snapshot["errors"]],
         "exceptions": [(x["message"], x["traceback"], x["count"]) for x in snapshot["exceptions"]],
     }
@@ -51,11 +54,15 @@ def encode(snapshot: dict) -> bytes:
 
 
 def decode(data: bytes) -> dict:
-    """Bytes -> snapshot dict, histograms as read-only numpy views of the message's bytes."""
+    """Bytes -> snapshot dict in the schema of Recorder.take_delta.
+
+    Histograms are read-only numpy views of the message's bytes. The same data as arrays is
+    under "columns" (a workers.stats.Columns), which RunStats.apply merges directly.
+    """
     message = _unpack(data)
     version = message.get("v")
     if version != VERSION:
-        raise WireError(f"Unsupported snapshot version {version!r} (this collector reads version {VERSION}).")
+        raise WireError(f"Unsupported snapshot version {version!r} (this side reads version {VERSION}).")
     try:
         snapshot = {"v": VERSION, "kind": message["kind"], "run": message["run"], "slot": message["slot"],
                     "seq": message["seq"], "tick": message["tick"], "elapsed": float(message["elapsed"]),
@@ -65,34 +72,12 @@ def decode(data: bytes) -> dict:
         for key in _INT_FIELDS:
             if type(snapshot[key]) is not int:
                 raise WireError(f"Field {key!r} must be an integer, not {snapshot[key]!r}.")
-        endpoints = []
-        indexes = []
-        for fields in message["endpoints"]:
-            if len(fields) != 10:
-                raise WireError(f"An endpoint has {len(fields)} fields, expected 10.")
-            method, name, count, failures, total_us, min_us, max_us, size, index_bytes, count_bytes = fields
-            if type(method) is not str or type(name) is not str:
-                raise WireError("An endpoint's method and name must be strings.")
-            if not (type(count) is type(failures) is type(total_us) is type(min_us) is type(max_us)
-                    is type(size) is int):
-                raise WireError(f"Endpoint {method} {name}: counters must be integers.")
-            if type(index_bytes) is not bytes or type(count_bytes) is not bytes:
-                raise WireError(f"Endpoint {method} {name}: histogram fields must be binary.")
-            if len(index_bytes) % 2 or len(count_bytes) != 2 * len(index_bytes):
-                raise WireError(f"Endpoint {method} {name}: histogram of {len(index_bytes)} index bytes "
-                                f"and {len(count_bytes)} count bytes.")
-            index = np.frombuffer(index_bytes, dtype=INDEX_DTYPE)
-            indexes.append(index)
-            endpoints.append({"method": method, "name": name, "count": count, "failures": failures,
-                              "total_us": total_us, "min_us": min_us, "max_us": max_us, "bytes": size,
-                              "hist": (index, np.frombuffer(count_bytes, dtype=COUNT_DTYPE))})
-        if indexes:
-            highest = int(np.concatenate(indexes).max(initial=0))
-            if highest >= NUM_BUCKETS:
-                raise WireError(f"Bucket index {highest} is outside the histogram ({NUM_BUCKETS} buckets).")
-        snapshot["endpoints"] = endpoints
-        snapshot["errors"] = [{"method": m, "name": n, "error": e, "count": int(c)} for m, n, e, c in message["errors"]]
-        snapshot["exceptions"] = [{"message": m, "traceback": t, "count": int(c)}
+        columns = _columns(message)
+        snapshot["columns"] = columns
+        snapshot["endpoints"] = _endpoint_dicts(columns)
+        snapshot["errors"] = [{"method": _text(m), "name": _text(n), "error": _text(e), "count": _count(c)}
+                              for m, n, e, c in message["errors"]]
+        snapshot["exceptions"] = [{"message": _text(m), "traceback": _text(t), "count": _count(c)}
                                   for m, t, c in message["exceptions"]]
     except WireError:
         raise
@@ -101,8 +86,57 @@ def decode(data: bytes) -> dict:
     return snapshot
 
 
+def _columns(message: dict) -> Columns:
+    names = message["names"]
+    for pair in names:
+        if len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
+            raise WireError(f"Endpoint names must be (method, name) strings, not {pair!r}.")
+    fields = [message[key] for key in ("scalars", "lengths", "index", "counts")]
+    if any(type(value) is not bytes for value in fields):
+        raise WireError("The scalars, lengths, index and counts fields must be binary.")
+    scalars_bytes, lengths_bytes, index_bytes, counts_bytes = fields
+    n = len(names)
+    if len(scalars_bytes) != n * len(SCALAR_FIELDS) * SCALAR_DTYPE.itemsize or len(lengths_bytes) != n * 4:
+        raise WireError(f"{n} endpoints but {len(scalars_bytes)} scalar bytes and {len(lengths_bytes)} length bytes.")
+    if len(index_bytes) % 2 or len(counts_bytes) != 2 * len(index_bytes):
+        raise WireError(f"Histogram of {len(index_bytes)} index bytes and {len(counts_bytes)} count bytes.")
+    scalars = np.frombuffer(scalars_bytes, dtype=SCALAR_DTYPE).reshape(n, len(SCALAR_FIELDS))
+    lengths = np.frombuffer(lengths_bytes, dtype=LENGTH_DTYPE)
+    index = np.frombuffer(index_bytes, dtype=INDEX_DTYPE)
+    counts = np.frombuffer(counts_bytes, dtype=COUNT_DTYPE)
+    if int(lengths.sum()) != len(index):
+        raise WireError(f"Endpoint histogram lengths add up to {int(lengths.sum())}, the histogram has {len(index)}.")
+    if n and scalars.min() < 0:
+        raise WireError("Endpoint counters must not be negative.")
+    if len(index) and int(index.max()) >= NUM_BUCKETS:
+        raise WireError(f"Bucket index {int(index.max())} is outside the histogram ({NUM_BUCKETS} buckets).")
+    return Columns(names=names, scalars=scalars, lengths=lengths.astype(np.intp), index=index, counts=counts)
+
+
+def _endpoint_dicts(columns: Columns) -> list[dict]:
+    ends = np.cumsum(columns.lengths).tolist()
+    starts = [0] + ends[:-1]
+    index, counts = columns.index, columns.counts
+    return [{"method": method, "name": name, "count": count, "failures": failures, "total_us": total_us,
+             "min_us": min_us, "max_us": max_us, "bytes": size, "hist": (index[start:end], counts[start:end])}
+            for (method, name), (count, failures, total_us, size, min_us, max_us), start, end
+            in zip(columns.names, columns.scalars.tolist(), starts, ends)]
+
+
+def _text(value) -> str:
+    if type(value) is not str:
+        raise WireError(f"Expected a string, got {value!r}.")
+    return value
+
+
+def _count(value) -> int:
+    if type(value) is not int or value < 0:
+        raise WireError(f"Expected a count, got {value!r}.")
+    return value
+
+
 def encode_control(message: dict) -> bytes:
-    """A small control message (ready, error, done, …): plain msgpack."""
+    """A small control message (ready, error, done, …): plain msgpack of a dict."""
     return msgpack.packb(message, use_bin_type=True)
 
 
@@ -114,7 +148,7 @@ def _unpack(data: bytes) -> dict:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise WireError(f"Expected bytes, got {type(data).__name__}.")
     try:
-        message = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=True)
+        message = msgpack.unpackb(data, raw=False, use_list=False)
     except Exception as error:  # msgpack raises several unrelated types for garbage
         raise WireError(f"Not a msgpack message ({len(data)} bytes): {error.__class__.__name__}: {error}") from error
     if not isinstance(message, dict):
