@@ -5,13 +5,15 @@ Django settings, a database or a secret. Only beat (DJANGO_SETTINGS_MODULE set, 
 django-celery-beat's database scheduler) configures Django, through Celery's Django fix-up.
 """
 
+import os
+
 from celery import Celery
 
 from controlcenter.env import resolve_redis_url
 
 LOADGEN_QUEUE = "loadgen"
 
-app = Celery("controlcenter")  # the run engine adds its slot task module here
+app = Celery("controlcenter", include=["workers.tasks"])
 app.conf.update(
     broker_url=resolve_redis_url(),
     broker_connection_retry_on_startup=True,
@@ -22,6 +24,12 @@ app.conf.update(
     task_ignore_result=True,
     worker_hijack_root_logger=False,
     worker_prefetch_multiplier=1,
+    # A worker takes a slot only when one of its processes is free (Redis broker only).
+    worker_disable_prefetch=True,
+    # Runs last long: acknowledge on receipt so the Redis visibility timeout never redelivers
+    # a running slot (a redelivered one would find its claim taken and return anyway).
+    task_acks_late=False,
+    broker_transport_options={"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))},
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
     timezone="UTC",
 )

@@ -60,3 +60,13 @@ def scenario(project, alice):
 
 def upload(name, content):
     return SimpleUploadedFile(name, content, content_type="application/octet-stream")
+
+
+@pytest.fixture(scope="session")
+def target():
+    """A real nginx on loopback (tests/target.py), shared by the session: reset() it per test."""
+    from tests import target as nginx_target
+
+    server = nginx_target.start()
+    yield server
+    server.stop()

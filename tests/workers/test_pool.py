@@ -1,0 +1,121 @@
+"""The pool process on its own: framed stdin/stdout, no Redis, no credentials."""
+
+import queue
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.workers.conftest import LOCUSTFILES, wait_until
+from workers import slot, stats, wire
+
+
+@pytest.fixture
+def pool_in(tmp_path):
+    started = []
+
+    def start(name: str, **params) -> slot.PoolProcess:
+        shutil.copy(LOCUSTFILES / f"{name}.py", tmp_path / "locustfile.py")
+        pool = slot.PoolProcess(tmp_path, tmp_path)
+        started.append(pool)
+        defaults = {"users": 2, "spawn_rate": 100.0, "share": 1.0, "host": "", "duration": 0, "user_classes": [],
+                    "tags": [], "exclude_tags": [], "stop_timeout": 2.0}
+        pool.send({"type": "init", "run": 7, "slot": 0, "slots": 1, "params": defaults | params,
+                   "locustfile": "locustfile.py"})
+        return pool
+
+    yield start
+    for pool in started:
+        pool.close()
+
+
+def frames_until_eof(pool, timeout=15.0):
+    frames, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            frame = pool.next_frame(0.5)
+        except queue.Empty:
+            continue
+        if frame is None:
+            return frames
+        frames.append(frame)
+    raise AssertionError(f"no EOF within {timeout} s; got {frames}")
+
+
+def next_frame(pool, timeout=15.0):
+    return pool.next_frame(timeout)
+
+
+def test_it_answers_init_with_ready_and_a_final_snapshot_on_stop(pool_in):
+    pool = pool_in("http_user")
+    ready = next_frame(pool)
+    assert ready == {"type": "ready", "pid": pool.pid, "user_classes": ["Browser"]}
+    pool.send({"type": "stop"})  # before go: nothing ran, the final snapshot is empty
+    frames = frames_until_eof(pool)
+    assert [f["type"] for f in frames] == ["snapshot"]
+    final = wire.decode(frames[0]["data"])
+    assert final["kind"] == "final" and final["seq"] == 1 and final["endpoints"] == []
+    assert pool.proc.wait(5) == 0
+
+
+def test_it_sends_a_delta_per_second_and_the_last_partial_second(pool_in, target):
+    target.reset()
+    pool = pool_in("http_user", host=target.url)
+    assert next_frame(pool)["type"] == "ready"
+    pool.send({"type": "go", "go_at": time.time() + 0.1})
+    time.sleep(2.6)
+    pool.send({"type": "stop"})
+    snapshots = [wire.decode(f["data"]) for f in frames_until_eof(pool)]
+    assert [(s["kind"], s["seq"], s["tick"]) for s in snapshots] == [
+        ("delta", 1, 0), ("delta", 2, 1), ("final", 3, 2)]
+    assert 0.95 < snapshots[0]["elapsed"] < 1.2 and 2.4 < snapshots[-1]["elapsed"] < 3.5
+    assert snapshots[0]["users"] == 2 and snapshots[-1]["users"] == 0
+    merged = stats.RunStats()
+    for snapshot in snapshots:
+        assert merged.apply(snapshot)
+    counted = merged.totals(1.0)[-1]["requests"]
+    assert counted > 100 and abs(counted - target.total()) <= 2
+    assert sum(e["count"] for e in snapshots[-1]["endpoints"]) > 0  # the partial second is not lost
+
+
+def test_it_applies_live_user_changes(pool_in, target):
+    pool = pool_in("http_user", host=target.url, users=1)
+    assert next_frame(pool)["type"] == "ready"
+    pool.send({"type": "go", "go_at": time.time()})
+    assert wire.decode(next_frame(pool)["data"])["users"] == 1
+    pool.send({"type": "users", "users": 4, "spawn_rate": 100.0})
+    wait_until(lambda: wire.decode(next_frame(pool)["data"])["users"] == 4, 5, 0, "4 users")
+    pool.send({"type": "stop"})
+    assert wire.decode(frames_until_eof(pool)[-1]["data"])["kind"] == "final"
+
+
+def test_it_exits_when_its_slot_goes_away(pool_in, target):
+    pool = pool_in("http_user", host=target.url)
+    assert next_frame(pool)["type"] == "ready"
+    pool.send({"type": "go", "go_at": time.time()})
+    next_frame(pool)
+    pool.proc.stdin.close()  # the slot process died: EOF on the pool's stdin
+    assert pool.proc.wait(5) == 3
+
+
+def test_it_keeps_locusts_request_stats_listener_out(tmp_path):
+    """The Recorder replaces Locust's RequestStats listener: one cheap listener per request."""
+    shutil.copy(LOCUSTFILES / "custom_client.py", tmp_path / "locustfile.py")
+    code = (
+        "import sys\n"
+        "from workers import pool as p\n"
+        "class Frames:\n"
+        "    def write(self, message): pass\n"
+        "pool = p.Pool(Frames())\n"
+        "pool.params = {'user_classes': [], 'share': 1.0, 'stop_timeout': 0}\n"
+        "pool._load('locustfile.py')\n"
+        "print('HANDLERS', [h.__qualname__ for h in pool.env.events.request._handlers], file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env=slot.scrubbed_env(str(tmp_path)))
+    line = [x for x in result.stderr.splitlines() if x.startswith("HANDLERS")]
+    assert line, result.stderr[-2000:]
+    assert "Runner.__init__.<locals>.on_request" not in line[0]
+    assert "Pool._install_listeners.<locals>.on_request" in line[0]

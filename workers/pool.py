@@ -1,0 +1,373 @@
+"""The pool process: `python -m workers.pool`, child of one slot task, one core, Locust unchanged.
+
+The only module of Swarmdeck that imports locust (and so gevent's monkey-patching). It holds
+no credentials: it talks to its slot over stdin/stdout only.
+
+Frames (both directions): 4-byte big-endian length, then a msgpack map with a "type".
+
+slot -> pool
+    init   {run, slot, slots, params, locustfile}      once, first
+    go     {go_at}                                     start users at this wall-clock time
+    users  {users, spawn_rate}                         live change, already this slot's share
+    stop   {}                                          stop users (stop_timeout), send final, exit 0
+    (EOF on stdin: the slot is gone; the pool exits at once)
+
+pool -> slot
+    ready    {pid, user_classes}                       the locustfile imported
+    error    {stage, message, detail}                  "import" (then exit 1) or "run"
+    snapshot {data: wire bytes, kind: "delta"|"final"} one per SNAPSHOT_INTERVAL after go, final last
+
+Print() in a locustfile cannot corrupt the frames: fd 1 is pointed at stderr and the frames go
+to a private duplicate of the original stdout.
+
+Every spawned user failing in on_start (Locust logs it and the user greenlet dies) is reported
+once as an error frame, stage "run", naming the exception; the pool then stops and sends its
+final snapshot like after a stop.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+
+# Frames get a private copy of stdout; fd 1 (print, C extensions) now writes to stderr.
+_FRAME_OUT = os.dup(1)
+os.dup2(2, 1)
+_FRAME_IN = 0
+
+import logging  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
+import gevent.lock  # noqa: E402
+import gevent.os  # noqa: E402
+import msgpack  # noqa: E402
+import psutil  # noqa: E402
+
+from workers import protocol, stats, wire  # noqa: E402
+
+log = logging.getLogger("swarmdeck.pool")
+
+HEADER = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024
+
+
+class FrameIO:
+    """Cooperative (gevent) framed reads from stdin and writes to the private stdout copy."""
+
+    def __init__(self, fd_in: int = _FRAME_IN, fd_out: int = _FRAME_OUT):
+        self.fd_in = fd_in
+        self.fd_out = fd_out
+        gevent.os.make_nonblocking(fd_in)
+        gevent.os.make_nonblocking(fd_out)
+        self.lock = gevent.lock.RLock()
+
+    def _read_exact(self, n: int) -> bytes | None:
+        chunks = []
+        while n:
+            chunk = gevent.os.nb_read(self.fd_in, min(n, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def read(self) -> dict | None:
+        header = self._read_exact(HEADER.size)
+        if header is None:
+            return None
+        (length,) = HEADER.unpack(header)
+        if length > MAX_FRAME:
+            raise ValueError(f"frame of {length} bytes")
+        body = self._read_exact(length)
+        if body is None:
+            return None
+        return msgpack.unpackb(body, raw=False)
+
+    def write(self, message: dict) -> None:
+        body = msgpack.packb(message, use_bin_type=True)
+        data = memoryview(HEADER.pack(len(body)) + body)
+        with self.lock:
+            while data:
+                written = gevent.os.nb_write(self.fd_out, data)
+                data = data[written:]
+
+
+def split(total: int, parts: int, index: int) -> int:
+    """This slot's users of a run-wide count: the same split as runs.services.split."""
+    base, extra = divmod(int(total), max(1, int(parts)))
+    return base + (1 if index < extra else 0)
+
+
+def scale_shape(shape, slot: int, slots: int, share: float):
+    """Make a LoadTestShape instance answer with this slot's share of users and spawn rate."""
+    original = shape.tick
+
+    def tick():
+        result = original()
+        if result is None:
+            return None
+        users, spawn_rate, *rest = result
+        return (split(users, slots, slot) if slots else round(users * share), spawn_rate * share, *rest)
+
+    shape.tick = tick
+    return shape
+
+
+def error_message(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class Pool:
+    def __init__(self, io: FrameIO):
+        self.io = io
+        self.recorder = stats.Recorder()
+        self.process = psutil.Process()
+        self.process.cpu_percent()
+        self.run_id = 0
+        self.slot = 0
+        self.slots = 1
+        self.params: dict = {}
+        self.env = None
+        self.runner = None
+        self.t0: float | None = None
+        self.seq = 0
+        self.deltas_sent = 0
+        self.stop_requested = gevent.event.Event()
+        self.finished = gevent.event.Event()
+        self.closing = False
+        self.wake = gevent.event.Event()
+        self.snapshotter = None
+        self.on_start_failures = 0
+        self.first_on_start_failure: tuple[str, str] | None = None
+        self.reported_all_failed = False
+
+    # -- import ------------------------------------------------------------------------------
+    def load(self, init: dict) -> None:
+        self.run_id = int(init["run"])
+        self.slot = int(init["slot"])
+        self.slots = int(init.get("slots") or 1)
+        self.params = dict(init["params"])
+        path = os.path.abspath(init.get("locustfile") or "locustfile.py")
+        try:
+            self._load(path)
+        except BaseException as error:  # noqa: BLE001 - anything the user's module raises, SystemExit too
+            self.io.write({"type": "error", "stage": "import", "message": error_message(error),
+                           "detail": traceback.format_exc()})
+            raise SystemExit(1) from None
+        self.io.write({"type": "ready", "pid": os.getpid(),
+                       "user_classes": [cls.__name__ for cls in self.env.user_classes]})
+
+    def _load(self, path: str) -> None:
+        import locust
+        from locust.env import Environment
+        from locust.util.load_locustfile import load_locustfile
+
+        sys.path.insert(0, os.path.dirname(path))
+        available, shapes = load_locustfile(path)
+        wanted = list(self.params.get("user_classes") or [])
+        if wanted:
+            missing = [name for name in wanted if name not in available]
+            if missing:
+                raise LookupError(f"The locustfile has no User class named {', '.join(missing)} "
+                                  f"(it has: {', '.join(sorted(available)) or 'none'}).")
+            user_classes = [available[name] for name in wanted]
+        else:
+            user_classes = list(available.values())
+        user_classes = [cls for cls in user_classes if getattr(cls, "weight", 1) != 0 or getattr(cls, "fixed_count", 0)]
+        if not user_classes:
+            raise LookupError("The locustfile defines no User class to run (a class deriving from HttpUser, "
+                              "FastHttpUser or User, not abstract).")
+        shape = None
+        if shapes:
+            if len(shapes) > 1:
+                log.warning("The locustfile has %s LoadTestShape classes; using the first.", len(shapes))
+            shape = scale_shape(shapes[0], self.slot, self.slots, float(self.params.get("share") or 1.0))
+        self.env = Environment(
+            user_classes=user_classes, host=self.params.get("host") or None,
+            tags=list(self.params.get("tags") or []) or None,
+            exclude_tags=list(self.params.get("exclude_tags") or []) or None,
+            stop_timeout=float(self.params.get("stop_timeout") or 0.0), shape_class=shape, events=locust.events,
+            locustfile=os.path.basename(path), parsed_options=_parsed_options(path),
+            available_user_classes=available,
+        )
+        self.runner = self.env.create_local_runner()
+        self._install_listeners()
+        self.env.events.init.fire(environment=self.env, runner=self.runner, web_ui=None)
+
+    def _install_listeners(self) -> None:
+        events = self.env.events
+        # Locust's own per-request statistics are replaced by the Recorder (same cost or less):
+        # the runner's on_request listener feeds RequestStats, which nobody reads here.
+        for handler in list(events.request._handlers):
+            if getattr(handler, "__qualname__", "") == "Runner.__init__.<locals>.on_request":
+                events.request.remove_listener(handler)
+        record = self.recorder.record
+
+        def on_request(request_type, name, response_time, response_length, exception=None, **_kw):
+            record(request_type, name, response_time, response_length, exception)
+
+        events.request.add_listener(on_request)
+
+        from locust import User
+
+        def on_user_error(user_instance, exception, tb, **_kw):
+            formatted = "".join(traceback.format_tb(tb)) if tb is not None else ""
+            self.recorder.record_exception(error_message(exception), formatted)
+            # User.run fires with the User itself only when on_start failed (tasks fire with a TaskSet).
+            if isinstance(user_instance, User):
+                self.on_start_failures += 1
+                if self.first_on_start_failure is None:
+                    self.first_on_start_failure = (error_message(exception), formatted)
+
+        events.user_error.add_listener(on_user_error)
+
+    # -- control -------------------------------------------------------------------------------
+    def listen(self) -> None:
+        """Read control frames until stop or EOF."""
+        while True:
+            try:
+                message = self.io.read()
+            except Exception:  # noqa: BLE001
+                log.exception("Unreadable control frame; stopping.")
+                message = None
+            if message is None:  # the slot is gone: nobody would read a final snapshot
+                log.warning("The slot closed the control pipe; exiting.")
+                os._exit(3)
+            kind = message.get("type")
+            if kind == "go":
+                gevent.spawn(self.go, float(message.get("go_at") or time.time()))
+            elif kind == "stop":
+                self.stop_requested.set()
+            elif kind == "users":
+                self.change_users(int(message["users"]), float(message["spawn_rate"]))
+
+    def go(self, go_at: float) -> None:
+        if self.t0 is not None or self.stop_requested.is_set():
+            return
+        delay = go_at - time.time()
+        if delay > 0:
+            gevent.sleep(delay)
+        if self.stop_requested.is_set():
+            return
+        self.t0 = time.monotonic()
+        if self.env.shape_class is not None:
+            self.runner.start_shape()
+        else:
+            self.runner.start(int(self.params.get("users") or 0), float(self.params.get("spawn_rate") or 1.0))
+        self.snapshotter = gevent.spawn(self.snapshot_loop)
+        duration = float(self.params.get("duration") or 0)
+        if duration > 0:
+            gevent.spawn_later(duration, self.stop_requested.set)
+
+    def change_users(self, users: int, spawn_rate: float) -> None:
+        self.params["users"], self.params["spawn_rate"] = users, spawn_rate
+        if self.t0 is not None and self.env.shape_class is None and not self.stop_requested.is_set():
+            self.runner.start(users, spawn_rate)
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def send_snapshot(self, kind: str, tick: int) -> None:
+        self.seq += 1
+        elapsed = time.monotonic() - self.t0 if self.t0 is not None else 0.0
+        snapshot = self.recorder.take_delta(
+            run=self.run_id, slot=self.slot, seq=self.seq, tick=max(0, tick), elapsed=elapsed,
+            users=self.runner.user_count if self.runner else 0, cpu=self.process.cpu_percent(), kind=kind)
+        self.io.write({"type": "snapshot", "kind": kind, "data": wire.encode(snapshot)})
+
+    def snapshot_loop(self) -> None:
+        interval = protocol.SNAPSHOT_INTERVAL
+        while not self.closing:
+            due = self.t0 + (self.deltas_sent + 1) * interval
+            self.wake.wait(max(0.0, due - time.monotonic()))
+            if self.closing:
+                return
+            # A delta covers [n-1, n) seconds since go: its tick is the second it starts in.
+            self.send_snapshot("delta", int(self.deltas_sent * interval))
+            self.deltas_sent += 1
+            self.check_all_users_failed()
+
+    def check_all_users_failed(self) -> None:
+        from locust.runners import STATE_RUNNING
+
+        runner = self.runner
+        if (self.reported_all_failed or self.on_start_failures == 0 or runner.state != STATE_RUNNING
+                or runner.user_count != 0 or self.on_start_failures < runner.target_user_count):
+            return
+        self.reported_all_failed = True
+        message, detail = self.first_on_start_failure or ("unknown error", "")
+        self.io.write({"type": "error", "stage": "run",
+                       "message": f"All {self.on_start_failures} user(s) failed in on_start: {message}",
+                       "detail": detail})
+        self.stop_requested.set()
+
+    # -- the end -------------------------------------------------------------------------------
+    def shape_ended(self) -> bool:
+        from locust.runners import STATE_STOPPED
+
+        return (self.t0 is not None and self.env.shape_class is not None and self.runner.shape_greenlet is None
+                and self.runner.state == STATE_STOPPED)
+
+    def wait_for_end(self) -> None:
+        while not self.stop_requested.wait(0.2):
+            if self.shape_ended():
+                break
+
+    def finish(self) -> None:
+        """Stop users (stop_timeout), then the final snapshot with everything not yet sent."""
+        if self.t0 is not None:
+            self.runner.stop()  # waits up to stop_timeout for users to finish their task
+            self.closing = True
+            self.wake.set()
+            if self.snapshotter is not None:
+                self.snapshotter.join()
+            self.send_snapshot("final", int(self.deltas_sent * protocol.SNAPSHOT_INTERVAL))
+        else:
+            self.closing = True
+            self.send_snapshot("final", 0)
+        try:
+            self.runner.greenlet.kill(block=True, timeout=2)
+            self.env.events.quitting.fire(environment=self.env, reverse=True)
+            self.env.events.quit.fire(exit_code=0)
+        except Exception:  # noqa: BLE001 - user listeners; the run is over
+            log.exception("A quitting listener failed.")
+
+
+def _parsed_options(path: str):
+    """Locust's defaults (plus options added by init_command_line_parser), like `locust -f`."""
+    try:
+        from locust.argument_parser import get_parser
+
+        return get_parser().parse_args(args=["-f", path])
+    except BaseException:  # noqa: BLE001 - argparse exits on trouble; the options are a convenience
+        return None
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    io = FrameIO()
+    init = io.read()
+    if init is None or init.get("type") != "init":
+        log.error("Expected an init frame, got %r.", init)
+        return 2
+    pool = Pool(io)
+    pool.load(init)
+    gevent.spawn(pool.listen)
+    pool.wait_for_end()
+    pool.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        code = main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,568 @@
+"""One slot of a run: claim it, run one pool process, forward its reports to the Redis stream.
+
+Plain classes, testable without Celery (workers.tasks.run_slot is a thin wrapper). Needs
+REDIS_URL and nothing else; never imports Django, runs/ or scenarios/, nor locust.
+
+Events XADDed to protocol.REPORT_STREAM (fields type, run, slot, data):
+    ready     msgpack {host, pid (of the pool), worker, user_classes}
+    snapshot  wire bytes, exactly as the pool produced them (kind "delta" or "final")
+    error     msgpack {stage: claim|import|start|run, message, detail}
+    done      msgpack {exit_code}: always the last event of a slot that got past its claim.
+
+Order at the end: [error (if any)] -> final snapshot (if the pool sent one) -> done. Events are
+queued in order and a publisher thread XADDs them, retrying with backoff while Redis is
+unreachable, so a short outage loses nothing (a retried XADD whose reply was lost can repeat
+an entry: snapshots merge idempotently by slot + seq).
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import io
+import logging
+import os
+import queue
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import msgpack
+import redis as redis_lib
+
+from workers import protocol
+
+log = logging.getLogger("swarmdeck.slot")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+HEADER = struct.Struct(">I")
+MAX_FRAME = 64 * 1024 * 1024
+STDERR_LINES = 100
+SAFETY_MARGIN = 30.0          # after duration + stop_timeout: the slot stops the pool itself
+STOP_GRACE = 30.0             # after a stop: stop_timeout + this, then the pool is killed
+FLUSH_TIMEOUT = float(os.environ.get("SWARMDECK_FLUSH_TIMEOUT", 600))  # how long to keep retrying Redis at the end
+LEASE_REFRESH = 5.0
+REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError)
+ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+def host_name() -> str:
+    return os.environ.get("SWARMDECK_HOST") or socket.gethostname()
+
+
+def redis_client(url: str | None = None) -> redis_lib.Redis:
+    if url is None:
+        url = os.environ.get("REDIS_URL")
+    if not url:
+        from controlcenter.env import resolve_redis_url  # no Django: plain environment readers
+
+        url = resolve_redis_url()
+    return redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
+
+
+def split(total: int, parts: int, index: int) -> int:
+    """This slot's users of a run-wide count: the same split as runs.services.split."""
+    base, extra = divmod(int(total), max(1, int(parts)))
+    return base + (1 if index < extra else 0)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# -- frames ------------------------------------------------------------------------------------
+
+def pack_frame(message: dict) -> bytes:
+    body = msgpack.packb(message, use_bin_type=True)
+    return HEADER.pack(len(body)) + body
+
+
+def read_frame(stream) -> dict | None:
+    """One frame from a binary stream; None at EOF (or a truncated frame)."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (length,) = HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise ValueError(f"The pool sent a frame of {length} bytes.")
+    body = stream.read(length)
+    if len(body) < length:
+        return None
+    return msgpack.unpackb(body, raw=False)
+
+
+# -- the outbox --------------------------------------------------------------------------------
+
+class Outbox:
+    """Events in order to the report stream; buffered and retried with backoff while Redis is away."""
+
+    def __init__(self, redis: redis_lib.Redis, run: int, slot: int):
+        self.redis = redis
+        self.run = run
+        self.slot = slot
+        self.pending: collections.deque = collections.deque()
+        self.cond = threading.Condition()
+        self.closed = False
+        self.sent = 0
+        self.failures = 0
+        self.thread = threading.Thread(target=self._loop, name=f"outbox-{run}-{slot}", daemon=True)
+        self.thread.start()
+
+    def put(self, kind: str, data: bytes) -> None:
+        with self.cond:
+            self.pending.append({"type": kind, "run": self.run, "slot": self.slot, "data": data})
+            self.cond.notify()
+
+    def put_control(self, kind: str, payload: dict) -> None:
+        self.put(kind, msgpack.packb(payload, use_bin_type=True))
+
+    def _loop(self) -> None:
+        backoff = 0.05
+        while True:
+            with self.cond:
+                while not self.pending and not self.closed:
+                    self.cond.wait()
+                if not self.pending:
+                    return
+                fields = self.pending[0]
+            try:
+                self.redis.xadd(protocol.REPORT_STREAM, fields, maxlen=protocol.STREAM_MAXLEN, approximate=True)
+            except REDIS_ERRORS as error:
+                self.failures += 1
+                if self.failures == 1 or self.failures % 20 == 0:
+                    log.warning("Run %s slot %s: Redis unreachable (%s); %s event(s) buffered.",
+                                self.run, self.slot, error, len(self.pending))
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            with self.cond:
+                self.pending.popleft()
+                self.sent += 1
+                self.cond.notify_all()
+
+    def close(self, timeout: float = FLUSH_TIMEOUT) -> bool:
+        """Send everything queued (waiting up to timeout); True when nothing was left behind."""
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+        self.thread.join(timeout)
+        if self.pending:
+            log.error("Run %s slot %s: %s event(s) could not be sent to Redis within %.0f s.",
+                      self.run, self.slot, len(self.pending), timeout)
+            return False
+        return True
+
+
+# -- the pool process --------------------------------------------------------------------------
+
+def scrubbed_env(home: str) -> dict:
+    """What user code sees: no Redis, database or Django secrets."""
+    env = {key: os.environ[key] for key in ENV_KEEP if key in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    env["HOME"] = home
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def unpack_bundle(bundle: dict, directory: Path) -> Path:
+    """Write the locustfile (or extract the zip) into directory; returns the dir holding locustfile.py."""
+    content = base64.b64decode(bundle["content_b64"])
+    expected = bundle.get("sha256")
+    if expected and hashlib.sha256(content).hexdigest() != expected:
+        raise BundleProblem("The locustfile bundle arrived damaged (its sha256 does not match the stored version).")
+    if bundle.get("kind", "py") == "py":
+        (directory / "locustfile.py").write_bytes(content)
+        return directory
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+    except zipfile.BadZipFile as error:
+        raise BundleProblem(f"The bundle is not a readable zip file: {error}.") from None
+    root = directory.resolve()
+    with archive:
+        for member in archive.infolist():
+            name = member.filename.replace("\\", "/")
+            parts = [p for p in name.split("/") if p not in ("", ".")]
+            if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
+                raise BundleProblem(f"The bundle contains an unsafe path: {member.filename!r}.")
+            if not parts:
+                continue
+            target = root.joinpath(*parts)
+            if not target.resolve().is_relative_to(root):
+                raise BundleProblem(f"The bundle contains an unsafe path: {member.filename!r}.")
+            if member.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, open(target, "wb") as out:
+                shutil.copyfileobj(source, out)
+    if (root / "locustfile.py").is_file():
+        return root
+    tops = [p for p in root.iterdir() if p.name != "__MACOSX"]
+    if len(tops) == 1 and (tops[0] / "locustfile.py").is_file():
+        return tops[0]
+    raise BundleProblem("The bundle has no locustfile.py at its root.")
+
+
+class BundleProblem(Exception):
+    pass
+
+
+class PoolProcess:
+    """`python -m workers.pool` in its own process group, with framed stdin/stdout."""
+
+    def __init__(self, cwd: Path, home: Path):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.pool"], cwd=str(cwd), env=scrubbed_env(str(home)),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )
+        self.pid = self.proc.pid
+        self.frames: queue.Queue = queue.Queue()
+        self.stderr_tail: collections.deque = collections.deque(maxlen=STDERR_LINES)
+        self.write_lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read_frames, name=f"pool-{self.pid}-out", daemon=True)
+        self.err_reader = threading.Thread(target=self._read_stderr, name=f"pool-{self.pid}-err", daemon=True)
+        self.reader.start()
+        self.err_reader.start()
+
+    def _read_frames(self) -> None:
+        try:
+            while True:
+                frame = read_frame(self.proc.stdout)
+                if frame is None:
+                    break
+                self.frames.put(frame)
+        except Exception as error:  # noqa: BLE001
+            log.warning("Pool %s: unreadable output (%s).", self.pid, error)
+        finally:
+            self.frames.put(None)
+
+    def _read_stderr(self) -> None:
+        for raw in iter(self.proc.stderr.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.stderr_tail.append(line)
+            log.info("pool %s: %s", self.pid, line)
+
+    def send(self, message: dict) -> bool:
+        try:
+            with self.write_lock:
+                self.proc.stdin.write(pack_frame(message))
+                self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+
+    def next_frame(self, timeout: float):
+        """A frame, None at EOF, or raises queue.Empty."""
+        return self.frames.get(timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.error("Pool %s did not die after SIGKILL.", self.pid)
+
+    def close(self) -> None:
+        self.kill()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.reader.join(2)
+        self.err_reader.join(2)
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(list(self.stderr_tail)[-lines:])
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
+
+
+# -- the slot ----------------------------------------------------------------------------------
+
+class Slot:
+    def __init__(self, assignment: dict, *, redis: redis_lib.Redis | None = None, worker: str | None = None):
+        self.assignment = assignment
+        self.run_id = int(assignment["run"])
+        self.index = int(assignment["slot"])
+        self.slots = int(assignment.get("slots") or 1)
+        self.token = str(assignment.get("token") or "")
+        self.params = dict(assignment.get("params") or {})
+        self.share = float(self.params.get("share") or 1.0 / self.slots)
+        timeouts = assignment.get("timeouts") or {}
+        self.import_timeout = float(timeouts.get("import") or 30.0)
+        self.start_timeout = float(timeouts.get("start") or 60.0)
+        self.redis = redis or redis_client()
+        self.worker = worker or protocol.worker_name()
+        self.pid = os.getpid()
+        self.busy_key = protocol.busy_key(self.worker, self.pid)
+        self.outbox: Outbox | None = None
+        self.pool: PoolProcess | None = None
+        self.tempdir: Path | None = None
+        self.error_sent = False
+        self.final_seen = False
+        self.snapshots = 0
+        self.last_lease = 0.0
+        self.control_users: tuple | None = None
+        self.eof = False
+
+    # -- events ----------------------------------------------------------------------------------
+    def error(self, stage: str, message: str, detail: str = "") -> None:
+        log.warning("Run %s slot %s: %s error: %s", self.run_id, self.index, stage, message)
+        self.error_sent = True
+        self.outbox.put_control(protocol.EVENT_ERROR, {"stage": stage, "message": message, "detail": detail})
+
+    def forward(self, frame: dict) -> None:
+        kind = frame.get("type")
+        if kind == "snapshot":
+            self.snapshots += 1
+            self.final_seen = self.final_seen or frame.get("kind") == "final"
+            self.outbox.put(protocol.EVENT_SNAPSHOT, bytes(frame["data"]))
+        elif kind == "error":
+            self.error(frame.get("stage") or "run", str(frame.get("message") or "error"), str(frame.get("detail") or ""))
+        else:
+            log.warning("Run %s slot %s: unexpected frame %r from the pool.", self.run_id, self.index, kind)
+
+    # -- redis helpers ---------------------------------------------------------------------------
+    def control(self) -> dict | None:
+        try:
+            raw = self.redis.hgetall(protocol.control_key(self.run_id))
+        except REDIS_ERRORS as error:
+            log.warning("Run %s slot %s: cannot read the control hash (%s).", self.run_id, self.index, error)
+            return None
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    def refresh_lease(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_lease < LEASE_REFRESH:
+            return
+        try:
+            self.redis.set(self.busy_key, f"{self.run_id}:{self.index}", ex=protocol.BUSY_TTL_SECONDS)
+            self.last_lease = now
+        except REDIS_ERRORS:
+            pass
+
+    # -- the run ---------------------------------------------------------------------------------
+    def run(self) -> str:
+        claimed = self.redis.set(protocol.claim_key(self.run_id, self.index), f"{self.worker}:{self.pid}",
+                                 nx=True, ex=protocol.CLAIM_TTL_SECONDS)
+        if not claimed:
+            log.info("Run %s slot %s is already claimed: nothing to do.", self.run_id, self.index)
+            return "duplicate"
+        control = self.control() or {}
+        if control.get("token") != self.token:
+            log.info("Run %s slot %s: stale dispatch (token changed or run gone).", self.run_id, self.index)
+            return "stale"
+        if control.get("stop") == "1":
+            log.info("Run %s slot %s: the run was stopped before the slot started.", self.run_id, self.index)
+            return "cancelled"
+        self.control_users = (control.get("users"), control.get("spawn_rate"))
+        self.outbox = Outbox(self.redis, self.run_id, self.index)
+        exit_code = -1
+        previous_term = None
+        if threading.current_thread() is threading.main_thread():
+            previous_term = signal.signal(signal.SIGTERM, _raise_exit)
+        try:
+            self.refresh_lease(force=True)
+            exit_code = self._run()
+            return "error" if self.error_sent else "finished"
+        except SystemExit:
+            self.error("run", "The slot task was terminated (SIGTERM); its pool was killed.")
+            raise
+        except Exception as error:  # noqa: BLE001 - report, never leave the run hanging
+            log.exception("Run %s slot %s failed.", self.run_id, self.index)
+            import traceback
+
+            self.error("run", f"The slot task failed: {type(error).__name__}: {error}", traceback.format_exc())
+            return "error"
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+                if exit_code == -1 and self.pool.proc.returncode is not None:
+                    exit_code = self.pool.proc.returncode
+            self.outbox.put_control(protocol.EVENT_DONE, {"exit_code": int(exit_code)})
+            if self.tempdir is not None:
+                shutil.rmtree(self.tempdir, ignore_errors=True)
+            self.outbox.close()
+            try:
+                self.redis.delete(self.busy_key)
+            except REDIS_ERRORS:
+                pass
+            if previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
+
+    def _run(self) -> int:
+        self.tempdir = Path(tempfile.mkdtemp(prefix=f"swarmdeck-run{self.run_id}-slot{self.index}-"))
+        try:
+            cwd = unpack_bundle(self.assignment["bundle"], self.tempdir)
+        except BundleProblem as problem:
+            self.error("claim", str(problem))
+            return 1
+        try:
+            self.pool = PoolProcess(cwd, self.tempdir)
+        except OSError as error:
+            self.error("claim", f"Could not start the pool process: {error}.")
+            return 1
+        pool = self.pool
+        pool.send({"type": "init", "run": self.run_id, "slot": self.index, "slots": self.slots,
+                   "params": self.params, "locustfile": "locustfile.py"})
+
+        # 1. import
+        deadline = time.monotonic() + self.import_timeout
+        ready = None
+        while ready is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pool.kill()
+                self.error("import", f"The locustfile did not finish importing within {self.import_timeout:g} s "
+                                     "(does it loop or block at import time?)", pool.tail())
+                return pool.proc.returncode if pool.proc.returncode is not None else -9
+            self.refresh_lease()
+            try:
+                frame = pool.next_frame(min(left, 1.0))
+            except queue.Empty:
+                continue
+            if frame is None:
+                self.eof = True
+                code = pool.proc.wait(timeout=10)
+                self.error("import", f"The pool process {describe_exit(code)} while importing the locustfile.",
+                           pool.tail())
+                return code
+            if frame.get("type") == "ready":
+                ready = frame
+            elif frame.get("type") == "error":
+                self.forward(frame)
+                return self._wait_exit(pool, 10)
+        self.outbox.put_control(protocol.EVENT_READY, {
+            "host": host_name(), "pid": pool.pid, "worker": self.worker,
+            "user_classes": list(ready.get("user_classes") or [])})
+
+        # 2. go, run, stop
+        ready_at = time.monotonic()
+        go_sent_at: float | None = None
+        go_at: float | None = None
+        stop_sent_at: float | None = None
+        duration = float(self.params.get("duration") or 0)
+        stop_timeout = float(self.params.get("stop_timeout") or 0)
+        next_poll = 0.0
+        while True:
+            try:
+                frame = pool.next_frame(protocol.CONTROL_POLL_SECONDS / 2)
+            except queue.Empty:
+                frame = False
+            if frame is None:
+                self.eof = True
+                break  # EOF: the pool exited (or closed its output)
+            if frame:
+                self.forward(frame)
+                while True:  # drain what is there without waiting
+                    try:
+                        frame = pool.frames.get_nowait()
+                    except queue.Empty:
+                        break
+                    if frame is None:
+                        break
+                    self.forward(frame)
+                if frame is None:
+                    self.eof = True
+                    break
+            now = time.monotonic()
+            if now < next_poll:
+                continue
+            next_poll = now + protocol.CONTROL_POLL_SECONDS
+            self.refresh_lease()
+            control = self.control()
+            if control is not None and stop_sent_at is None:
+                if control.get("stop") == "1" or control.get("token") != self.token:
+                    pool.send({"type": "stop"})
+                    stop_sent_at = now
+                elif go_sent_at is None and control.get("go_at"):
+                    go_at = float(control["go_at"])
+                    pool.send({"type": "go", "go_at": go_at})
+                    go_sent_at = now
+                elif go_sent_at is not None:
+                    users = (control.get("users"), control.get("spawn_rate"))
+                    if users != self.control_users and users[0] is not None:
+                        self.control_users = users
+                        pool.send({"type": "users", "users": split(int(float(users[0])), self.slots, self.index),
+                                   "spawn_rate": float(users[1] or self.params.get("spawn_rate") or 1) * self.share})
+            if go_sent_at is None and stop_sent_at is None and now - ready_at > self.start_timeout:
+                pool.send({"type": "stop"})
+                stop_sent_at = now
+                self.error("start", f"No go within {self.start_timeout:g} s of being ready: the run did not start "
+                                    "(other slots not ready, or the run was cancelled).")
+            if (stop_sent_at is None and go_sent_at is not None and duration > 0
+                    and time.time() > (go_at or 0) + duration + stop_timeout + SAFETY_MARGIN):
+                log.warning("Run %s slot %s: no stop %.0f s after the duration; stopping the pool.",
+                            self.run_id, self.index, SAFETY_MARGIN)
+                pool.send({"type": "stop"})
+                stop_sent_at = now
+            if stop_sent_at is not None and now - stop_sent_at > stop_timeout + STOP_GRACE:
+                pool.kill()
+                self.error("run", f"The pool did not stop within {stop_timeout + STOP_GRACE:g} s of the stop; "
+                                  "it was killed.", pool.tail())
+                return pool.proc.returncode if pool.proc.returncode is not None else -9
+
+        code = self._wait_exit(pool, 10)
+        if code != 0 and not self.error_sent:
+            self.error("run", f"The pool process {describe_exit(code)}"
+                              f"{'' if self.final_seen else ' before its final snapshot'}.", pool.tail())
+        elif code == 0 and not self.final_seen and not self.error_sent:
+            self.error("run", "The pool process ended without a final snapshot.", pool.tail())
+        return code
+
+    def _wait_exit(self, pool: PoolProcess, timeout: float) -> int:
+        try:
+            code = pool.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pool.kill()
+            code = pool.proc.returncode
+        # frames written just before exit
+        while not self.eof:
+            try:
+                frame = pool.frames.get(timeout=2)
+            except queue.Empty:
+                break
+            if frame is None:
+                self.eof = True
+                break
+            self.forward(frame)
+        return code if code is not None else -9
+
+
+def _raise_exit(signum, frame):  # noqa: ARG001
+    raise SystemExit(128 + signum)
+
+
+def run(assignment: dict, *, redis: redis_lib.Redis | None = None, worker: str | None = None) -> str:
+    """Run one slot to its end: 'finished', 'error', 'duplicate', 'stale' or 'cancelled'."""
+    return Slot(assignment, redis=redis, worker=worker).run()

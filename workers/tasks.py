@@ -1,0 +1,112 @@
+"""Celery side of a load worker: the `workers.run_slot` task and the worker registry heartbeat.
+
+`celery -A controlcenter worker -Q loadgen -c <cores>` needs REDIS_URL and nothing else: no
+Django, no runs/ or scenarios/, no locust here (the pool process imports locust).
+
+Registry: from the worker's main process (worker_ready), a daemon thread writes
+``sd:worker:<nodename>`` (JSON, TTL WORKER_TTL_SECONDS) every HEARTBEAT_SECONDS and keeps the
+same JSON in the ``sd:workers:seen`` hash; worker_shutdown deletes the key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+import psutil
+from celery import signals
+
+from controlcenter.celery import app
+from workers import protocol
+
+log = logging.getLogger("swarmdeck.worker")
+
+VERSION = os.environ.get("SWARMDECK_VERSION", "1.0")
+
+
+@app.task(name=protocol.SLOT_TASK, bind=True, acks_late=False, ignore_result=True)
+def run_slot(self, assignment: dict) -> str:
+    from workers import slot
+
+    return slot.run(assignment, worker=self.request.hostname or protocol.worker_name())
+
+
+# -- registry ------------------------------------------------------------------------------------
+
+class Heartbeat:
+    def __init__(self, name: str, slots: int, redis=None):
+        from workers.slot import redis_client
+
+        self.name = name
+        self.slots = int(slots)
+        self.redis = redis or redis_client()
+        self.started = time.time()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="swarmdeck-heartbeat", daemon=True)
+        psutil.cpu_percent()
+
+    def payload(self) -> dict:
+        busy = sum(1 for _ in self.redis.scan_iter(match=f"{protocol.PREFIX}busy:{self.name}:*", count=500))
+        return {
+            "name": self.name, "host": os.environ.get("SWARMDECK_HOST") or socket.gethostname(),
+            "slots": self.slots, "busy": busy, "cpu": psutil.cpu_percent(), "version": VERSION,
+            "pid": os.getpid(), "started": self.started, "heartbeat": time.time(),
+        }
+
+    def beat(self) -> None:
+        data = json.dumps(self.payload())
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(protocol.worker_key(self.name), data, ex=protocol.WORKER_TTL_SECONDS)
+        pipe.hset(protocol.WORKERS_SEEN, self.name, data)
+        pipe.execute()
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.beat()
+            except Exception as error:  # noqa: BLE001 - keep beating through Redis hiccups
+                log.warning("Heartbeat of %s failed: %s", self.name, error)
+            self.stopped.wait(protocol.HEARTBEAT_SECONDS)
+
+    def start(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(protocol.HEARTBEAT_SECONDS + 1)
+        try:
+            self.redis.delete(protocol.worker_key(self.name))
+        except Exception as error:  # noqa: BLE001
+            log.warning("Could not remove %s from the registry: %s", self.name, error)
+
+
+_heartbeat: Heartbeat | None = None
+
+
+def _concurrency(sender) -> int:
+    controller = getattr(sender, "controller", None)
+    for value in (getattr(controller, "concurrency", None), getattr(getattr(sender, "pool", None), "limit", None)):
+        if value:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender=None, **_kwargs):
+    global _heartbeat
+    name = getattr(sender, "hostname", None) or protocol.worker_name()
+    _heartbeat = Heartbeat(name, _concurrency(sender)).start()
+    log.info("Load worker %s registered with %s slot(s).", name, _heartbeat.slots)
+
+
+@signals.worker_shutdown.connect
+def _on_worker_shutdown(sender=None, **_kwargs):
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
