@@ -1,0 +1,175 @@
+"""A run end to end: real Redis, database, collector and Celery workers in their own processes,
+and a real nginx target that counts what it served."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from django.urls import reverse
+
+from controlcenter.env import BASE_DIR
+from runs import services
+from runs.models import Run, RunSlot
+from tests.conftest import store_scenario
+from tests.runs.conftest import database_url, start_collector, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+MIXED = b'''\
+from locust import FastHttpUser, task, constant
+
+
+class Mixed(FastHttpUser):
+    wait_time = constant(0.02)
+
+    @task(3)
+    def ok(self):
+        self.client.get("/ok")
+
+    @task(2)
+    def slow(self):
+        self.client.get("/delay/10ms")
+
+    @task(1)
+    def boom(self):
+        self.client.get("/status/500")
+'''
+
+IMPORT_ERROR = b'''\
+from locust import HttpUser, task
+import module_that_does_not_exist
+
+
+class U(HttpUser):
+    @task
+    def t(self):
+        pass
+'''
+
+
+def _row(run, method, name):
+    return next(r for r in run.totals if r["method"] == method and r["name"] == name)
+
+
+def _start(project, user, content=MIXED, name="Mixed", **params):
+    scenario = store_scenario(project, user, name=name, content=content)
+    return services.start_run(scenario, user=user, params=params)
+
+
+def test_it_runs_on_two_machines_and_reports_what_the_target_served(cluster, target, alice, project):
+    before = target.counts()
+    run = _start(project, alice, users=6, spawn_rate=100, duration=5, slots=2, host=target.url)
+    run = services.wait_until_done(run, timeout=90)
+    assert run.status == Run.Status.FINISHED, run.reason
+    served = target.counts()
+
+    def delta(uri, status):
+        return served.get(("GET", uri, status), 0) - before.get(("GET", uri, status), 0)
+
+    in_flight = run.params["users"]
+    assert abs(_row(run, "GET", "/ok")["requests"] - delta("/ok", 200)) <= in_flight
+    assert abs(_row(run, "GET", "/delay/10ms")["requests"] - delta("/delay/10ms", 200)) <= in_flight
+    boom = _row(run, "GET", "/status/500")
+    assert abs(boom["requests"] - delta("/status/500", 500)) <= in_flight
+    assert boom["failures"] == boom["requests"] > 0
+    assert run.total_failures == boom["failures"]
+    assert 10.0 <= _row(run, "GET", "/delay/10ms")["p50"] <= 12.0
+    slots = list(run.slots.all())
+    assert {s.host for s in slots} == {"machine-a", "machine-b"}
+    assert all(s.status == RunSlot.Status.FINISHED and s.requests > 0 for s in slots)
+    assert sum(s.requests for s in slots) == run.total_requests
+    assert run.ticks.count() >= 4
+    statuses = [h["status"] for h in run.history]
+    assert statuses[:1] == ["queued"] and statuses[-1] == "finished" and "running" in statuses
+
+
+def test_it_fails_a_run_whose_locustfile_cannot_import_and_runs_the_next(cluster, target, alice, project):
+    broken = _start(project, alice, content=IMPORT_ERROR, name="Broken", users=1, duration=3, slots=1, host=target.url)
+    broken = services.wait_until_done(broken, timeout=60)
+    assert broken.status == Run.Status.FAILED
+    assert "module_that_does_not_exist" in broken.reason
+    good = _start(project, alice, users=2, spawn_rate=10, duration=2, slots=1, host=target.url)
+    good = services.wait_until_done(good, timeout=60)
+    assert good.status == Run.Status.FINISHED and good.total_requests > 0
+
+
+def test_it_stops_a_run_from_the_ui_and_counts_every_final_snapshot(cluster, target, client, alice, project):
+    before = target.total()
+    run = _start(project, alice, users=4, spawn_rate=100, duration=600, slots=2, host=target.url)
+    wait_for(lambda: Run.objects.get(pk=run.pk).total_requests > 50, 60, "the run never got going")
+    client.force_login(alice)
+    response = client.post(reverse("runs-stop", args=[run.pk]))
+    assert response.status_code == 302
+    run = services.wait_until_done(run, timeout=60)
+    assert run.status == Run.Status.FINISHED
+    assert all(s.got_final for s in run.slots.all())
+    assert abs(run.total_requests - (target.total() - before)) <= 4
+    assert any("stopped by alice" in h["note"] for h in run.history)
+
+
+def test_it_keeps_totals_when_the_collector_is_killed_and_restarted(cluster, target, alice, project):
+    before = target.total()
+    run = _start(project, alice, users=4, spawn_rate=100, duration=8, slots=2, host=target.url)
+    wait_for(lambda: Run.objects.get(pk=run.pk).total_requests > 0, 60, "the run never got going")
+    cluster["collector"].kill(signal.SIGKILL)
+    time.sleep(3)
+    cluster["collector"] = start_collector()
+    run = services.wait_until_done(run, timeout=90)
+    assert run.status == Run.Status.FINISHED, run.reason
+    assert abs(run.total_requests - (target.total() - before)) <= 4
+
+
+def test_it_finishes_degraded_when_a_pool_is_killed(cluster, target, alice, project):
+    run = _start(project, alice, users=4, spawn_rate=100, duration=8, slots=2, host=target.url)
+    wait_for(lambda: Run.objects.get(pk=run.pk).total_requests > 0, 60, "the run never got going")
+    victim = RunSlot.objects.get(run=run, index=1)
+    assert victim.pid, "slot 1 never said which pool process it runs"
+    requests_before_kill = wait_for(lambda: RunSlot.objects.get(pk=victim.pk).requests, 10, "slot 1 sent nothing")
+    os.kill(victim.pid, signal.SIGKILL)  # the pool, a child of the slot
+    run = services.wait_until_done(run, timeout=90)
+    assert run.status == Run.Status.FINISHED
+    assert run.degraded and "Slot 1" in run.reason and "lost" in run.reason
+    victim.refresh_from_db()
+    assert victim.status == RunSlot.Status.LOST
+    assert victim.requests >= requests_before_kill  # its earlier data is kept
+
+
+def test_it_queues_a_run_larger_than_the_cluster_and_cancels_it(cluster, target, client, alice, project):
+    run = _start(project, alice, users=2, duration=5, slots=3, host=target.url)
+    time.sleep(2)
+    run.refresh_from_db()
+    assert run.status == Run.Status.QUEUED
+    client.force_login(alice)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "position <strong>1</strong>" in page
+    client.post(reverse("runs-stop", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED
+
+
+def test_it_runs_headless_from_the_command_line(cluster, target, alice, project, tmp_path):
+    locustfile = tmp_path / "cli_mixed.py"
+    locustfile.write_bytes(MIXED)
+    report = tmp_path / "report.json"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url()}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runscenario", str(locustfile), "-u", "2", "-r", "10", "-t", "3s",
+         "--host", target.url, "--slots", "1", "--project", "shop", "--user", "alice", "--json", str(report),
+         "--csv", str(tmp_path / "out")],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr  # /status/500 failures
+    assert "Aggregated" in result.stdout and "Response time percentiles" in result.stdout
+    summary = json.loads(report.read_text())
+    assert summary["status"] == "finished"
+    assert summary["totals"]["requests"] > 0 and summary["totals"]["failures"] > 0
+    assert {e["name"] for e in summary["endpoints"]} == {"/ok", "/delay/10ms", "/status/500"}
+    assert summary["slots"][0]["state"] == "finished"
+    header = (tmp_path / "out_stats.csv").read_text().splitlines()[0]
+    assert header.startswith("Type,Name,Request Count,Failure Count,Median Response Time")
+    missing = subprocess.run([sys.executable, "manage.py", "runscenario", "999999", "--user", "alice"], cwd=BASE_DIR, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no scenario 999999" in missing.stderr
