@@ -5,13 +5,25 @@ Django settings, a database or a secret. Only beat (DJANGO_SETTINGS_MODULE set, 
 django-celery-beat's database scheduler) configures Django, through Celery's Django fix-up.
 """
 
-import os
-
 from celery import Celery
 
-from controlcenter.env import resolve_redis_url
+from controlcenter.env import envint, resolve_redis_url
 
 LOADGEN_QUEUE = "loadgen"
+
+
+def _transport_options() -> dict:
+    """Redis visibility timeout, and how often workers look for unacknowledged messages past it.
+
+    The defaults are kombu's (1 h; a sweep every ~100 s). Tests shorten both to prove that a
+    run longer than the timeout is never handed out twice.
+    """
+    options = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)}
+    sweep = envint("CELERY_RESTORE_INTERVAL", 0, minimum=0)
+    if sweep:
+        options.update(unacked_restore_interval=sweep, unacked_restore_throttle=1)
+    return options
+
 
 app = Celery("controlcenter", include=["workers.tasks"])
 app.conf.update(
@@ -29,7 +41,7 @@ app.conf.update(
     # Runs last long: acknowledge on receipt so the Redis visibility timeout never redelivers
     # a running slot (a redelivered one would find its claim taken and return anyway).
     task_acks_late=False,
-    broker_transport_options={"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))},
+    broker_transport_options=_transport_options(),
     beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
     timezone="UTC",
 )

@@ -56,10 +56,10 @@ def start_collector() -> Process:
     return Process("collector", [sys.executable, "manage.py", "collect", "--consumer", "e2e-collector"], env)
 
 
-def start_worker(host: str, concurrency: int = 1) -> Process:
-    """A load worker as on another machine: REDIS_URL and nothing else."""
+def start_worker(host: str, concurrency: int = 1, **extra_env: str) -> Process:
+    """A load worker as on another machine: REDIS_URL and nothing else (plus `extra_env`)."""
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "REDIS_URL": os.environ["REDIS_URL"],
-           "SWARMDECK_HOST": host, "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8"}
+           "SWARMDECK_HOST": host, "PYTHONUNBUFFERED": "1", "LANG": "C.UTF-8", **extra_env}
     return Process(f"worker-{host}", [sys.executable, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "loadgen",
                                       "-c", str(concurrency), "-n", f"loadgen@{host}", "--without-mingle",
                                       "--without-gossip", "--loglevel", "INFO"], env)
