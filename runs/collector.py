@@ -188,6 +188,11 @@ class Collector:
         run = Run.objects.get(pk=live.run_id)
         host = RunSlot.objects.filter(run=run, index=slot).values_list("host", flat=True).first() or "?"
         log.warning("Run %s slot %s (%s) reported an error at %s: %s", run.pk, slot, host, stage, message)
+        if stage == "users":  # every user of the slot failed in on_start: the locustfile cannot run
+            RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED,
+                                                               error=f"{message}\n{detail}".strip())
+            self.fail(run, f"Slot {slot} on {host}: {message}", detail)
+            return
         if stage in ("claim", "import", "start") or run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
             RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED,
                                                                error=f"{message}\n{detail}".strip())

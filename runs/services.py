@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
+from controlcenter.env import envint
 from runs.models import Run, RunSlot
 from runs.redis import client
 from scenarios.models import Scenario
@@ -16,8 +17,8 @@ from workers import protocol
 log = logging.getLogger(__name__)
 
 DEFAULT_STOP_TIMEOUT = 10.0
-IMPORT_TIMEOUT = 30.0
-START_TIMEOUT = 60.0
+IMPORT_TIMEOUT = float(envint("SWARMDECK_IMPORT_TIMEOUT", 30, minimum=1))  # read by the collector, which dispatches
+START_TIMEOUT = float(envint("SWARMDECK_START_TIMEOUT", 60, minimum=1))
 
 
 class RunError(Exception):

@@ -14,7 +14,8 @@ slot -> pool
 
 pool -> slot
     ready    {pid, user_classes}                       the locustfile imported
-    error    {stage, message, detail}                  "import" (then exit 1) or "run"
+    error    {stage, message, detail}                  "import" (then exit 1), "users" (every user
+                                                       failed in on_start; the pool stops) or "run"
     snapshot {data: wire bytes, kind: "delta"|"final"} one per SNAPSHOT_INTERVAL after go, final last
 
 Print() in a locustfile cannot corrupt the frames: fd 1 is pointed at stderr and the frames go
@@ -301,7 +302,7 @@ class Pool:
             return
         self.reported_all_failed = True
         message, detail = self.first_on_start_failure or ("unknown error", "")
-        self.io.write({"type": "error", "stage": "run",
+        self.io.write({"type": "error", "stage": "users",
                        "message": f"All {self.on_start_failures} user(s) failed in on_start: {message}",
                        "detail": detail})
         self.stop_requested.set()

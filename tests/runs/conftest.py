@@ -52,7 +52,7 @@ class Process:
 
 def start_collector() -> Process:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url(),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "SWARMDECK_IMPORT_TIMEOUT": "10"}
     return Process("collector", [sys.executable, "manage.py", "collect", "--consumer", "e2e-collector"], env)
 
 
@@ -80,14 +80,13 @@ def cluster(django_db_setup, django_db_blocker):
     """Two load workers on two 'machines' and a collector, for the module's tests."""
     from runs import cluster as registry
 
-    workers = [start_worker("machine-a"), start_worker("machine-b")]
-    collector = start_collector()
+    processes = {"workers": [start_worker("machine-a"), start_worker("machine-b")], "collector": start_collector()}
     try:
         with django_db_blocker.unblock():
             wait_for(lambda: registry.capacity() >= 2, 30, "the two workers never showed up in the registry")
-        yield {"workers": workers, "collector": collector}
+        yield processes  # a test may replace the collector: stop whichever is there at the end
     finally:
-        for process in [collector, *workers]:
+        for process in [processes["collector"], *processes["workers"]]:
             process.kill(signal.SIGTERM)
 
 

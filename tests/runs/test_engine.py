@@ -97,6 +97,69 @@ def test_it_fails_a_run_whose_locustfile_cannot_import_and_runs_the_next(cluster
     assert good.status == Run.Status.FINISHED and good.total_requests > 0
 
 
+NO_USERS = b"""\
+from locust import HttpUser, task
+
+
+class Gone(HttpUser):
+    @task
+    def t(self):
+        pass
+
+
+Gone.abstract = True  # the static analysis sees a user; Locust, at run time, none
+"""
+
+IMPORT_LOOP = b"""\
+import time
+from locust import HttpUser, task
+
+while True:  # never finishes importing
+    time.sleep(0.1)
+
+
+class Never(HttpUser):
+    @task
+    def t(self):
+        pass
+"""
+
+ON_START_RAISES = b"""\
+from locust import HttpUser, task, constant
+
+
+class Login(HttpUser):
+    wait_time = constant(0.1)
+
+    def on_start(self):
+        raise ValueError("the login page moved")
+
+    @task
+    def t(self):
+        self.client.get("/ok")
+"""
+
+
+@pytest.mark.parametrize("content, reason", [
+    (NO_USERS, "defines no User class"),
+    (IMPORT_LOOP, "did not finish importing within 10 s"),
+    (ON_START_RAISES, "failed in on_start: ValueError: the login page moved"),
+], ids=["no-users", "import-loop", "on-start-raises"])
+def test_it_fails_a_broken_locustfile_in_bounded_time_and_runs_the_next(cluster, target, alice, project, content,
+                                                                         reason):
+    began = time.monotonic()
+    broken = _start(project, alice, content=content, name="Broken", users=2, spawn_rate=10, duration=60, slots=2,
+                    host=target.url)
+    broken = services.wait_until_done(broken, timeout=60)
+    assert broken.status == Run.Status.FAILED
+    assert reason.lower() in broken.reason.lower(), broken.reason
+    assert time.monotonic() - began < 40
+    assert not any(s.status in (RunSlot.Status.RUNNING, RunSlot.Status.READY) for s in broken.slots.all())
+    good = _start(project, alice, users=2, spawn_rate=10, duration=2, slots=2, host=target.url)
+    good = services.wait_until_done(good, timeout=60)
+    assert good.status == Run.Status.FINISHED and good.total_requests > 0, good.reason
+
+
 def test_it_stops_a_run_from_the_ui_and_counts_every_final_snapshot(cluster, target, client, alice, project):
     before = target.total()
     run = _start(project, alice, users=4, spawn_rate=100, duration=600, slots=2, host=target.url)

@@ -219,7 +219,7 @@ def test_it_reports_when_every_user_fails_in_on_start(slot_run, target):
     run.wait_for("ready")
     run.go()
     error = run.wait_for("error", 10)[0]
-    assert error["stage"] == "run"
+    assert error["stage"] == "users"
     assert error["message"] == "All 2 user(s) failed in on_start: ValueError: the login page moved"
     assert "on_start" in error["detail"]
     assert run.join(20) == "error"  # the pool stops itself
