@@ -91,12 +91,11 @@ class LocustfileUploadMixin:
         except bundles.BundleError as error:
             raise forms.ValidationError(error.message) from None
         except analysis.LocustfileError as error:
-            if extension == ".py" and error.path == bundles.ENTRY_POINT and error.line:
+            if extension == ".py" and error.path == bundles.ENTRY_POINT:
                 error.path = name  # the user knows their single file by its own name
-            self.locustfile_error = error  # shown with the quoted line above the form
-            raise forms.ValidationError(
-                "This locustfile cannot be used as it is (details above)." if error.line else str(error)
-            ) from None
+                error.message = error.message.replace(bundles.ENTRY_POINT, name)
+            self.locustfile_error = error  # shown once, with the quoted line, above the form
+            raise forms.ValidationError("This locustfile cannot be used as it is (details above).") from None
         self.bundle, self.raw, self.findings = bundle, raw, findings
         return upload
 
@@ -129,6 +128,11 @@ class ScenarioForm(forms.ModelForm):
     def __init__(self, *args, project: Project, **kwargs):
         self.project = project
         super().__init__(*args, **kwargs)
+        # PositiveIntegerField's form field says min=0; the model's validators say 1: tell the browser so.
+        for name in ("default_users", "default_slots"):
+            self.fields[name].min_value = 1
+            self.fields[name].widget.attrs["min"] = 1
+        self.fields["default_spawn_rate"].widget.attrs["min"] = 0.01
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

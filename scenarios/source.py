@@ -9,7 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 MAX_RENDERED_BYTES = 512 * 1024  # a 50 MB CSV of test users is downloaded, not rendered
 
-_FORMATTER = HtmlFormatter(linenos="table", lineanchors="L", anchorlinenos=True, cssclass="source", wrapcode=True)
+_FORMATTER = HtmlFormatter(linenos="table", lineanchors="L", linespans="line", anchorlinenos=True, cssclass="source", wrapcode=True)
 
 
 def stylesheet() -> str:

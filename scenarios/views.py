@@ -4,6 +4,8 @@ Every view fetches its objects through scenarios.access: outsiders get 404, memb
 below the needed role get 403.
 """
 
+import hashlib
+
 from django.contrib import messages
 from django.db.models import Count, Max, OuterRef, Subquery
 from django.http import HttpResponse
@@ -156,11 +158,13 @@ def scenario_detail(request, scenario_id):
     versions = list(scenario.versions.select_related("uploaded_by").defer("content"))
     current = scenario.versions.first()  # newest; loaded with its content to show the source
     upload_form = UploadVersionForm() if membership.allows(Role.MAINTAINER) else None
+    class_hosts = [uc.get("host") for uc in (current.findings if current else {}).get("user_classes", [])]
     return render(
         request,
         "scenarios/scenario_detail.html",
         {"scenario": scenario, "project": scenario.project, "membership": membership, "versions": versions,
-         "version": current, "upload_form": upload_form, "can_run": membership.allows(Role.RUNNER),
+         "version": current, "locustfile_host": next((host for host in class_hosts if host), ""),
+         "upload_form": upload_form, "can_run": membership.allows(Role.RUNNER),
          "runs": scenario.runs.select_related("created_by", "scenario").defer("stats_blob", "totals")[:10],
          **_source_context(request, current)},
     )
@@ -202,6 +206,11 @@ def version_upload(request, scenario_id):
                        "membership": membership, "upload_error": too_large}, status=413)
     form = UploadVersionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
+        current = scenario.versions.only("number", "sha256").first()
+        if current and current.sha256 == hashlib.sha256(form.raw).hexdigest():
+            form.add_error("locustfile", f"This is the same file as the current version {current.number} "
+                                         f"(sha256 {current.sha256[:12]}…): there is nothing new to store.")
+    if request.method == "POST" and form.is_valid():
         version = add_version(
             scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
             findings=form.findings, user=request.user, comment=form.cleaned_data["comment"],
@@ -219,10 +228,12 @@ def version_upload(request, scenario_id):
 def version_detail(request, scenario_id, number):
     version, membership = get_version_for_user(request, scenario_id, number)
     scenario = version.scenario
+    latest = scenario.versions.values_list("number", flat=True).first()
     return render(
         request,
         "scenarios/version_detail.html",
         {"scenario": scenario, "project": scenario.project, "membership": membership, "version": version,
+         "latest_number": latest,
          **_source_context(request, version)},
     )
 

@@ -86,3 +86,23 @@ def test_it_reads_booleans_and_integers(monkeypatch):
     monkeypatch.setenv("COUNT", "-1")
     with pytest.raises(BadSetting, match="at least 0"):
         envint("COUNT", 1, minimum=0)
+
+
+def test_it_logs_client_errors_without_their_traceback():
+    import logging
+    import sys
+
+    from controlcenter.logfilters import ShortClientErrors
+
+    try:
+        raise PermissionError("not yours")
+    except PermissionError:
+        exc_info = sys.exc_info()
+    records = {}
+    for status in (403, 500):
+        record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Forbidden", (), exc_info)
+        record.status_code = status
+        assert ShortClientErrors().filter(record)
+        records[status] = record
+    assert records[403].exc_info is None
+    assert records[500].exc_info is exc_info  # server errors keep theirs

@@ -119,7 +119,10 @@ def test_it_adds_versions_and_keeps_old_ones_downloadable(client, alice, project
     new = client.get(reverse("scenarios-version-download", args=[scenario.pk, 2]))
     assert new.content == SHOP_V2
     assert "Admin" in client.get(reverse("scenarios-version", args=[scenario.pk, 2])).content.decode()
-    assert "Admin" not in client.get(reverse("scenarios-version", args=[scenario.pk, 1])).content.decode()
+    old_page = client.get(reverse("scenarios-version", args=[scenario.pk, 1])).content.decode()
+    assert "Admin" not in old_page
+    assert "An older version" in old_page and reverse("scenarios-version", args=[scenario.pk, 2]) in old_page
+    assert "An older version" not in client.get(reverse("scenarios-version", args=[scenario.pk, 2])).content.decode()
 
 
 def test_it_keeps_the_current_version_when_an_upload_is_broken(client, alice, project, scenario):
@@ -234,3 +237,73 @@ class Shopper(User):
     page = client.get(Scenario.objects.get().get_absolute_url()).content.decode()
     assert "→ checkout ×2, browse" in page
     assert "→ browse ×3" in page
+
+
+def test_it_refuses_to_store_the_current_version_again(client, alice, project, scenario):
+    client.force_login(alice)
+    response = client.post(reverse("scenarios-upload", args=[scenario.pk]), {"locustfile": upload("again.py", SHOP)})
+    assert response.status_code == 400
+    assert "same file as the current version 1" in response.content.decode()
+    assert scenario.versions.count() == 1
+    changed = client.post(reverse("scenarios-upload", args=[scenario.pk]), {"locustfile": upload("v2.py", SHOP_V2)})
+    assert changed.status_code == 302 and scenario.versions.count() == 2
+
+
+def test_it_names_the_uploaded_file_once_when_it_has_no_users(client, alice, project):
+    client.force_login(alice)
+    page = _create(client, NO_USERS, filename="checkout.py").content.decode()
+    assert page.count("No User class found in checkout.py") == 1
+    assert "locustfile.py" not in page.split("<form")[0]
+
+
+def test_it_warns_when_no_host_is_set_anywhere(client, alice, project):
+    client.force_login(alice)
+    _create(client, SHOP, default_host="")
+    page = client.get(Scenario.objects.get().get_absolute_url()).content.decode()
+    assert "None set." in page and "edit the defaults" in page
+
+
+def test_it_shows_the_locustfiles_host_when_the_scenario_has_none(client, alice, project):
+    client.force_login(alice)
+    _create(client, SHOP.replace(b"class Shopper(HttpUser):\n", b"class Shopper(HttpUser):\n    host = \"http://shop.test\"\n"),
+            default_host="")
+    page = client.get(Scenario.objects.get().get_absolute_url()).content.decode()
+    assert "http://shop.test</span> <span class=\"small muted\">(from the locustfile)" in page
+    assert "None set." not in page
+
+
+def test_it_does_not_flag_an_abstract_base_user_for_missing_tasks(client, alice, project):
+    base = b'''\
+from locust import HttpUser, task, between
+
+
+class Base(HttpUser):
+    abstract = True
+
+
+class Real(Base):
+    wait_time = between(1, 2)
+
+    @task
+    def t(self):
+        self.client.get("/")
+'''
+    client.force_login(alice)
+    _create(client, base)
+    page = client.get(Scenario.objects.get().get_absolute_url()).content.decode()
+    assert "a base for other user classes" in page
+    assert "back-to-back" not in page and '<span class="badge warn">none</span>' not in page
+
+
+def test_it_asks_the_browser_for_at_least_one_user_and_slot(client, alice, project):
+    client.force_login(alice)
+    page = client.get(reverse("scenarios-create", args=["shop"])).content.decode()
+    assert 'name="default_users" value="10" min="1"' in page
+    assert 'name="default_slots" value="1" min="1"' in page
+
+
+def test_it_wraps_each_source_line_so_a_linked_line_can_be_highlighted(client, alice, project, scenario):
+    client.force_login(alice)
+    page = client.get(reverse("scenarios-version", args=[scenario.pk, 1])).content.decode()
+    assert '<span id="line-3"><a id="L-3" name="L-3"></a>' in page
+    assert 'href="#L-3"' in page
