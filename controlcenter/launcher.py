@@ -182,7 +182,7 @@ class Launcher:
             password = admin_line.rsplit(" ", 1)[1]
             lines += [
                 f"First start: log in as  admin  with password  {password}",
-                "This password is shown only once. Change it under Account once logged in.",
+                "This password is shown only once. Change it once logged in: your user name (top right) → Change password.",
             ]
         width = max(len(line) for line in lines) + 4
         say("swarmdeck", "=" * width)
