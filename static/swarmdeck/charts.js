@@ -1,0 +1,104 @@
+/* Swarmdeck charts: a thin layer over uPlot (static/vendor/uplot) shared by the live run page,
+ * reports, trends and comparisons.
+ *
+ *   const chart = SwarmCharts.timeseries(element, {
+ *     title: "Requests per second",
+ *     unit: "req/s",                     // shown in the legend and the y axis
+ *     x: "elapsed",                      // "elapsed": seconds since the run started (m:ss); "time": epoch s; "index": 1, 2, 3
+ *     series: [{label: "RPS", color: SwarmCharts.colors.rps}, {label: "Failures/s", color: SwarmCharts.colors.fail}],
+ *     data: [[0, 1, 2], [10, 12, 11], [0, 1, 0]],   // x values, then one array per series (null = gap)
+ *     height: 220,
+ *   });
+ *   chart.setData(newData);   // replace all points (cheap: uPlot redraws once)
+ *
+ * Charts follow their container's width.
+ */
+(function () {
+  "use strict";
+
+  const colors = {
+    rps: "#2563eb", fail: "#dc2626", users: "#059669",
+    p50: "#0891b2", p95: "#d97706", p99: "#7c3aed",
+    // Distinct series for overlays (comparisons, trends): run 1, run 2, ...
+    palette: ["#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2", "#db2777", "#65a30d"],
+  };
+
+  function clock(seconds) {
+    if (seconds == null) return "";
+    const s = Math.round(seconds), sign = s < 0 ? "-" : "", a = Math.abs(s);
+    const h = Math.floor(a / 3600), m = Math.floor((a % 3600) / 60), r = a % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    return sign + (h ? h + ":" : "") + mm + ":" + String(r).padStart(2, "0");
+  }
+
+  function number(value, unit) {
+    if (value == null || Number.isNaN(value)) return "–";
+    const abs = Math.abs(value);
+    let text;
+    if (abs >= 1e6) text = (value / 1e6).toFixed(abs >= 1e7 ? 0 : 1) + "M";
+    else if (abs >= 1e4) text = (value / 1e3).toFixed(abs >= 1e5 ? 0 : 1) + "k";
+    else if (abs >= 100) text = value.toFixed(0);
+    else if (abs >= 10) text = value.toFixed(1);
+    else text = value.toFixed(abs >= 1 || abs === 0 ? 2 : 3);
+    return unit ? text + " " + unit : text;
+  }
+
+  function xAxis(kind) {
+    if (kind === "elapsed") return {values: (u, splits) => splits.map(clock)};
+    if (kind === "index") return {values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? "#" + v : ""))};
+    return {};
+  }
+
+  function timeseries(element, options) {
+    const x = options.x || "elapsed";
+    const unit = options.unit || "";
+    const series = [{
+      label: x === "elapsed" ? "Elapsed" : x === "index" ? "Run" : "Time",
+      value: x === "elapsed" ? (u, v) => clock(v) : x === "index" ? (u, v) => (v == null ? "" : "#" + v) : undefined,
+    }];
+    for (const s of options.series) {
+      series.push({
+        label: s.label,
+        stroke: s.color,
+        width: s.width || 1.6,
+        fill: s.fill || undefined,
+        dash: s.dash || undefined,
+        spanGaps: !!s.spanGaps,
+        points: {show: x === "index" || !!s.points},
+        value: (u, v) => number(v, s.unit || unit),
+        scale: s.scale || "y",
+      });
+    }
+    const axes = [
+      Object.assign({stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}}, xAxis(x)),
+      {stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}, size: 56,
+       values: (u, splits) => splits.map((v) => number(v))},
+    ];
+    const width = Math.max(240, element.clientWidth || 600);
+    const opts = {
+      title: options.title || "",
+      width: width,
+      height: options.height || 220,
+      series: series,
+      axes: axes,
+      scales: {x: {time: x === "time"}, y: {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1]}},
+      legend: {live: true},
+      cursor: {drag: {x: true, y: false}},
+    };
+    const data = options.data || [[], ...options.series.map(() => [])];
+    const plot = new uPlot(opts, data, element);
+    let last = width;
+    const observer = new ResizeObserver(() => {
+      const w = Math.max(240, element.clientWidth);
+      if (Math.abs(w - last) > 2) { last = w; plot.setSize({width: w, height: opts.height}); }
+    });
+    observer.observe(element);
+    return {
+      plot: plot,
+      setData(next) { plot.setData(next); },
+      destroy() { observer.disconnect(); plot.destroy(); },
+    };
+  }
+
+  window.SwarmCharts = {timeseries: timeseries, colors: colors, clock: clock, number: number};
+})();
