@@ -61,6 +61,8 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     degraded = models.BooleanField(default=False)
+    # Things a reader of the results must know, e.g. a load generator above 90% CPU: [{kind, slot, host, message, at}]
+    warnings = models.JSONField(default=list, blank=True)
     history = models.JSONField(default=list, help_text="[{status, at, note}] in order")
 
     # Statistics, kept current by the collector while the run goes.
