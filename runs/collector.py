@@ -19,7 +19,7 @@ import redis as redis_lib
 from django.db import transaction
 from django.utils import timezone
 
-from runs import cluster, services
+from runs import cluster, live as live_updates, services
 from runs.models import Run, RunSlot, RunTick
 from runs.redis import client
 from workers import protocol, wire
@@ -31,7 +31,9 @@ TICK_GRACE = 2            # seconds a tick stays open for late slots before it i
 GO_DELAY = 1.0            # users start this long after the barrier opens, so every slot sees go in time
 FINISH_GRACE = 20.0       # after stop: stop timeout + this, then slots without a final are lost
 LIFECYCLE_EVERY = 0.25
-PERSIST_EVERY = 1.0
+PERSIST_EVERY = 1.0       # at the latest; a run is persisted (and pushed) as soon as every slot reported a second
+CPU_WARN_PERCENT = 90.0   # a pool above this for CPU_WARN_SECONDS may be what limits the results
+CPU_WARN_SECONDS = 5
 
 
 @dataclass
@@ -44,6 +46,9 @@ class SlotState:
     final: bool = False
     done: bool = False
     elapsed: float = 0.0  # seconds since go on the pool's own clock, as of its latest snapshot
+    tick: int = -1        # the latest second this slot reported
+    hot_since: int | None = None  # first tick of the current stretch above CPU_WARN_PERCENT
+    cpu_warned: bool = False
 
 
 @dataclass
@@ -54,6 +59,15 @@ class LiveRun:
     pending_acks: list = field(default_factory=list)
     dirty: bool = False
     last_persist: float = 0.0
+    tick_complete: bool = False     # every running slot has reported a second not yet written
+    written_through: int = -1       # ticks up to this one are persisted and pushed
+    newest_entry_ms: int = 0        # stream time of the newest snapshot merged since the last push
+    exceptions_seen: int = -1       # exception count last pushed: tracebacks travel only when they change
+
+    def complete_tick(self) -> int:
+        """The latest second every running slot has reported (its deltas arrive in order)."""
+        reporting = [s.tick for s in self.slots.values() if not s.done and not s.final]
+        return min(reporting) if reporting else -1
 
 
 class Collector:
@@ -168,8 +182,36 @@ class Collector:
             state.requests += sum(int(e["count"]) for e in snapshot["endpoints"])
             state.final = state.final or snapshot["kind"] == "final"
             state.elapsed = max(state.elapsed, float(snapshot.get("elapsed") or 0.0))
+            if snapshot["kind"] == "delta":
+                state.tick = max(state.tick, int(snapshot["tick"]))
             live.dirty = True
+            live.tick_complete = live.tick_complete or live.complete_tick() > live.written_through
+            live.newest_entry_ms = max(live.newest_entry_ms, _entry_ms(entry_id))
+            self.watch_cpu(live, slot, state, snapshot)
         live.pending_acks.append(entry_id)
+
+    def watch_cpu(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:
+        """Warn once per slot whose pool stayed above CPU_WARN_PERCENT for CPU_WARN_SECONDS of its own ticks."""
+        if snapshot["kind"] != "delta":
+            return
+        tick = int(snapshot["tick"])
+        if float(snapshot["cpu"]) < CPU_WARN_PERCENT:
+            state.hot_since = None
+            return
+        if state.hot_since is None:
+            state.hot_since = tick
+        if state.cpu_warned or tick - state.hot_since + 1 <= CPU_WARN_SECONDS:
+            return
+        state.cpu_warned = True
+        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
+        if run is None or any(w.get("kind") == "cpu" and w.get("slot") == slot for w in run.warnings):
+            return
+        host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
+        warning = {"kind": "cpu", "slot": slot, "host": host, "at": timezone.now().isoformat(),
+                   "message": f"Slot {slot} on {host} ran above {CPU_WARN_PERCENT:.0f}% CPU for more than "
+                              f"{CPU_WARN_SECONDS} s: the results may be limited by the load generator, not the target."}
+        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
+        log.warning("Run %s: %s", live.run_id, warning["message"])
 
     def on_ready(self, live: LiveRun, slot: int, payload: dict) -> None:
         live.slots.setdefault(slot, SlotState()).last_seen = time.monotonic()
@@ -209,7 +251,7 @@ class Collector:
     def persist(self, force: bool) -> None:
         now = time.monotonic()
         for live in list(self.live.values()):
-            if live.dirty and (force or now - live.last_persist >= PERSIST_EVERY):
+            if live.dirty and (force or live.tick_complete or now - live.last_persist >= PERSIST_EVERY):
                 self.persist_run(live)
 
     def persist_run(self, live: LiveRun, final: bool = False) -> None:
@@ -218,7 +260,9 @@ class Collector:
             self.live.pop(live.run_id, None)
             return
         elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
-        up_to = None if final else int(elapsed) - TICK_GRACE
+        # A second is complete once every running slot reported it; one that went silent is
+        # waited for TICK_GRACE seconds at most.
+        up_to = None if final else max(int(elapsed) - TICK_GRACE, live.complete_tick())
         ticks = live.stats.close_ticks(up_to)
         # RPS over the time users ran, as the pools measured it (like Locust), not until this write.
         measured = max((s.elapsed for s in live.slots.values()), default=0.0)
@@ -247,7 +291,31 @@ class Collector:
         self.ack(live.pending_acks)
         live.pending_acks = []
         live.dirty = False
+        live.tick_complete = False
         live.last_persist = time.monotonic()
+        if ticks:
+            live.written_through = max(live.written_through, max(t["tick"] for t in ticks))
+        self.push(live, totals, ticks)
+
+    def push(self, live: LiveRun, totals: list[dict], ticks: list[dict]) -> None:
+        """One message per run per persist (about one per second) to the pages watching it."""
+        run = Run.objects.filter(pk=live.run_id).defer("stats_blob", "totals", "errors", "exceptions").first()
+        if run is None:
+            return
+        message = {
+            "type": "delta", "meta": live_updates.meta(run), "totals": totals, "errors": live.stats.error_rows(),
+            "slots": live_updates.slot_rows(live.run_id), "series": live_updates.series_of(ticks),
+            "produced_at": live.newest_entry_ms / 1000 if live.newest_entry_ms else None,
+        }
+        if ticks:
+            message["current"] = ticks[-1]["endpoints"]
+        exceptions = live.stats.exception_rows()
+        seen = sum(row["count"] for row in exceptions)
+        if seen != live.exceptions_seen:
+            message["exceptions"] = exceptions
+            live.exceptions_seen = seen
+        live.newest_entry_ms = 0
+        live_updates.publish(live.run_id, message)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def lifecycle(self) -> None:
@@ -285,6 +353,7 @@ class Collector:
                     status=Run.Status.RUNNING, started_at=started, history=run.history):
                 self.redis.hset(protocol.control_key(run.pk), "go_at", repr(go_at))
                 run.slots.update(status=RunSlot.Status.RUNNING)
+                live_updates.publish_meta(run.pk)
                 live = self.live_run(run.pk)
                 if live:
                     for state in live.slots.values():
@@ -352,8 +421,11 @@ class Collector:
     # -- state changes -------------------------------------------------------------------------
     def transition(self, run: Run, from_status: str, to_status: str, note: str = "", **fields) -> bool:
         run.record(to_status, note)
-        return bool(Run.objects.filter(pk=run.pk, status=from_status).update(status=to_status, history=run.history,
-                                                                          **fields))
+        changed = bool(Run.objects.filter(pk=run.pk, status=from_status).update(status=to_status, history=run.history,
+                                                                             **fields))
+        if changed:
+            live_updates.publish_meta(run.pk)
+        return changed
 
     def degrade(self, run: Run, note: str) -> None:
         run.refresh_from_db(fields=["reason", "history", "status"])
@@ -361,6 +433,7 @@ class Collector:
         run.record(run.status, note)
         Run.objects.filter(pk=run.pk).update(degraded=True, reason=reason, history=run.history)
         run.reason = reason
+        live_updates.publish_meta(run.pk)
 
     def fail(self, run: Run, reason: str, detail: str = "") -> None:
         run.refresh_from_db(fields=["status", "history"])
@@ -386,3 +459,12 @@ class Collector:
                 status=RunSlot.Status.FINISHED)
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
         self.live.pop(run.pk, None)
+
+
+def _entry_ms(entry_id) -> int:
+    """A stream entry id is "<milliseconds>-<sequence>": the time the slot added it."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    try:
+        return int(text.split("-", 1)[0])
+    except ValueError:
+        return 0

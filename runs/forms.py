@@ -57,3 +57,10 @@ class RunForm(forms.Form):
             "user_classes": data.get("user_classes") or [], "tags": data.get("tags") or [],
             "exclude_tags": data.get("exclude_tags") or [],
         }
+
+
+class LiveUsersForm(forms.Form):
+    """Users and spawn rate of a running test, changed from its page."""
+
+    users = forms.IntegerField(min_value=0, max_value=1_000_000, help_text="Users to run from now on")
+    spawn_rate = forms.FloatField(min_value=0.01, max_value=100_000, help_text="Users started (or stopped) per second")

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
+from runs import live
 from runs.models import Run, RunSlot
 from runs.redis import client
 from scenarios.models import Scenario
@@ -93,6 +94,7 @@ def dispatch(run: Run) -> bool:
     for assignment in assignments(run):
         celery_app.send_task(protocol.SLOT_TASK, args=[assignment], queue=protocol.LOADGEN_QUEUE)
     log.info("Run %s dispatched to %s slot(s).", run.pk, run.slots_requested)
+    live.publish_meta(run.pk)
     return True
 
 
@@ -140,6 +142,7 @@ def cancel_run(run: Run, user=None) -> bool:
         ):
             if status != Run.Status.QUEUED:
                 signal_stop(run.pk)
+            live.publish_meta(run.pk)
             log.info("Run %s cancelled %s.", run.pk, note)
             return True
     return False
@@ -158,8 +161,26 @@ def request_stop(run: Run, user=None, note: str = "") -> bool:
         status=Run.Status.STOPPING, stopping_at=timezone.now(), stop_requested_by=user, history=run.history)
     if updated:
         signal_stop(run.pk)
+        live.publish_meta(run.pk)
         log.info("Run %s stopping: %s.", run.pk, note)
     return bool(updated)
+
+
+def change_users(run: Run, *, users: int, spawn_rate: float, user=None) -> None:
+    """Change a running test's users and spawn rate, as Locust's "Edit" does; slots get their share."""
+    run.refresh_from_db()
+    if run.status != Run.Status.RUNNING:
+        raise RunError(f"Run #{run.pk} is {run.get_status_display().lower()}: users can change only while it runs.")
+    if run.version.findings.get("shape"):
+        raise RunError("This locustfile's LoadTestShape decides the users: they cannot be changed by hand.")
+    note = f"users → {users} at {spawn_rate:g}/s" + (f" by {user.username}" if user else "")
+    run.record(run.status, note)
+    params = {**run.params, "live_users": users, "live_spawn_rate": spawn_rate}
+    if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(history=run.history, params=params):
+        raise RunError(f"Run #{run.pk} stopped in the meantime.")
+    client().hset(protocol.control_key(run.pk), mapping={"users": users, "spawn_rate": spawn_rate})
+    log.info("Run %s: %s.", run.pk, note)
+    live.publish_meta(run.pk)
 
 
 def wait_until_done(run: Run, timeout: float | None = None, poll: float = 0.5) -> Run:

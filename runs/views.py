@@ -6,10 +6,10 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import cluster, services
+from runs import cluster, live, services
 from runs.access import get_run_for_user
-from runs.forms import RunForm
-from runs.models import Run, RunTick
+from runs.forms import LiveUsersForm, RunForm
+from runs.models import Run
 from scenarios.access import get_project_for_user, get_scenario_for_user
 from scenarios.models import Project, Role
 
@@ -35,16 +35,44 @@ def run_create(request, scenario_id):
 
 
 def run_detail(request, run_id):
+    """The live run page: the state is embedded for the first paint, then the WebSocket keeps it current."""
     run, membership = get_run_for_user(request, run_id)
-    ticks = list(RunTick.objects.filter(run=run).values("tick", "users", "rps", "fails_per_s", "p50_ms", "p95_ms",
-                                                           "p99_ms").order_by("-tick")[:20])
+    shape = bool(run.version.findings.get("shape"))
     return render(request, "runs/run_detail.html", {
         "run": run, "project": run.project, "scenario": run.scenario, "membership": membership,
-        "slots": run.slots.all(), "ticks": ticks, "queue_position": services.queue_position(run),
-        "endpoints": [row for row in run.totals if row.get("name") != "Aggregated"],
-        "aggregate": next((row for row in run.totals if row.get("name") == "Aggregated"), None),
-        "can_run": membership.allows(Role.RUNNER),
+        "state": live.full_state(run), "queue_position": services.queue_position(run),
+        "can_run": membership.allows(Role.RUNNER), "has_shape": shape,
+        "users_form": LiveUsersForm(initial={
+            "users": run.params.get("live_users", run.params.get("users")),
+            "spawn_rate": run.params.get("live_spawn_rate", run.params.get("spawn_rate"))}),
     })
+
+
+@require_POST
+def run_users(request, run_id):
+    """Change users and spawn rate while the run goes (Locust's "Edit"). JSON for the page's script."""
+    run, _ = get_run_for_user(request, run_id, Role.RUNNER)
+    form = LiveUsersForm(request.POST)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if not form.is_valid():
+        errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
+        if wants_json:
+            return JsonResponse({"ok": False, "errors": errors}, status=400)
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        return redirect(run)
+    try:
+        services.change_users(run, users=form.cleaned_data["users"], spawn_rate=form.cleaned_data["spawn_rate"],
+                              user=request.user)
+    except services.RunError as error:
+        if wants_json:
+            return JsonResponse({"ok": False, "errors": {"__all__": [str(error)]}}, status=409)
+        messages.error(request, str(error))
+        return redirect(run)
+    if wants_json:
+        return JsonResponse({"ok": True, "users": form.cleaned_data["users"],
+                             "spawn_rate": form.cleaned_data["spawn_rate"]})
+    messages.success(request, f"Users changing to {form.cleaned_data['users']}.")
+    return redirect(run)
 
 
 def run_status(request, run_id):

@@ -208,7 +208,7 @@ def test_it_queues_a_run_larger_than_the_cluster_and_cancels_it(cluster, target,
     assert run.status == Run.Status.QUEUED
     client.force_login(alice)
     page = client.get(run.get_absolute_url()).content.decode()
-    assert "position <strong>1</strong>" in page
+    assert 'position <strong id="queue-position">1</strong>' in page
     client.post(reverse("runs-stop", args=[run.pk]))
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED

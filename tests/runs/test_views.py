@@ -90,7 +90,7 @@ def test_it_rejects_garbage_parameters(client, alice, scenario):
 def test_it_shows_a_queued_runs_position_and_cancels_it(client, alice, run):
     client.force_login(alice)
     page = client.get(run.get_absolute_url()).content.decode()
-    assert "position <strong>1</strong>" in page
+    assert 'position <strong id="queue-position">1</strong>' in page
     client.post(reverse("runs-stop", args=[run.pk]))
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED and "alice" in run.reason

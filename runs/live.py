@@ -1,0 +1,142 @@
+"""What the live run page receives: the full state on (re)connect, then one delta per tick.
+
+The collector (a sync process) and the web process publish through `publish()`; the WebSocket
+consumer (runs/consumers.py) relays group messages to the browser as JSON. Payload shapes are
+the TypedDicts below, shared by the senders, the consumer, the page script
+(static/swarmdeck/live.js) and the tests.
+
+The page merges the time series by tick number, so a delta that overlaps the full state (sent
+between joining the group and reading the database) does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TypedDict
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from runs.models import Run, RunSlot, RunTick
+
+log = logging.getLogger(__name__)
+
+SERIES_KEYS = ("users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms")
+
+
+class Series(TypedDict):
+    """The run's per-second time series as columns; `tick` is seconds since the users started."""
+
+    tick: list[int]
+    users: list[int]
+    rps: list[float]
+    fails_per_s: list[float]
+    p50_ms: list[float | None]
+    p95_ms: list[float | None]
+    p99_ms: list[float | None]
+
+
+class Meta(TypedDict):
+    id: int
+    status: str
+    status_label: str
+    active: bool
+    reason: str
+    degraded: bool
+    warnings: list[dict]
+    history: list[dict]
+    params: dict
+    started_at: float | None   # epoch seconds: users start on every slot
+    ended_at: float | None
+    now: float                 # the server's clock, so the page can compute elapsed time
+    users: int                 # users running now (sum over slots)
+    requests: int
+    failures: int
+    endpoints_overflowed: bool
+    queue_position: int | None
+
+
+class State(TypedDict):
+    type: str                  # "state"
+    meta: Meta
+    totals: list[dict]         # endpoint rows sorted by name, "Aggregated" last (runs.collector)
+    errors: list[dict]
+    exceptions: list[dict]
+    slots: list[dict]
+    series: Series
+    current: dict              # "METHOD name" -> figures of the latest complete second
+
+
+class Delta(TypedDict, total=False):
+    type: str                  # "delta" (statistics, once per tick) or "meta" (a state change)
+    meta: Meta
+    totals: list[dict]
+    errors: list[dict]
+    exceptions: list[dict]     # only when they changed
+    slots: list[dict]
+    series: Series             # the ticks closed since the previous delta
+    current: dict
+    produced_at: float | None  # when the newest snapshot merged here entered the stream (epoch s)
+
+
+def run_group(run_id: int) -> str:
+    return f"run-{int(run_id)}"
+
+
+def meta(run: Run) -> Meta:
+    from django.utils import timezone
+
+    return {
+        "id": run.pk, "status": run.status, "status_label": run.get_status_display(), "active": run.is_active,
+        "reason": run.reason, "degraded": run.degraded, "warnings": run.warnings or [], "history": run.history or [],
+        "params": run.params or {},
+        "started_at": run.started_at.timestamp() if run.started_at else None,
+        "ended_at": run.ended_at.timestamp() if run.ended_at else None,
+        "now": timezone.now().timestamp(), "users": run.current_users, "requests": run.total_requests,
+        "failures": run.total_failures, "endpoints_overflowed": run.endpoints_overflowed,
+        "queue_position": _queue_position(run),
+    }
+
+
+def _queue_position(run: Run) -> int | None:
+    from runs.services import queue_position  # services publishes through this module
+
+    return queue_position(run) if run.status == Run.Status.QUEUED else None
+
+
+def slot_rows(run_id: int) -> list[dict]:
+    return [
+        {"index": s.index, "host": s.host, "worker": s.worker, "status": s.status, "users": s.users, "cpu": s.cpu,
+         "requests": s.requests, "error": s.error}
+        for s in RunSlot.objects.filter(run_id=run_id).order_by("index")
+    ]
+
+
+def series_of(ticks: list[dict]) -> Series:
+    return {"tick": [t["tick"] for t in ticks], **{key: [t[key] for t in ticks] for key in SERIES_KEYS}}
+
+
+def full_state(run: Run) -> State:
+    """Everything the page shows, from the database: sent first on every (re)connect."""
+    ticks = list(RunTick.objects.filter(run=run).order_by("tick").values("tick", *SERIES_KEYS))
+    latest = RunTick.objects.filter(run=run).order_by("-tick").values_list("endpoints", flat=True).first()
+    return {
+        "type": "state", "meta": meta(run), "totals": run.totals or [], "errors": run.errors or [],
+        "exceptions": run.exceptions or [], "slots": slot_rows(run.pk), "series": series_of(ticks),
+        "current": latest or {},
+    }
+
+
+def publish(run_id: int, message: dict) -> None:
+    """Send one message to everyone watching the run; never let a Redis hiccup break the caller."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(run_group(run_id), {"type": "run.message", "message": message})
+    except Exception as error:  # noqa: BLE001 - the page catches up from the database on reconnect
+        log.warning("Run %s: could not publish a live update: %s", run_id, error)
+
+
+def publish_meta(run_id: int) -> None:
+    """A state change (stopping, cancelled, users changed, ...) that did not come with statistics."""
+    run = Run.objects.filter(pk=run_id).defer("stats_blob", "totals", "errors", "exceptions").first()
+    if run is not None:
+        publish(run_id, {"type": "meta", "meta": meta(run), "slots": slot_rows(run_id)})

@@ -1,0 +1,364 @@
+/* The live run page: renders the state embedded in the page, then keeps it current over the
+ * run's WebSocket (/ws/runs/<id>/): a full state on every (re)connect, then one delta per tick.
+ * Message shapes: runs/live.py. Time series merge by tick number, so overlaps are harmless.
+ *
+ * window.swarmdeckLive exposes the state and, for bench/run_page.py, how long each update took
+ * on the main thread (`timings`, ms).
+ */
+(function () {
+  "use strict";
+
+  const root = document.getElementById("live-run");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const fmt = SwarmCharts.number;
+  const TABLE_LIMIT = 500;
+
+  let state = JSON.parse($("run-state").textContent);
+  let socket = null, retry = 0, retryTimer = null, countdownTimer = null, clockSkew = 0;
+  let sortKey = null, sortDir = 1, renderQueued = false;
+  const charts = {};
+  const timings = [];
+
+  // ---- helpers --------------------------------------------------------------------------------
+  function esc(text) {
+    return String(text == null ? "" : text).replace(/[&<>"']/g, (c) => ({
+      "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+  }
+  function ms(value) { return value == null ? "–" : value >= 100 ? Math.round(value).toString() : value.toFixed(value >= 10 ? 1 : 2); }
+  function int(value) { return value == null ? "–" : Math.round(value).toLocaleString("en-US"); }
+  function nowServer() { return Date.now() / 1000 - clockSkew; }
+  function key(row) { return row.method + " " + row.name; }
+
+  // ---- merging messages -----------------------------------------------------------------------
+  function mergeSeries(into, add) {
+    if (!add || !add.tick || !add.tick.length) return;
+    const names = Object.keys(into);
+    for (let i = 0; i < add.tick.length; i++) {
+      const tick = add.tick[i];
+      let at = into.tick.length;
+      while (at > 0 && into.tick[at - 1] >= tick) at--;   // overlaps sit at the end
+      const replace = into.tick[at] === tick;
+      for (const name of names) {
+        const value = add[name] ? add[name][i] : null;
+        if (replace) into[name][at] = value; else into[name].splice(at, 0, value);
+      }
+    }
+  }
+
+  function apply(message) {
+    if (message.type === "state") {
+      state = message;
+    } else {
+      state.meta = message.meta || state.meta;
+      if (message.totals) state.totals = message.totals;
+      if (message.errors) state.errors = message.errors;
+      if (message.exceptions) state.exceptions = message.exceptions;
+      if (message.slots) state.slots = message.slots;
+      if (message.current) state.current = message.current;
+      if (message.series) mergeSeries(state.series, message.series);
+    }
+    if (state.meta.now) clockSkew = Date.now() / 1000 - state.meta.now;
+    if (typeof message.produced_at === "number") {
+      window.swarmdeckLive.freshness.push({produced_at: message.produced_at, received_at: Date.now() / 1000});
+    }
+    scheduleRender();
+    if (!state.meta.active) finish();
+  }
+
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(() => {
+      renderQueued = false;
+      const started = performance.now();
+      render();
+      timings.push(performance.now() - started);
+      if (timings.length > 600) timings.shift();
+    });
+  }
+
+  // ---- rendering --------------------------------------------------------------------------------
+  function render() {
+    renderHeader();
+    renderHeadline();
+    renderTable();
+    renderCharts();
+    renderFailures();
+    renderExceptions();
+    renderWorkers();
+    renderHistory();
+  }
+
+  function renderHeader() {
+    const meta = state.meta;
+    const badge = $("run-status");
+    badge.textContent = meta.status_label;
+    badge.className = "badge status-" + meta.status;
+    const queued = meta.status === "queued";
+    $("queue-box").hidden = !queued;
+    if (queued && meta.queue_position) $("queue-position").textContent = meta.queue_position;
+    const reason = $("reason-box");
+    reason.hidden = !meta.reason;
+    reason.textContent = meta.reason || "";
+    reason.className = meta.status === "failed" ? "error-box" : "warning-box";
+    const warnings = meta.warnings || [];
+    $("warnings-box").hidden = !warnings.length;
+    $("warnings-box").innerHTML = warnings.map((w) => "<div>⚠ " + esc(w.message) + "</div>").join("");
+    const stop = $("stop-form");
+    if (stop) {
+      stop.hidden = !meta.active;
+      $("stop-button").textContent = ["queued", "dispatching", "starting"].includes(meta.status) ? "Cancel" : "Stop";
+      $("stop-button").disabled = meta.status === "stopping";
+    }
+    const again = $("run-again");
+    if (again) again.hidden = meta.active;
+    const edit = $("edit-users");
+    if (edit) edit.hidden = meta.status !== "running";
+    $("overflow-note").hidden = !meta.endpoints_overflowed;
+    renderProgress();
+  }
+
+  function renderProgress() {
+    const meta = state.meta;
+    const box = $("progress");
+    if (!meta.started_at) { box.hidden = true; return; }
+    box.hidden = false;
+    const end = meta.ended_at || nowServer();
+    const elapsed = Math.max(0, end - meta.started_at);
+    const duration = Number(meta.params.duration || 0);
+    const target = meta.params.live_users != null ? meta.params.live_users : meta.params.users;
+    $("progress-time").textContent = SwarmCharts.clock(elapsed) + (duration ? " of " + SwarmCharts.clock(duration) : "");
+    $("progress-users").textContent = meta.active ? (meta.users + " / " + target + " users spawned") : "";
+    const bar = $("progress-bar");
+    bar.max = duration || 1;
+    bar.value = duration ? Math.min(elapsed, duration) : 0;
+  }
+
+  function lastTick(name) {
+    const values = state.series[name];
+    return values && values.length ? values[values.length - 1] : null;
+  }
+
+  function renderHeadline() {
+    const meta = state.meta;
+    const aggregate = state.totals.find((r) => r.name === "Aggregated") || {};
+    const target = meta.params.live_users != null ? meta.params.live_users : meta.params.users;
+    const running = meta.active && meta.started_at;
+    $("h-users").textContent = int(meta.active ? meta.users : lastTick("users") || 0);
+    $("h-users-sub").textContent = "of " + int(target);
+    $("h-rps").textContent = running ? fmt(lastTick("rps") || 0) : fmt(aggregate.rps);
+    $("h-rps-sub").textContent = running ? "this second · " + fmt(aggregate.rps) + " on average" : "on average";
+    const requests = aggregate.requests || 0, failures = aggregate.failures || 0;
+    const ratio = requests ? (100 * failures) / requests : 0;
+    const fail = $("h-fail");
+    fail.textContent = requests ? ratio.toFixed(ratio >= 10 || ratio === 0 ? 0 : 1) + "%" : "—";
+    fail.className = ratio > 0 ? "bad" : "";
+    $("h-fail-sub").textContent = int(failures) + " failed" + (running ? " · " + fmt(lastTick("fails_per_s") || 0) + "/s now" : "");
+    $("h-p95").textContent = running && lastTick("p95_ms") != null ? ms(lastTick("p95_ms")) + " ms" : (aggregate.p95 != null ? ms(aggregate.p95) + " ms" : "—");
+    $("h-p95-sub").textContent = running ? "this second · " + ms(aggregate.p95) + " ms overall" : "overall · p50 " + ms(aggregate.p50) + " · p99 " + ms(aggregate.p99);
+    $("h-requests").textContent = int(requests);
+    $("h-requests-sub").textContent = aggregate.mean_ms != null ? "average " + ms(aggregate.mean_ms) + " ms" : "";
+  }
+
+  function tableRows() {
+    const current = state.current || {};
+    let rows = state.totals.filter((r) => r.name !== "Aggregated").map((r) => {
+      const now = current[key(r)] || {};
+      return Object.assign({}, r, {current_rps: state.meta.active ? now.rps || 0 : null,
+                                   current_fails: state.meta.active ? now.fails_per_s || 0 : null});
+    });
+    if (sortKey) {
+      rows.sort((a, b) => {
+        const x = a[sortKey], y = b[sortKey];
+        if (x == null && y == null) return 0;
+        if (x == null) return 1;
+        if (y == null) return -1;
+        return (typeof x === "string" ? x.localeCompare(y) : x - y) * sortDir;
+      });
+    }
+    return rows;
+  }
+
+  function rowHtml(r, aggregate) {
+    return "<tr" + (aggregate ? ' class="aggregate"' : "") + "><td>" + esc(r.method) + '</td><td class="mono">' + esc(r.name) +
+      '</td><td class="num">' + int(r.requests) + '</td><td class="num' + (r.failures ? " bad" : "") + '">' + int(r.failures) +
+      '</td><td class="num">' + ms(r.p50) + '</td><td class="num">' + ms(r.p90) + '</td><td class="num">' + ms(r.p95) +
+      '</td><td class="num">' + ms(r.p99) + '</td><td class="num">' + ms(r.mean_ms) + '</td><td class="num">' + ms(r.min_ms) +
+      '</td><td class="num">' + ms(r.max_ms) + '</td><td class="num">' + int(r.avg_size) + '</td><td class="num">' +
+      (r.current_rps == null ? "–" : fmt(r.current_rps)) + '</td><td class="num">' + (r.current_fails == null ? "–" : fmt(r.current_fails)) + "</td></tr>";
+  }
+
+  function renderTable() {
+    const rows = tableRows();
+    const shown = rows.slice(0, TABLE_LIMIT);
+    const aggregate = state.totals.find((r) => r.name === "Aggregated");
+    let html = shown.map((r) => rowHtml(r, false)).join("");
+    if (aggregate && rows.length) {
+      const agg = Object.assign({}, aggregate, {method: "", current_rps: state.meta.active ? lastTick("rps") || 0 : null,
+                                                current_fails: state.meta.active ? lastTick("fails_per_s") || 0 : null});
+      html += rowHtml(agg, true);
+    }
+    $("stats-body").innerHTML = html;
+    const empty = $("stats-empty");
+    if (!rows.length) {
+      empty.hidden = false;
+      empty.textContent = state.meta.active ? "No requests yet: statistics appear here within seconds of the start." : "This run recorded no requests.";
+    } else if (rows.length > TABLE_LIMIT) {
+      empty.hidden = false;
+      empty.textContent = "Showing " + TABLE_LIMIT + " of " + rows.length + " endpoints; download the CSV for all of them.";
+    } else {
+      empty.hidden = true;
+    }
+  }
+
+  function renderCharts() {
+    const s = state.series;
+    const panel = document.querySelector('[data-panel="charts"]');
+    $("charts-empty").hidden = s.tick.length > 0;
+    if (panel.hidden && charts.rps) return;   // drawn when the tab opens
+    if (!charts.rps) {
+      if (panel.hidden) return;
+      const c = SwarmCharts.colors;
+      charts.rps = SwarmCharts.timeseries($("chart-rps"), {title: "Requests per second", series: [
+        {label: "RPS", color: c.rps, fill: "rgba(37,99,235,.08)"}, {label: "Failures/s", color: c.fail}]});
+      charts.latency = SwarmCharts.timeseries($("chart-latency"), {title: "Response times (ms)", unit: "ms", series: [
+        {label: "p50", color: c.p50}, {label: "p95", color: c.p95}, {label: "p99", color: c.p99}]});
+      charts.users = SwarmCharts.timeseries($("chart-users"), {title: "Users", series: [
+        {label: "Users", color: c.users, fill: "rgba(5,150,105,.08)"}]});
+    }
+    charts.rps.setData([s.tick, s.rps, s.fails_per_s]);
+    charts.latency.setData([s.tick, s.p50_ms, s.p95_ms, s.p99_ms]);
+    charts.users.setData([s.tick, s.users]);
+  }
+
+  function renderFailures() {
+    const errors = state.errors || [];
+    const total = errors.reduce((n, e) => n + e.count, 0);
+    $("count-failures").textContent = total ? int(total) : "";
+    $("failures-empty").hidden = errors.length > 0;
+    $("failures-body").innerHTML = errors.slice(0, TABLE_LIMIT).map((e) =>
+      '<tr><td class="num">' + int(e.count) + "</td><td>" + esc(e.method) + '</td><td class="mono">' + esc(e.name) +
+      '</td><td class="mono small">' + esc(e.error) + "</td></tr>").join("");
+  }
+
+  function renderExceptions() {
+    const list = state.exceptions || [];
+    const total = list.reduce((n, e) => n + e.count, 0);
+    $("count-exceptions").textContent = total ? int(total) : "";
+    $("exceptions-empty").hidden = list.length > 0;
+    const box = $("exceptions-list");
+    const signature = list.map((e) => e.count + e.message).join("|");
+    if (box.dataset.signature === signature) return;   // keep open <details> open
+    box.dataset.signature = signature;
+    box.innerHTML = list.map((e) => "<details><summary><strong>" + int(e.count) + " ×</strong> " + esc(e.message) +
+      '</summary><pre class="small">' + esc(e.traceback) + "</pre></details>").join("");
+  }
+
+  function renderWorkers() {
+    const slots = state.slots || [];
+    $("count-workers").textContent = slots.length ? slots.length : "";
+    $("workers-empty").hidden = slots.length > 0;
+    $("workers-body").innerHTML = slots.map((s) => {
+      const hot = s.cpu != null && s.cpu > 90;
+      return "<tr><td>" + s.index + "</td><td>" + esc(s.host || "—") + '</td><td><span class="badge slot-' + esc(s.status) + '">' +
+        esc(s.status) + "</span>" + (s.error ? '<br><small class="muted">' + esc(s.error.slice(0, 300)) + "</small>" : "") +
+        '</td><td class="num">' + int(s.users) + '</td><td class="num' + (hot ? " bad" : "") + '">' +
+        (s.cpu == null ? "—" : Math.round(s.cpu) + "%") + '</td><td class="num">' + int(s.requests) + "</td></tr>";
+    }).join("");
+  }
+
+  function renderHistory() {
+    $("history-list").innerHTML = (state.meta.history || []).map((h) =>
+      "<li><strong>" + esc(h.status) + '</strong> <span class="muted">' + esc((h.at || "").slice(11, 19)) + "</span>" +
+      (h.note ? " — " + esc(h.note) : "") + "</li>").join("");
+  }
+
+  // ---- the socket -------------------------------------------------------------------------------
+  function indicator(text, kind) {
+    const el = $("live-indicator");
+    el.hidden = !text;
+    el.textContent = text || "";
+    el.className = "live-indicator " + (kind || "");
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
+    socket.onopen = () => { retry = 0; indicator("● Live", "on"); };
+    socket.onmessage = (event) => apply(JSON.parse(event.data));
+    socket.onclose = () => {
+      socket = null;
+      if (!state.meta.active) return;
+      const wait = Math.min(15, Math.pow(2, retry++));   // 1, 2, 4, 8, 15 s
+      let left = wait;
+      indicator("Disconnected: reconnecting in " + left + " s…", "off");
+      countdownTimer = setInterval(() => {
+        left -= 1;
+        if (left > 0) indicator("Disconnected: reconnecting in " + left + " s…", "off");
+      }, 1000);
+      retryTimer = setTimeout(connect, wait * 1000);
+    };
+  }
+
+  function finish() {
+    indicator("", "");
+    if (socket) { socket.close(); socket = null; }
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
+  }
+
+  // ---- tabs, sorting, edit users ----------------------------------------------------------------
+  function showTab(name) {
+    if (!document.querySelector('#tabs [data-tab="' + name + '"]')) name = "stats";
+    document.querySelectorAll("#tabs [data-tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
+    document.querySelectorAll("section.tab").forEach((p) => { p.hidden = p.dataset.panel !== name; });
+    if (name === "charts") renderCharts();
+  }
+  document.querySelectorAll("#tabs [data-tab]").forEach((button) => button.addEventListener("click", () => {
+    history.replaceState(null, "", "#" + button.dataset.tab);
+    showTab(button.dataset.tab);
+  }));
+  document.querySelectorAll("#stats-table th[data-key]").forEach((th) => th.addEventListener("click", () => {
+    const k = th.dataset.key;
+    sortDir = sortKey === k ? -sortDir : (th.classList.contains("num") ? -1 : 1);
+    sortKey = k;
+    document.querySelectorAll("#stats-table th").forEach((h) => h.removeAttribute("aria-sort"));
+    th.setAttribute("aria-sort", sortDir > 0 ? "ascending" : "descending");
+    renderTable();
+  }));
+
+  const usersForm = $("users-form");
+  if (usersForm) {
+    usersForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const message = $("users-form-message");
+      message.textContent = "Applying…";
+      try {
+        const response = await fetch(usersForm.action, {method: "POST", body: new FormData(usersForm),
+                                                         headers: {"Accept": "application/json"}, credentials: "same-origin"});
+        const body = await response.json();
+        if (body.ok) {
+          message.textContent = "Users → " + body.users + " at " + body.spawn_rate + "/s.";
+          $("edit-users").open = false;
+        } else {
+          message.textContent = Object.values(body.errors || {}).flat().join(" ");
+        }
+      } catch (error) {
+        message.textContent = "Could not reach Swarmdeck: " + error;
+      }
+    });
+  }
+
+  window.swarmdeckLive = {get state() { return state; }, timings: timings, freshness: [], apply: apply};
+  showTab((location.hash || "#stats").slice(1));
+  render();
+  setInterval(() => { if (state.meta.active) renderProgress(); }, 1000);
+  // A queued run's position moves when runs ahead of it start: ask for it now and then.
+  setInterval(() => {
+    if (state.meta.status === "queued" && socket && socket.readyState === 1) socket.send(JSON.stringify({type: "refresh"}));
+  }, 5000);
+  if (state.meta.active) connect();
+})();
