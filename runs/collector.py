@@ -62,6 +62,7 @@ class LiveRun:
     tick_complete: bool = False     # every running slot has reported a second not yet written
     written_through: int = -1       # ticks up to this one are persisted and pushed
     newest_entry_ms: int = 0        # stream time of the newest snapshot merged since the last push
+    newest_elapsed: float = 0.0     # its time since go on the pool's clock: go time + this = when the pool made it
     exceptions_seen: int = -1       # exception count last pushed: tracebacks travel only when they change
 
     def complete_tick(self) -> int:
@@ -187,6 +188,7 @@ class Collector:
             live.dirty = True
             live.tick_complete = live.tick_complete or live.complete_tick() > live.written_through
             live.newest_entry_ms = max(live.newest_entry_ms, _entry_ms(entry_id))
+            live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
         live.pending_acks.append(entry_id)
 
@@ -305,7 +307,7 @@ class Collector:
         message = {
             "type": "delta", "meta": live_updates.meta(run), "totals": totals, "errors": live.stats.error_rows(),
             "slots": live_updates.slot_rows(live.run_id), "series": live_updates.series_of(ticks),
-            "produced_at": live.newest_entry_ms / 1000 if live.newest_entry_ms else None,
+            "produced_at": _produced_at(run, live),
         }
         if ticks:
             message["current"] = ticks[-1]["endpoints"]
@@ -315,6 +317,7 @@ class Collector:
             message["exceptions"] = exceptions
             live.exceptions_seen = seen
         live.newest_entry_ms = 0
+        live.newest_elapsed = 0.0
         live_updates.publish(live.run_id, message)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -468,3 +471,12 @@ def _entry_ms(entry_id) -> int:
         return int(text.split("-", 1)[0])
     except ValueError:
         return 0
+
+
+def _produced_at(run: Run, live: LiveRun) -> float | None:
+    """When the newest snapshot in this push was made by its pool (epoch s): users start at the
+    run's go time on every pool, and each snapshot says how long after go it was taken. Without
+    a go time, the moment its slot put it on the stream."""
+    if run.started_at and live.newest_elapsed:
+        return run.started_at.timestamp() + live.newest_elapsed
+    return live.newest_entry_ms / 1000 if live.newest_entry_ms else None

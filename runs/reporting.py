@@ -1,12 +1,10 @@
-"""Plain-data views of a run for the CLI and downloads (JSON summary, Locust-style tables and CSV)."""
+"""Plain-data views of a run for the CLI (JSON summary, Locust's console tables).
 
-import csv
+The CSV files (`runscenario --csv`) and the downloads live in runs/reports.py.
+"""
 
 from runs.models import Run
-
-PERCENTILE_COLUMNS = [("50%", "p50"), ("66%", "p66"), ("75%", "p75"), ("80%", "p80"), ("90%", "p90"),
-                      ("95%", "p95"), ("98%", "p98"), ("99%", "p99"), ("99.9%", "p99.9"), ("99.99%", "p99.99"),
-                      ("100%", "p100")]
+from runs.reports import PERCENTILE_COLUMNS
 
 
 def summary(run: Run) -> dict:
@@ -59,21 +57,3 @@ def summary_table(run: Run) -> str:
                      + f" {row.get('requests', 0):>8}")
     return "\n".join(lines)
 
-
-STATS_CSV_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time",
-                     "Average Response Time", "Min Response Time", "Max Response Time", "Average Content Size",
-                     "Requests/s", "Failures/s"] + [label for label, _ in PERCENTILE_COLUMNS]
-
-
-def write_stats_csv(run: Run, path: str) -> None:
-    """`<prefix>_stats.csv` with Locust's column names, so existing tooling keeps working."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(STATS_CSV_COLUMNS)
-        for row in run.totals or []:
-            aggregated = row.get("name") == "Aggregated"
-            writer.writerow([
-                "" if aggregated else row.get("method"), row.get("name"), row.get("requests", 0),
-                row.get("failures", 0), _fmt(row.get("p50")), row.get("mean_ms") or 0, row.get("min_ms") or 0,
-                row.get("max_ms") or 0, row.get("avg_size") or 0, row.get("rps") or 0, row.get("failures_per_s") or 0,
-            ] + [_fmt(row.get(key)) if row.get(key) is not None else "N/A" for _, key in PERCENTILE_COLUMNS])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import views
+from runs import report_views, views
 
 urlpatterns = [
     path("scenarios/<int:scenario_id>/runs/new/", views.run_create, name="runs-create"),
@@ -9,5 +9,14 @@ urlpatterns = [
     path("runs/<int:run_id>/stop/", views.run_stop, name="runs-stop"),
     path("runs/<int:run_id>/users/", views.run_users, name="runs-users"),
     path("p/<slug:slug>/runs/", views.run_list, name="runs-list"),
+    path("runs/<int:run_id>/report/stats.csv", report_views.run_csv, {"kind": "stats"}, name="runs-report-stats"),
+    path("runs/<int:run_id>/report/stats_history.csv", report_views.run_csv, {"kind": "stats_history"},
+         name="runs-report-stats-history"),
+    path("runs/<int:run_id>/report/failures.csv", report_views.run_csv, {"kind": "failures"},
+         name="runs-report-failures"),
+    path("runs/<int:run_id>/report/exceptions.csv", report_views.run_csv, {"kind": "exceptions"},
+         name="runs-report-exceptions"),
+    path("runs/<int:run_id>/report/run.json", report_views.run_json, name="runs-report-json"),
+    path("runs/<int:run_id>/report/report.html", report_views.run_html, name="runs-report-html"),
     path("cluster/", views.cluster_view, name="runs-cluster"),
 ]

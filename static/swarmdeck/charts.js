@@ -43,6 +43,15 @@
     return unit ? text + " " + unit : text;
   }
 
+  function axisNumber(value) {
+    // Axis ticks: no trailing zeros ("5", "2.5", "1.2k"), unlike legend values.
+    if (value == null) return "";
+    const abs = Math.abs(value);
+    if (abs >= 1e6) return +(value / 1e6).toFixed(1) + "M";
+    if (abs >= 1e4) return +(value / 1e3).toFixed(1) + "k";
+    return String(+value.toFixed(abs >= 10 ? 0 : abs >= 1 ? 1 : 3));
+  }
+
   function xAxis(kind) {
     if (kind === "elapsed") return {values: (u, splits) => splits.map(clock)};
     if (kind === "index") return {values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? "#" + v : ""))};
@@ -72,7 +81,7 @@
     const axes = [
       Object.assign({stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}}, xAxis(x)),
       {stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}, size: 56,
-       values: (u, splits) => splits.map((v) => number(v))},
+       values: (u, splits) => splits.map(axisNumber)},
     ];
     const width = Math.max(240, element.clientWidth || 600);
     const opts = {

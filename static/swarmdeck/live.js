@@ -355,6 +355,7 @@
   window.swarmdeckLive = {get state() { return state; }, timings: timings, freshness: [], apply: apply};
   showTab((location.hash || "#stats").slice(1));
   render();
+  performance.mark("swarmdeck-first-render");   // bench/live_dashboard.py reads it
   setInterval(() => { if (state.meta.active) renderProgress(); }, 1000);
   // A queued run's position moves when runs ahead of it start: ask for it now and then.
   setInterval(() => {

@@ -231,6 +231,7 @@ def test_it_runs_headless_from_the_command_line(cluster, target, alice, project,
     assert summary["totals"]["requests"] > 0 and summary["totals"]["failures"] > 0
     assert {e["name"] for e in summary["endpoints"]} == {"/ok", "/delay/10ms", "/status/500"}
     assert summary["slots"][0]["state"] == "finished"
+    assert all((tmp_path / f"out_{kind}.csv").exists() for kind in ("stats", "stats_history", "failures", "exceptions"))
     header = (tmp_path / "out_stats.csv").read_text().splitlines()[0]
     assert header.startswith("Type,Name,Request Count,Failure Count,Median Response Time")
     missing = subprocess.run([sys.executable, "manage.py", "runscenario", "999999", "--user", "alice"], cwd=BASE_DIR, env=env,

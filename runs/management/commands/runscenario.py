@@ -10,7 +10,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from runs import reporting, services
+from runs import reporting, reports, services
 from runs.models import Run
 from scenarios import analysis, bundles
 from scenarios.durations import parse_duration
@@ -34,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--project", default="cli", help="Project slug for a locustfile path (created if missing)")
         parser.add_argument("--user", help="Username the run is started as (default: the first superuser)")
         parser.add_argument("--json", dest="json_file", help="Write a JSON summary to this file")
-        parser.add_argument("--csv", dest="csv_prefix", help="Write PREFIX_stats.csv with Locust's columns")
+        parser.add_argument("--csv", dest="csv_prefix",
+                            help="Write PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and "
+                                 "PREFIX_exceptions.csv with Locust's columns")
         parser.add_argument("--timeout", type=float, help="Give up waiting after this many seconds (exit 2)")
 
     def handle(self, *args, **options):
@@ -73,7 +75,7 @@ class Command(BaseCommand):
         if options.get("json_file"):
             Path(options["json_file"]).write_text(json.dumps(reporting.summary(run), indent=2))
         if options.get("csv_prefix"):
-            reporting.write_stats_csv(run, f"{options['csv_prefix']}_stats.csv")
+            reports.write_csv_files(run, options["csv_prefix"])
         if run.status == Run.Status.FINISHED:
             return EXIT_OK if run.total_failures == 0 else EXIT_FAILURES
         if run.status == Run.Status.FAILED and run.started_at is not None:
