@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import report_views, views
+from runs import history_views, report_views, views
 
 urlpatterns = [
     path("scenarios/<int:scenario_id>/runs/new/", views.run_create, name="runs-create"),
@@ -8,7 +8,10 @@ urlpatterns = [
     path("runs/<int:run_id>/status.json", views.run_status, name="runs-status"),
     path("runs/<int:run_id>/stop/", views.run_stop, name="runs-stop"),
     path("runs/<int:run_id>/users/", views.run_users, name="runs-users"),
-    path("p/<slug:slug>/runs/", views.run_list, name="runs-list"),
+    path("p/<slug:slug>/runs/", history_views.run_list, name="runs-list"),
+    path("p/<slug:slug>/compare/", history_views.run_compare, name="runs-compare"),
+    path("scenarios/<int:scenario_id>/trends/", history_views.scenario_trends, name="runs-trends"),
+    path("scenarios/<int:scenario_id>/trends.json", history_views.scenario_trends_data, name="runs-trends-data"),
     path("runs/<int:run_id>/report/stats.csv", report_views.run_csv, {"kind": "stats"}, name="runs-report-stats"),
     path("runs/<int:run_id>/report/stats_history.csv", report_views.run_csv, {"kind": "stats_history"},
          name="runs-report-stats-history"),

@@ -1,7 +1,6 @@
 """Starting, watching and stopping runs; the cluster page."""
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -10,7 +9,7 @@ from runs import cluster, live, services
 from runs.access import get_run_for_user
 from runs.forms import LiveUsersForm, RunForm
 from runs.models import Run
-from scenarios.access import get_project_for_user, get_scenario_for_user
+from scenarios.access import get_scenario_for_user
 from scenarios.models import Project, Role
 
 
@@ -96,16 +95,6 @@ def run_stop(request, run_id):
     else:
         messages.warning(request, f"Run #{run.pk} is {was}: nothing to stop.")
     return redirect(run)
-
-
-def run_list(request, slug):
-    project, membership = get_project_for_user(request, slug)
-    runs = project.runs.select_related("scenario", "created_by").defer("stats_blob", "totals", "errors", "exceptions")
-    scenario_id = request.GET.get("scenario")
-    if scenario_id and scenario_id.isdigit():
-        runs = runs.filter(scenario_id=int(scenario_id))
-    page = Paginator(runs, 25).get_page(request.GET.get("page"))
-    return render(request, "runs/run_list.html", {"project": project, "membership": membership, "page": page})
 
 
 def cluster_view(request):
