@@ -179,7 +179,8 @@ class Collector:
         if live.stats.apply(snapshot):
             state.last_seq = snapshot["seq"]
             state.users = snapshot["users"]
-            state.cpu = snapshot["cpu"]
+            if snapshot["kind"] == "delta":  # a final snapshot's CPU covers a fraction of a second: noise
+                state.cpu = min(100.0, max(0.0, float(snapshot["cpu"])))
             state.requests += sum(int(e["count"]) for e in snapshot["endpoints"])
             state.final = state.final or snapshot["kind"] == "final"
             state.elapsed = max(state.elapsed, float(snapshot.get("elapsed") or 0.0))
@@ -322,6 +323,7 @@ class Collector:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def lifecycle(self) -> None:
+        self.redis.set(protocol.collector_key(self.consumer), str(time.time()), ex=protocol.COLLECTOR_TTL_SECONDS)
         self.admit()
         for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
             if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
@@ -340,6 +342,8 @@ class Collector:
         capacity = cluster.capacity()
         in_use = sum(r.slots_requested for r in Run.objects.filter(status__in=Run.HOLDING_SLOTS).only("params"))
         for run in queued:  # FIFO across projects: the head waits until it fits
+            if run.slots_requested > capacity:
+                continue  # more than the whole cluster: it waits for machines, without blocking the runs behind it
             if run.slots_requested > capacity - in_use:
                 return
             if services.dispatch(run):
@@ -456,6 +460,11 @@ class Collector:
     def finish(self, run: Run, live: LiveRun) -> None:
         self.persist_run(live, final=True)
         run.refresh_from_db()
+        if run.total_requests == 0 and not any(w.get("kind") == "no_requests" for w in run.warnings):
+            run.warnings = [*run.warnings, {
+                "kind": "no_requests", "slot": None, "host": "", "at": timezone.now().isoformat(),
+                "message": "The run sent no requests: check the host and the Exceptions tab."}]
+            Run.objects.filter(pk=run.pk).update(warnings=run.warnings)
         note = "finished degraded" if run.degraded else "finished"
         if self.transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now()):
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(

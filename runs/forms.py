@@ -1,5 +1,6 @@
 from django import forms
 
+from runs import cluster, services
 from scenarios.forms import DurationField
 from scenarios.models import LocustfileVersion, Scenario
 
@@ -42,8 +43,16 @@ class RunForm(forms.Form):
         data = super().clean()
         host = data.get("host")
         class_hosts = [uc.get("host") for uc in self.version.findings.get("user_classes", [])]
-        if not host and not any(class_hosts):
+        if "host" in self.errors:
+            pass  # "Enter a valid URL." says it already
+        elif not host and not any(class_hosts):
             self.add_error("host", "Name the host to test: the locustfile's user classes do not set one.")
+        elif services.host_problem(host):
+            self.add_error("host", services.host_problem(host))
+        total = cluster.capacity()
+        if data.get("slots") and total and data["slots"] > total:
+            self.add_error("slots", f"The cluster has {total} slot{'s' if total != 1 else ''} online: ask for at most "
+                                    f"{total}, or add a load-generator machine first (see the Cluster page).")
         tags, excluded = set(data.get("tags") or []), set(data.get("exclude_tags") or [])
         if tags & excluded:
             self.add_error("exclude_tags", f"Tagged both to run and to skip: {', '.join(sorted(tags & excluded))}.")

@@ -3,13 +3,14 @@
 import base64
 import logging
 import time
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
-from runs import live
+from runs import cluster, live
 from runs.models import Run, RunSlot
 from runs.redis import client
 from scenarios.models import Scenario
@@ -20,6 +21,34 @@ log = logging.getLogger(__name__)
 DEFAULT_STOP_TIMEOUT = 10.0
 IMPORT_TIMEOUT = float(envint("SWARMDECK_IMPORT_TIMEOUT", 30, minimum=1))  # read by the collector, which dispatches
 START_TIMEOUT = float(envint("SWARMDECK_START_TIMEOUT", 60, minimum=1))
+
+
+def host_problem(host: str | None) -> str | None:
+    """Why a host cannot be load-tested by Locust's HTTP users, or None."""
+    if not host:
+        return None
+    parts = urlsplit(host)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"“{host}” is not an http:// or https:// URL with a host name."
+    if parts.query or parts.fragment:
+        return ("Leave the query string and fragment out of the host: each request's path is appended to it "
+                "(a path prefix such as https://example.com/api is fine).")
+    return None
+
+
+def capacity_problem(slots: int) -> str | None:
+    """Why a run of this many slots cannot start on the cluster as it is now, or None."""
+    total = cluster.capacity()
+    if total == 0:
+        return "No load worker is online: start one (see the Cluster page) and try again."
+    if slots > total:
+        return (f"The cluster has {total} slot{'s' if total != 1 else ''} online and this run asks for {slots}: "
+                "ask for fewer, or add a load-generator machine (see the Cluster page).")
+    return None
+
+
+def collector_running() -> bool:
+    return any(True for _ in client().scan_iter(match=protocol.COLLECTOR_PATTERN, count=100))
 
 
 class RunError(Exception):
@@ -51,6 +80,9 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     frozen = run_params(scenario, params)
     if not frozen["host"] and not any(uc.get("host") for uc in version.findings.get("user_classes", [])):
         raise RunError("Set a host: neither the run nor the locustfile's user classes name one.")
+    problem = host_problem(frozen["host"])
+    if problem:
+        raise RunError(problem)
     run = Run(project=scenario.project, scenario=scenario, version=version, params=frozen, trigger=trigger,
               created_by=user if user and user.is_authenticated else None)
     run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)

@@ -58,6 +58,13 @@ class LocustfileError(Exception):
         self.source_line = source_line
         super().__init__(self.__str__())
 
+    def name_single_file(self, entry: str, filename: str) -> None:
+        """A single uploaded .py is stored as `entry`; its author knows it by its own name."""
+        if self.path == entry:
+            self.path = filename
+            self.message = self.message.replace(entry, filename)
+            self.args = (self.__str__(),)
+
     def __str__(self) -> str:
         # Errors without a line (e.g. "No User class found in locustfile.py ...") already name the file in their message.
         if self.line is None:

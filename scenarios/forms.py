@@ -91,9 +91,8 @@ class LocustfileUploadMixin:
         except bundles.BundleError as error:
             raise forms.ValidationError(error.message) from None
         except analysis.LocustfileError as error:
-            if extension == ".py" and error.path == bundles.ENTRY_POINT:
-                error.path = name  # the user knows their single file by its own name
-                error.message = error.message.replace(bundles.ENTRY_POINT, name)
+            if extension == ".py":
+                error.name_single_file(bundles.ENTRY_POINT, name)
             self.locustfile_error = error  # shown once, with the quoted line, above the form
             raise forms.ValidationError("This locustfile cannot be used as it is (details above).") from None
         self.bundle, self.raw, self.findings = bundle, raw, findings

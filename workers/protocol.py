@@ -81,3 +81,11 @@ def worker_name() -> str:
 # Every heartbeat is also kept here (HSET name -> same JSON), so the Cluster page can list a
 # machine as offline after its sd:worker:<name> key expired.
 WORKERS_SEEN = "sd:workers:seen"
+
+# A running collector refreshes this key (TTL COLLECTOR_TTL_SECONDS) on every lifecycle pass.
+COLLECTOR_PATTERN = "sd:collector:*"
+COLLECTOR_TTL_SECONDS = 10
+
+
+def collector_key(consumer: str) -> str:
+    return f"{PREFIX}collector:{consumer}"

@@ -60,6 +60,13 @@ class Command(BaseCommand):
         for name in ("users", "spawn_rate", "slots"):
             if overrides[name] is not None and overrides[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
+        # Waiting would never end without a collector and enough load workers: say so now.
+        if not services.collector_running():
+            raise CommandError("No collector is running, so no run would ever start: start Swarmdeck (`make run`, "
+                               "or `manage.py collect` beside your web server) and try again.")
+        problem = services.capacity_problem(services.run_params(scenario, overrides)["slots"])
+        if problem:
+            raise CommandError(problem)
         try:
             run = services.start_run(scenario, user=user, params=overrides, trigger=Run.Trigger.CLI)
         except services.RunError as error:
@@ -93,6 +100,7 @@ class Command(BaseCommand):
             services.request_stop(run)
 
         previous = signal.signal(signal.SIGINT, on_interrupt)
+        previous_term = signal.signal(signal.SIGTERM, on_interrupt)  # a CI job killed by its runner stops the run too
         deadline = None if timeout is None else time.monotonic() + timeout
         last_line = 0.0
         try:
@@ -113,6 +121,7 @@ class Command(BaseCommand):
                 time.sleep(0.5)
         finally:
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
 
     def resolve_user(self, username):
         User = get_user_model()
@@ -139,7 +148,11 @@ class Command(BaseCommand):
         try:
             bundle = bundles.read_upload(path.name, raw)
             findings = analysis.analyze(bundle.sources)
-        except (bundles.BundleError, analysis.LocustfileError) as error:
+        except analysis.LocustfileError as error:
+            if path.suffix.lower() == ".py":
+                error.name_single_file(bundles.ENTRY_POINT, path.name)
+            raise CommandError(str(error)) from None
+        except bundles.BundleError as error:
             raise CommandError(f"{path}: {error}") from None
         project = Project.objects.filter(slug=project_slug).first()
         if project is None:
