@@ -53,8 +53,11 @@
   }
 
   function xAxis(kind) {
-    if (kind === "elapsed") return {values: (u, splits) => splits.map(clock)};
-    if (kind === "index") return {values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? "#" + v : ""))};
+    // Whole seconds (and runs) only: a 6 s run must not label 0:01 twice.
+    if (kind === "elapsed") return {values: (u, splits) => splits.map(clock),
+                                    incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400]};
+    if (kind === "index") return {values: (u, splits) => splits.map((v) => (Number.isInteger(v) ? "#" + v : "")),
+                                  incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500]};
     return {};
   }
 
