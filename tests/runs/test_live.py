@@ -277,3 +277,22 @@ def test_only_runners_change_users(redis, client, alice, bob, charlie, project, 
     assert client.post(reverse("runs-users", args=[run.pk]), {"users": 5, "spawn_rate": 1}).status_code == 403
     client.force_login(charlie)
     assert client.post(reverse("runs-users", args=[run.pk]), {"users": 5, "spawn_rate": 1}).status_code == 404
+
+
+def test_it_caps_endpoint_names_like_locust_and_says_so(redis, fake_workers, tasks, collector, client, alice,
+                                                        project):
+    run = running_run(redis, collector, alice, project)
+    recorder = Recorder()
+    for i in range(700):  # URLs with ids in them, without name=
+        recorder.record("GET", f"/items/{i}", 3.0, 10, None)
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT,
+          wire.encode(recorder.take_delta(run=run.pk, slot=0, seq=1, tick=0, elapsed=1.0, users=2, cpu=10)))
+    spin(collector, lambda: Run.objects.get(pk=run.pk).total_requests == 700)
+    run.refresh_from_db()
+    names = [row["name"] for row in run.totals]
+    assert len(names) == 502 and "(other)" in names and names[-1] == "Aggregated"  # 500 + (other) + Aggregated
+    other = next(row for row in run.totals if row["name"] == "(other)")
+    assert other["requests"] == 200
+    client.force_login(alice)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert '"endpoints_overflowed": true' in page and "More than 500 distinct endpoint names" in page
