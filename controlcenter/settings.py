@@ -74,6 +74,8 @@ INSTALLED_APPS = [
     "controlcenter",
     "scenarios",
     "runs",
+    "automation",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -11,6 +11,8 @@ urlpatterns = [
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/", include("api.urls")),
+    path("", include("automation.urls")),
     path("", include("runs.urls")),
     path("", include("scenarios.urls")),
 ]

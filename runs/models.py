@@ -51,6 +51,8 @@ class Run(models.Model):
     params = models.JSONField(default=dict)
     token = models.CharField(max_length=32, default="", editable=False, help_text="Fencing token of the dispatch")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    # Which schedule or API token started it: {"schedule": id, "name": ...} or {"token": id, "name": ...}
+    trigger_detail = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,1 @@
+"""api models (issue 5)."""

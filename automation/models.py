@@ -1,0 +1,1 @@
+"""automation models (issue 5)."""
