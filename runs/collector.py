@@ -19,7 +19,7 @@ import redis as redis_lib
 from django.db import transaction
 from django.utils import timezone
 
-from runs import cluster, live as live_updates, services
+from runs import cluster, live as live_updates, services, signals as run_signals
 from runs.models import Run, RunSlot, RunTick
 from runs.redis import client
 from workers import protocol, wire
@@ -452,6 +452,7 @@ class Collector:
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
                                                         RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
             log.warning("Run %s failed: %s", run.pk, reason)
+            run_signals.run_ended.send(sender=Run, run_id=run.pk)
         live = self.live.get(run.pk)
         if live is not None:
             self.persist_run(live, final=True)  # keep what the slots sent before the failure
@@ -470,6 +471,7 @@ class Collector:
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
                 status=RunSlot.Status.FINISHED)
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
+            run_signals.run_ended.send(sender=Run, run_id=run.pk)
         self.live.pop(run.pk, None)
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
-from runs import cluster, live
+from runs import cluster, live, signals as run_signals
 from runs.models import Run, RunSlot
 from runs.redis import client
 from scenarios.models import Scenario
@@ -73,7 +73,8 @@ def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
 
 
 @transaction.atomic
-def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trigger=Run.Trigger.MANUAL) -> Run:
+def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trigger=Run.Trigger.MANUAL,
+              trigger_detail: dict | None = None) -> Run:
     version = scenario.current_version
     if version is None:
         raise RunError(f"{scenario.name} has no locustfile yet: upload one first.")
@@ -84,7 +85,7 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     if problem:
         raise RunError(problem)
     run = Run(project=scenario.project, scenario=scenario, version=version, params=frozen, trigger=trigger,
-              created_by=user if user and user.is_authenticated else None)
+              trigger_detail=trigger_detail or {}, created_by=user if user and user.is_authenticated else None)
     run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)
     run.save()
     log.info("Run %s of scenario %s queued: %s.", run.pk, scenario.pk, frozen)
@@ -176,6 +177,7 @@ def cancel_run(run: Run, user=None) -> bool:
                 signal_stop(run.pk)
             live.publish_meta(run.pk)
             log.info("Run %s cancelled %s.", run.pk, note)
+            run_signals.run_ended.send(sender=Run, run_id=run.pk)
             return True
     return False
 
