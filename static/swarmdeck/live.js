@@ -145,8 +145,9 @@
     const aggregate = state.totals.find((r) => r.name === "Aggregated") || {};
     const target = meta.params.live_users != null ? meta.params.live_users : meta.params.users;
     const running = meta.active && meta.started_at;
-    $("h-users").textContent = int(meta.active ? meta.users : lastTick("users") || 0);
-    $("h-users-sub").textContent = "of " + int(target);
+    const peak = state.series.users.reduce((a, b) => Math.max(a, b || 0), 0);
+    $("h-users").textContent = int(meta.active ? meta.users : peak);
+    $("h-users-sub").textContent = meta.active ? "of " + int(target) : "at peak, of " + int(target);
     $("h-rps").textContent = running ? fmt(lastTick("rps") || 0) : fmt(aggregate.rps);
     $("h-rps-sub").textContent = running ? "this second · " + fmt(aggregate.rps) + " on average" : "on average";
     const requests = aggregate.requests || 0, failures = aggregate.failures || 0;
