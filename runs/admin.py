@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from runs.models import Run, RunSlot
+from runs.models import Run, RunSlot, Threshold
 
 
 class RunSlotInline(admin.TabularInline):
@@ -15,5 +15,11 @@ class RunAdmin(admin.ModelAdmin):
     list_display = ["id", "scenario", "project", "status", "trigger", "total_requests", "total_failures", "created_at"]
     list_filter = ["status", "trigger", "project"]
     exclude = ["stats_blob"]
-    readonly_fields = ["totals", "errors", "exceptions", "history", "params", "token"]
+    readonly_fields = ["totals", "errors", "exceptions", "history", "params", "token", "verdict_details"]
     inlines = [RunSlotInline]
+
+
+@admin.register(Threshold)
+class ThresholdAdmin(admin.ModelAdmin):
+    list_display = ["id", "scenario", "metric", "endpoint", "value", "abort_on_fail", "grace_seconds", "enabled"]
+    list_filter = ["metric", "enabled"]

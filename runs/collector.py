@@ -19,8 +19,8 @@ import redis as redis_lib
 from django.db import transaction
 from django.utils import timezone
 
-from runs import cluster, live as live_updates, services, signals as run_signals
-from runs.models import Run, RunSlot, RunTick
+from runs import cluster, live as live_updates, services, signals as run_signals, thresholds
+from runs.models import Run, RunSlot, RunTick, Threshold
 from runs.redis import client
 from workers import protocol, wire
 from workers.stats import RunStats
@@ -258,7 +258,7 @@ class Collector:
                 self.persist_run(live)
 
     def persist_run(self, live: LiveRun, final: bool = False) -> None:
-        run = Run.objects.filter(pk=live.run_id).only("started_at", "status", "params").first()
+        run = Run.objects.filter(pk=live.run_id).only("started_at", "status", "params", "scenario_id").first()
         if run is None:
             self.live.pop(live.run_id, None)
             return
@@ -298,7 +298,34 @@ class Collector:
         live.last_persist = time.monotonic()
         if ticks:
             live.written_through = max(live.written_through, max(t["tick"] for t in ticks))
+        if not final:
+            self.enforce_thresholds(run, totals, elapsed)
         self.push(live, totals, ticks)
+
+    def enforce_thresholds(self, run: Run, totals: list[dict], elapsed: float) -> None:
+        """Stop a running run as soon as an abort-on-fail criterion is broken past its grace period.
+
+        The broken criteria are stored on the run at once (verdict fail), so the verdict at the
+        end keeps the value that broke them; the stop goes through services like a user's.
+        """
+        if run.status != Run.Status.RUNNING or not run.started_at or elapsed <= 0:
+            return
+        criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True, abort_on_fail=True))
+        broken = thresholds.broken(criteria, totals, elapsed) if criteria else []
+        if not broken:
+            return
+        note = "; ".join(thresholds.abort_reason(entry) for entry in broken)
+        current = Run.objects.filter(pk=run.pk).values_list("reason", flat=True).first() or ""
+        if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+                reason=f"{current}\n{note}".strip(), verdict=Run.Verdict.FAIL, verdict_details=broken):
+            return
+        log.warning("Run %s: %s.", run.pk, note)
+        services.request_stop(run, note=note)
+        for entry in broken:
+            for receiver, result in run_signals.threshold_broken.send_robust(sender=Run, run_id=run.pk,
+                                                                             criterion=entry):
+                if isinstance(result, Exception):
+                    log.error("Run %s: a threshold_broken receiver (%s) failed: %r", run.pk, receiver, result)
 
     def push(self, live: LiveRun, totals: list[dict], ticks: list[dict]) -> None:
         """One message per run per persist (about one per second) to the pages watching it."""
@@ -447,16 +474,38 @@ class Collector:
         if run.status in Run.TERMINAL:
             return
         services.signal_stop(run.pk)
+        live = self.live.get(run.pk)
+        if live is not None:
+            self.persist_run(live, final=True)  # keep what the slots sent before the failure
+        run.refresh_from_db()
+        # A run that failed after its users started is judged on what it measured; one that never started is not.
+        verdict = self.verdict_fields(run) if run.started_at else {}
         full = f"{reason}\n\n{detail}".strip() if detail else reason
-        if self.transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now()):
+        if self.transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now(),
+                           **verdict):
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
                                                         RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
             log.warning("Run %s failed: %s", run.pk, reason)
             run_signals.run_ended.send(sender=Run, run_id=run.pk)
-        live = self.live.get(run.pk)
-        if live is not None:
-            self.persist_run(live, final=True)  # keep what the slots sent before the failure
-            self.live.pop(run.pk, None)
+        self.live.pop(run.pk, None)
+
+    def verdict_fields(self, run: Run) -> dict:
+        """verdict and verdict_details of a run that ended, for the update that ends it.
+
+        A bug in the criteria must not leave the run stuck in stopping, nor pass it silently.
+        """
+        try:
+            verdict, details = thresholds.evaluate_run(run)
+        except Exception as error:  # noqa: BLE001
+            log.exception("Run %s: its pass/fail criteria could not be evaluated.", run.pk)
+            verdict, details = Run.Verdict.FAIL, [{
+                "id": None, "criterion": "Pass/fail criteria could not be evaluated", "metric": "", "scope": "total",
+                "operator": "", "unit": "", "limit": None, "limit_text": "–", "measured": None,
+                "measured_text": f"error: {error}", "passed": False, "applicable": True, "aborted": False,
+                "detail": "See the collector's log."}]
+        if verdict:
+            log.info("Run %s: verdict %s (%s criteria).", run.pk, verdict, len(details))
+        return {"verdict": verdict, "verdict_details": details}
 
     def finish(self, run: Run, live: LiveRun) -> None:
         self.persist_run(live, final=True)
@@ -467,7 +516,10 @@ class Collector:
                 "message": "The run sent no requests: check the host and the Exceptions tab."}]
             Run.objects.filter(pk=run.pk).update(warnings=run.warnings)
         note = "finished degraded" if run.degraded else "finished"
-        if self.transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now()):
+        verdict = self.verdict_fields(run)
+        if verdict["verdict"]:
+            note += f", verdict {verdict['verdict']}"
+        if self.transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now(), **verdict):
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
                 status=RunSlot.Status.FINISHED)
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)

@@ -1,6 +1,7 @@
 from django import forms
 
 from runs import cluster, services
+from runs.models import Threshold
 from scenarios.forms import DurationField
 from scenarios.models import LocustfileVersion, Scenario
 
@@ -73,3 +74,58 @@ class LiveUsersForm(forms.Form):
 
     users = forms.IntegerField(min_value=0, max_value=1_000_000, help_text="Users to run from now on")
     spawn_rate = forms.FloatField(min_value=0.01, max_value=100_000, help_text="Users started (or stopped) per second")
+
+
+class ThresholdForm(forms.ModelForm):
+    """A pass/fail criterion of a scenario. An endpoint no run recorded yet is allowed (the view warns)."""
+
+    endpoint = forms.CharField(
+        required=False, max_length=600, label="Scope",
+        help_text='Empty for the total (the Aggregated row), or one endpoint as "METHOD name" as in the statistics '
+                  'table, e.g. "GET /cart".')
+    value = forms.FloatField(
+        label="Limit", help_text="Milliseconds for response times; percent (0–100) for the failure ratio; requests/s "
+                                 "for minimum RPS; for the baseline rule, how many % worse than the baseline's p95 "
+                                 "is still allowed.",
+        error_messages={"invalid": "Enter a number, e.g. 500 or 2.5."})
+    baseline_runs = forms.IntegerField(
+        required=False, min_value=1, max_value=50, initial=5, label="Baseline runs",
+        help_text="Baseline rule only: the median p95 of this many last passing runs is the baseline.")
+    grace_seconds = forms.IntegerField(
+        required=False, min_value=0, max_value=7 * 24 * 3600, initial=0, label="Grace period (s)",
+        help_text="With abort on fail: not checked live during the first seconds of the run (ramp-up).")
+
+    class Meta:
+        model = Threshold
+        fields = ["metric", "endpoint", "value", "baseline_runs", "abort_on_fail", "grace_seconds", "enabled"]
+        labels = {"abort_on_fail": "Abort the run live when broken", "enabled": "Enabled"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["endpoint"].widget.attrs.update({"list": "known-endpoints", "placeholder": "total"})
+
+    def clean_endpoint(self):
+        endpoint = " ".join((self.cleaned_data.get("endpoint") or "").split())
+        return "" if endpoint.lower() in ("total", "aggregated") else endpoint
+
+    def clean(self):
+        from runs.thresholds import FAILURE_RATIO, P95_BASELINE
+
+        data = super().clean()
+        metric, value = data.get("metric"), data.get("value")
+        if value is not None:
+            if value != value or value in (float("inf"), float("-inf")):
+                self.add_error("value", "Enter a finite number.")
+            elif value < 0:
+                self.add_error("value", "A limit cannot be negative.")
+            elif metric == FAILURE_RATIO and value > 100:
+                self.add_error("value", "The failure ratio is a percentage: choose a limit between 0 and 100.")
+            elif metric == P95_BASELINE and value > 1000:
+                self.add_error("value", "Allow at most 1000% worse than the baseline.")
+        if metric == P95_BASELINE and data.get("abort_on_fail"):
+            self.add_error("abort_on_fail", "The baseline rule is checked when the run ends; it cannot abort a run.")
+        if data.get("baseline_runs") is None:
+            data["baseline_runs"] = 5
+        if data.get("grace_seconds") is None:
+            data["grace_seconds"] = 0
+        return data

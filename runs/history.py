@@ -46,6 +46,10 @@ class RunFilterForm(forms.Form):
         choices=[("", "Any trigger"), *Run.Trigger.choices], required=False,
         error_messages={"invalid_choice": "“%(value)s” is not a trigger."},
     )
+    verdict = forms.ChoiceField(
+        choices=[("", "Any verdict"), *Run.Verdict.choices, ("none", "No criteria")], required=False,
+        error_messages={"invalid_choice": "“%(value)s” is not a verdict: choose pass, fail or none."},
+    )
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From",
                             error_messages={"invalid": "Write the start date as YYYY-MM-DD."})
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To",
@@ -78,6 +82,10 @@ def filter_runs(runs, form: RunFilterForm):
         runs = runs.filter(status=data["state"])
     if data.get("trigger"):
         runs = runs.filter(trigger=data["trigger"])
+    if data.get("verdict") == "none":
+        runs = runs.filter(verdict="")
+    elif data.get("verdict"):
+        runs = runs.filter(verdict=data["verdict"])
     if data.get("since"):
         runs = runs.filter(created_at__date__gte=data["since"])
     if data.get("until"):

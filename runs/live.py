@@ -54,6 +54,8 @@ class Meta(TypedDict):
     failures: int
     endpoints_overflowed: bool
     queue_position: int | None
+    verdict: str               # "pass", "fail", or "" (no criteria, or not judged yet)
+    criteria: list[dict]       # Run.verdict_details: one entry per criterion (runs/thresholds.py)
 
 
 class State(TypedDict):
@@ -94,7 +96,7 @@ def meta(run: Run) -> Meta:
         "ended_at": run.ended_at.timestamp() if run.ended_at else None,
         "now": timezone.now().timestamp(), "users": run.current_users, "requests": run.total_requests,
         "failures": run.total_failures, "endpoints_overflowed": run.endpoints_overflowed,
-        "queue_position": _queue_position(run),
+        "queue_position": _queue_position(run), "verdict": run.verdict, "criteria": run.verdict_details or [],
     }
 
 

@@ -3,6 +3,7 @@
 import secrets
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -66,6 +67,16 @@ class Run(models.Model):
     # Things a reader of the results must know, e.g. a load generator above 90% CPU: [{kind, slot, host, message, at}]
     warnings = models.JSONField(default=list, blank=True)
     history = models.JSONField(default=list, help_text="[{status, at, note}] in order")
+
+    class Verdict(models.TextChoices):
+        PASS = "pass", "Pass"
+        FAIL = "fail", "Fail"
+
+    # The scenario's pass/fail criteria as evaluated when the run ended (runs/thresholds.py):
+    # "" when it had none. Stored, so editing the criteria later does not change old verdicts.
+    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True, default="", db_index=True)
+    verdict_details = models.JSONField(default=list, blank=True,
+                                       help_text="One entry per criterion: text, limit, measured, passed, ...")
 
     # Statistics, kept current by the collector while the run goes.
     stats_blob = models.BinaryField(null=True, blank=True, help_text="Mergeable RunStats state (workers.stats)")
@@ -168,3 +179,41 @@ class RunTick(models.Model):
     class Meta:
         ordering = ["tick"]
         constraints = [models.UniqueConstraint(fields=["run", "tick"], name="one_row_per_run_and_second")]
+
+
+class Threshold(models.Model):
+    """A pass/fail criterion of a scenario, evaluated on each run's totals (runs/thresholds.py).
+
+    The operator follows from the metric: response times and the failure ratio must stay at
+    or below `value`, RPS at or above it. The baseline rule compares p95 with the median p95
+    of the scenario's last `baseline_runs` passing runs: `value` is the allowed % worse.
+    """
+
+    class Metric(models.TextChoices):
+        P50 = "p50", "Median (p50) response time"
+        P95 = "p95", "95th percentile response time"
+        P99 = "p99", "99th percentile response time"
+        MEAN = "mean", "Average response time"
+        FAILURE_RATIO = "failure_ratio", "Failure ratio"
+        RPS = "rps", "Minimum requests per second"
+        P95_BASELINE = "p95_baseline", "p95 compared with recent passing runs"
+
+    scenario = models.ForeignKey(Scenario, on_delete=models.CASCADE, related_name="thresholds")
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    endpoint = models.CharField(max_length=600, blank=True,
+                                help_text='Empty: the total (Aggregated row); else one endpoint as "METHOD name"')
+    value = models.FloatField(validators=[MinValueValidator(0)])
+    baseline_runs = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(50)])
+    abort_on_fail = models.BooleanField(default=False)
+    grace_seconds = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(7 * 24 * 3600)])
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        from runs.thresholds import describe
+
+        return describe(self)

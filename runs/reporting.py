@@ -20,6 +20,8 @@ def summary(run: Run) -> dict:
         "run": run.pk,
         "status": run.status,
         "reason": run.reason,
+        "verdict": run.verdict or None,
+        "criteria": run.verdict_details or [],
         "totals": {**figures(aggregate), "min_ms": aggregate.get("min_ms"), "max_ms": aggregate.get("max_ms")},
         "endpoints": [{"method": r.get("method"), "name": r.get("name"), **figures(r)}
                       for r in rows if r.get("name") != "Aggregated"],
@@ -57,3 +59,19 @@ def summary_table(run: Run) -> str:
                      + f" {row.get('requests', 0):>8}")
     return "\n".join(lines)
 
+
+
+def criteria_table(run: Run) -> str:
+    """The verdict and each criterion's measured value against its limit, for the console."""
+    if not run.verdict:
+        return ""
+    lines = [f"Verdict: {run.verdict.upper()}", f"{'Result':<8} {'Criterion':<70} {'Measured':>14} {'Limit':>14}",
+             "-" * 110]
+    for entry in run.verdict_details or []:
+        result = ("ABORTED" if entry.get("aborted") else "n/a" if not entry.get("applicable")
+                  else "pass" if entry.get("passed") else "FAIL")
+        lines.append(f"{result:<8} {entry.get('criterion', '')[:70]:<70} {entry.get('measured_text', ''):>14} "
+                     f"{entry.get('limit_text', ''):>14}")
+        if entry.get("detail") and (entry.get("aborted") or not entry.get("passed") or not entry.get("applicable")):
+            lines.append(f"{'':<8} {entry['detail']}")
+    return "\n".join(lines)

@@ -37,6 +37,13 @@ milliseconds.
   tags, exclude_tags, stop_timeout, ...), as stored.
 - ``history``: state changes in order: [{status, at, note}].
 - ``slots``: [{index, status, host, worker, users, cpu, requests, error}].
+- ``verdict``: "pass" or "fail" against the scenario's pass/fail criteria when the run ended, or
+  null (no criteria, or not ended yet).
+- ``criteria``: one entry per criterion as evaluated (runs/thresholds.py): ``criterion`` (the
+  sentence), ``metric``, ``scope`` ("total" or "METHOD name"), ``operator`` ("<=" or ">="),
+  ``unit``, ``limit``, ``limit_text``, ``measured`` (null: "no requests"), ``measured_text``,
+  ``passed``, ``applicable`` (false: a baseline rule without earlier passing runs), ``aborted``
+  (it stopped the run live), ``detail``.
 - ``summary``: the "Aggregated" figures: requests, failures, failure_percent, rps,
   failures_per_s, mean_ms, min_ms, max_ms, p50_ms, p95_ms, p99_ms (nulls before any request).
 - ``totals``: one row per endpoint then "Aggregated": method, name, requests, failures,
@@ -261,6 +268,8 @@ def report_data(run: Run, *, endpoint_series: bool = True) -> dict:
         "locustfile": {"number": run.version.number, "sha256": run.version.sha256, "filename": run.version.filename},
         "params": run.params,
         "history": run.history or [],
+        "verdict": run.verdict or None,
+        "criteria": run.verdict_details or [],
         "slots": [{"index": s.index, "status": s.status, "host": s.host, "worker": s.worker, "users": s.users,
                    "cpu": s.cpu, "requests": s.requests, "error": s.error} for s in run.slots.all()],
         "summary": summary_figures(run),

@@ -2,7 +2,10 @@
 
 - run_ended(run_id): the run reached finished, failed or cancelled (sent by the collector and
   by services.cancel_run).
-- threshold_broken(run_id, criterion): a live criterion with abort-on-fail was broken.
+- threshold_broken(run_id, criterion): a live criterion with abort-on-fail was broken; sent by the
+  collector once per broken criterion, after the run was marked verdict fail and asked to stop.
+  `criterion` is the plain dict stored in Run.verdict_details (runs/thresholds.py), with
+  aborted=True and the measured value that broke it.
 """
 
 import django.dispatch

@@ -21,3 +21,14 @@ def run_duration(run) -> str:
 
     elapsed = run.elapsed_seconds()
     return "—" if elapsed is None else format_duration(round(elapsed))
+
+
+@register.filter
+def verdict_summary(run) -> str:
+    """'2 of 3 criteria failed: p95 of total ≤ 500 ms (812.0 ms); ...' for a badge's title."""
+    entries = run.verdict_details or []
+    failed = [e for e in entries if e.get("aborted") or (e.get("applicable") and not e.get("passed"))]
+    if not failed:
+        return f"All {len(entries)} criteria passed" if len(entries) != 1 else "The criterion passed"
+    listed = "; ".join(f"{e.get('criterion')} (measured {e.get('measured_text')})" for e in failed)
+    return f"{len(failed)} of {len(entries)} criteria failed: {listed}"

@@ -116,7 +116,29 @@
     const edit = $("edit-users");
     if (edit) edit.hidden = meta.status !== "running";
     $("overflow-note").hidden = !meta.endpoints_overflowed;
+    renderVerdict();
     renderProgress();
+  }
+
+  // The pass/fail verdict, once the run ended (same markup as templates/runs/_verdict.html).
+  function renderVerdict() {
+    const meta = state.meta;
+    const box = $("verdict-box");
+    if (!box) return;
+    box.hidden = meta.active || !meta.verdict;
+    if (box.hidden) return;
+    const sign = {">=": "≥ ", "<=": "≤ "};
+    const result = (c) => c.aborted ? ["fail", "ABORTED"] : !c.applicable ? ["na", "N/A"] : c.passed ? ["pass", "PASS"] : ["fail", "FAIL"];
+    const rows = (meta.criteria || []).map((c) => {
+      const [css, label] = result(c);
+      return "<tr><td><span class=\"badge verdict-" + css + "\">" + label + "</span></td><td>" + esc(c.criterion) +
+        "</td><td class=\"num\">" + esc(c.measured_text) + "</td><td class=\"num\">" +
+        (c.applicable ? (sign[c.operator] || "") + esc(c.limit_text) : "–") + "</td><td class=\"small\">" + esc(c.detail) + "</td></tr>";
+    }).join("");
+    box.innerHTML = "<div class=\"verdict-block\"><strong>Pass/fail criteria</strong> <span class=\"badge verdict-" + esc(meta.verdict) + "\">" +
+      esc(meta.verdict.toUpperCase()) + "</span><div class=\"table-scroll\"><table class=\"compact striped verdict-criteria\"><thead><tr>" +
+      "<th>Result</th><th>Criterion</th><th class=\"num\">Measured</th><th class=\"num\">Limit</th><th>Note</th></tr></thead><tbody>" +
+      rows + "</tbody></table></div></div>";
   }
 
   function renderProgress() {

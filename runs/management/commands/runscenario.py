@@ -20,9 +20,20 @@ from scenarios.services import add_version, create_project, create_scenario
 EXIT_OK, EXIT_FAILURES, EXIT_COULD_NOT_RUN = 0, 1, 2
 
 
+def exit_code(run: Run) -> int:
+    """0: finished without failures and not failing its criteria; 1: failures, failed mid-run or
+    verdict fail; 2: could not run (never started, cancelled, timed out in the queue)."""
+    if run.status == Run.Status.FINISHED:
+        return EXIT_OK if run.total_failures == 0 and run.verdict != Run.Verdict.FAIL else EXIT_FAILURES
+    if run.status == Run.Status.FAILED and run.started_at is not None:
+        return EXIT_FAILURES
+    return EXIT_COULD_NOT_RUN
+
+
 class Command(BaseCommand):
     help = ("Run LOCUSTFILE_OR_SCENARIO_ID on the cluster, wait for it, print Locust's summary. "
-            "Exit 0: finished without failures; 1: failures or failed mid-run; 2: could not run.")
+            "Exit 0: finished without failures; 1: failures, failed mid-run or pass/fail criteria failed; "
+            "2: could not run.")
 
     def add_arguments(self, parser):
         parser.add_argument("target", help="Path to a locustfile (.py or .zip bundle) or a scenario id")
@@ -78,16 +89,17 @@ class Command(BaseCommand):
         self.stdout.write("")
         self.stdout.write(reporting.summary_table(run))
         self.stdout.write("")
-        self.stdout.write(f"Run #{run.pk}: {run.status}" + (f" — {run.reason}" if run.reason else ""))
+        criteria = reporting.criteria_table(run)
+        if criteria:
+            self.stdout.write(criteria)
+            self.stdout.write("")
+        self.stdout.write(f"Run #{run.pk}: {run.status}" + (f" — {run.reason}" if run.reason else "")
+                          + (f" — verdict {run.verdict}" if run.verdict else ""))
         if options.get("json_file"):
             Path(options["json_file"]).write_text(json.dumps(reporting.summary(run), indent=2))
         if options.get("csv_prefix"):
             reports.write_csv_files(run, options["csv_prefix"])
-        if run.status == Run.Status.FINISHED:
-            return EXIT_OK if run.total_failures == 0 else EXIT_FAILURES
-        if run.status == Run.Status.FAILED and run.started_at is not None:
-            return EXIT_FAILURES
-        return EXIT_COULD_NOT_RUN
+        return exit_code(run)
 
     def wait(self, run: Run, timeout: float | None) -> Run:
         interrupted = {"count": 0}

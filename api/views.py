@@ -1,0 +1,241 @@
+"""The REST API: JSON views over projects, scenarios, locustfile versions and runs.
+
+Every view goes through api.auth.api_view (token or session authentication, allowed methods,
+JSON errors) and fetches its objects with the same access helpers as the pages: other
+projects' objects answer 404, a role too low answers 403. Input is validated by the UI's own
+forms, after unknown fields and wrongly typed JSON values are refused.
+"""
+
+import hashlib
+import json
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+
+from api import payloads, schema
+from api.auth import BadRequest, api_view, check_types, error, form_errors, reject_unknown, request_data
+from runs import reports, services
+from runs.access import get_run_for_user
+from runs.forms import RunForm
+from runs.models import Run
+from scenarios import bundles
+from scenarios.access import get_project_for_user, get_scenario_for_user
+from scenarios.forms import NewScenarioForm, ProjectForm, UploadVersionForm
+from scenarios.models import Membership, Project, Role, Scenario
+from scenarios.services import add_version, create_project, create_scenario
+
+PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
+SCENARIO_FIELDS = {"name": "string", "description": "string", "default_host": "string", "default_users": "integer",
+                   "default_spawn_rate": "number", "default_duration": "duration", "default_slots": "integer"}
+RUN_FIELDS = {"users": "integer", "spawn_rate": "number", "duration": "duration", "host": "string",
+              "slots": "integer"}
+# A multipart body a little over the largest allowed file (form fields, boundaries), as on the upload pages.
+UPLOAD_REQUEST_LIMIT = bundles.MAX_ZIP_BYTES + 1024 * 1024
+
+
+def _created(data: dict) -> JsonResponse:
+    return JsonResponse(data, status=201)
+
+
+# -- projects ------------------------------------------------------------------------------------
+
+@api_view("GET", "POST")
+def projects(request):
+    """GET: the projects the user is a member of, with their role. POST: create one (creator is maintainer)."""
+    if request.method == "POST":
+        data, files = request_data(request)
+        reject_unknown(data, PROJECT_FIELDS, files)
+        check_types(data, PROJECT_FIELDS)
+        form = ProjectForm({**data})
+        if not form.is_valid():
+            raise BadRequest(form_errors(form))
+        project = create_project(request.user, **form.cleaned_data)
+        return _created(payloads.project(request, project, Role.MAINTAINER))
+    roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
+    rows = Project.objects.for_user(request.user).order_by("name")
+    return JsonResponse({"projects": [payloads.project(request, p, roles[p.pk]) for p in rows]})
+
+
+# -- scenarios and locustfile versions -----------------------------------------------------------
+
+def _too_large(request) -> JsonResponse | None:
+    """Refuse a huge upload from its Content-Length, before Django parses the body."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+    if length > UPLOAD_REQUEST_LIMIT:
+        return error(413, f"The upload is {length / 1048576:.1f} MB. Swarmdeck takes a .py locustfile of up to "
+                          f"{bundles.MAX_PY_BYTES // 1048576} MB or a .zip bundle of up to "
+                          f"{bundles.MAX_ZIP_BYTES // 1048576} MB.")
+    return None
+
+
+def _upload_errors(form) -> BadRequest:
+    """The form's errors, with the locustfile's own error (file, line, column) instead of "details above"."""
+    errors = form_errors(form)
+    if form.locustfile_error is None:
+        return BadRequest(errors)
+    errors["locustfile"] = [str(form.locustfile_error)]
+    return BadRequest(errors, locustfile_error=form.locustfile_error.as_dict())
+
+
+@api_view("GET", "POST")
+def scenarios(request, slug):
+    """GET: the project's scenarios. POST (maintainer, multipart): a new scenario with its first locustfile."""
+    if request.method == "GET":
+        project, _ = get_project_for_user(request, slug)
+        rows = project.scenarios.select_related("project")
+        return JsonResponse({"scenarios": [payloads.scenario(request, s) for s in rows]})
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    too_large = _too_large(request)
+    if too_large:
+        return too_large
+    data, files = request_data(request, files=True)
+    reject_unknown(data, SCENARIO_FIELDS, files, allowed_files={"locustfile"})
+    defaults = {name: Scenario._meta.get_field(name).get_default() for name in payloads.DEFAULT_FIELDS}
+    form = NewScenarioForm({**defaults, **data}, files, project=project)
+    if not form.is_valid():
+        raise _upload_errors(form)
+    fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
+    scenario = create_scenario(project, fields=fields, bundle=form.bundle, raw=form.raw,
+                               filename=form.cleaned_data["locustfile"].name, findings=form.findings,
+                               user=request.user)
+    return _created(payloads.scenario(request, scenario))
+
+
+@api_view("GET")
+def scenario_detail(request, scenario_id):
+    """One scenario with its defaults and current locustfile version."""
+    scenario, _ = get_scenario_for_user(request, scenario_id)
+    return JsonResponse(payloads.scenario(request, scenario))
+
+
+@api_view("POST")
+def locustfile(request, scenario_id):
+    """A new locustfile version (maintainer, multipart: locustfile, comment); the same file twice is refused."""
+    scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    too_large = _too_large(request)
+    if too_large:
+        return too_large
+    data, files = request_data(request, files=True)
+    reject_unknown(data, {"comment"}, files, allowed_files={"locustfile"})
+    check_types(data, {"comment": "string"})
+    form = UploadVersionForm(data, files)
+    if not form.is_valid():
+        raise _upload_errors(form)
+    current = scenario.versions.only("number", "sha256").first()
+    if current and current.sha256 == hashlib.sha256(form.raw).hexdigest():
+        raise BadRequest({"locustfile": [f"This is the same file as the current version {current.number} "
+                                         f"(sha256 {current.sha256[:12]}…): there is nothing new to store."]})
+    version = add_version(scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
+                          findings=form.findings, user=request.user, comment=form.cleaned_data["comment"])
+    return _created(payloads.version(request, version))
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+def _trigger_detail(request) -> dict:
+    token = request.api_token
+    return {"token": token.pk, "name": token.name} if token else {}
+
+
+@api_view("GET", "POST")
+def scenario_runs(request, scenario_id):
+    """GET: the scenario's last 50 runs. POST (runner): start a run, the scenario's defaults with overrides."""
+    if request.method == "GET":
+        scenario, _ = get_scenario_for_user(request, scenario_id)
+        rows = scenario.runs.defer("stats_blob", "totals")[:50]
+        return JsonResponse({"runs": [payloads.run_brief(request, run) for run in rows]})
+    scenario, _ = get_scenario_for_user(request, scenario_id, Role.RUNNER)
+    data, files = request_data(request)
+    reject_unknown(data, RUN_FIELDS, files)
+    check_types(data, RUN_FIELDS)
+    version = scenario.current_version
+    if version is None:
+        raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
+    defaults = {"users": scenario.default_users, "spawn_rate": scenario.default_spawn_rate,
+                "duration": scenario.default_duration, "host": scenario.default_host, "slots": scenario.default_slots}
+    form = RunForm({**defaults, **{k: v for k, v in data.items() if v is not None}}, scenario=scenario,
+                   version=version)
+    if not form.is_valid():
+        raise BadRequest(form_errors(form))
+    try:
+        run = services.start_run(scenario, user=request.user, params=form.params(), trigger=Run.Trigger.API,
+                                 trigger_detail=_trigger_detail(request))
+    except services.RunError as problem:
+        raise BadRequest({"__all__": [str(problem)]}) from None
+    return _created(payloads.run_brief(request, run))
+
+
+@api_view("GET")
+def run_detail(request, run_id):
+    """Status, reason, verdict, totals, endpoints and slots of a run."""
+    run, _ = get_run_for_user(request, run_id)
+    return JsonResponse(payloads.run(request, run))
+
+
+@api_view("POST")
+def run_stop(request, run_id):
+    """Stop a running run (or cancel one that has not started); 409 when it has already ended."""
+    run, _ = get_run_for_user(request, run_id, Role.RUNNER)
+    stopped = services.request_stop(run, request.user)
+    run.refresh_from_db()
+    if not stopped and run.status in Run.TERMINAL:
+        return error(409, f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to stop.")
+    return JsonResponse({**payloads.run_brief(request, run), "stopped": stopped}, status=202)
+
+
+# -- report downloads ----------------------------------------------------------------------------
+
+def _attachment(content: str, filename: str, content_type: str) -> HttpResponse:
+    response = HttpResponse(content.encode("utf-8"), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, no-store"  # a running run's figures change every second
+    return response
+
+
+@api_view("GET")
+def run_report_json(request, run_id):
+    """The run's full JSON report (runs/reports.py documents its keys)."""
+    run, _ = get_run_for_user(request, run_id)
+    document = json.dumps(reports.report_data(run), cls=DjangoJSONEncoder, indent=2)
+    return _attachment(document, reports.json_filename(run), "application/json")
+
+
+@api_view("GET")
+def run_csv(request, run_id, kind):
+    """One of Locust's --csv files: stats, stats_history, failures or exceptions."""
+    run, _ = get_run_for_user(request, run_id)
+    return _attachment(reports.CSV_FILES[kind](run), reports.csv_filename(run, kind), "text/csv; charset=utf-8")
+
+
+@api_view("GET")
+def run_report_html(request, run_id):
+    """The self-contained HTML report that opens offline."""
+    run, _ = get_run_for_user(request, run_id)
+    return _attachment(reports.html_report(run), reports.html_filename(run), "text/html; charset=utf-8")
+
+
+# -- schema, docs, unknown paths -----------------------------------------------------------------
+
+@api_view("GET", public=True)
+def openapi(request):
+    """The OpenAPI 3 document describing every endpoint above; public, like any API's description."""
+    return JsonResponse(schema.document(request.build_absolute_uri("/").rstrip("/")),
+                        json_dumps_params={"indent": 2})
+
+
+@api_view("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+def not_found(request, rest):
+    """Any other /api/ path: a JSON 404 rather than an HTML page."""
+    hint = " (did you leave out the trailing slash?)" if _resolves(f"/api/{rest}/") else ""
+    return error(404, f"There is no API endpoint at /api/{rest}{hint}. See /api/schema/.")
+
+
+def _resolves(path: str) -> bool:
+    try:
+        return resolve(path).url_name != "api-not-found"
+    except Resolver404:
+        return False

@@ -1,0 +1,236 @@
+"""Pass/fail criteria: a run's totals checked against its scenario's thresholds.
+
+The evaluation functions are pure: they take totals rows (as the collector stores them: one
+dict per endpoint, "Aggregated" last) and criteria (`Threshold` rows, or anything with the
+same attributes) and return plain dicts, the entries stored in `Run.verdict_details`:
+
+    {id, criterion, metric, scope, operator, unit, limit, limit_text, measured, measured_text,
+     passed, applicable, aborted, detail}
+
+The few functions that read the database (`baseline_p95s`, `evaluate_run`) are at the end.
+
+Rules, chosen here so that a verdict never passes by accident:
+- Response times (ms) and the failure ratio (%) must be <= the limit; RPS must be >= it.
+- A criterion whose scope recorded no requests (an endpoint missing from the totals, or no
+  request at all) fails with measured "no requests": what cannot be checked does not pass.
+  Live, such a criterion does not abort: the endpoint may simply not have been hit yet.
+- The baseline rule ("p95 no more than X% worse than the median p95 of the last N passing
+  runs") is "not applicable", and does not fail, until the scenario has at least one earlier
+  finished run with verdict pass that measured the scope. Runs from before the scenario had
+  criteria have no verdict and never count as passing.
+- Disabled criteria are not evaluated. The verdict is "fail" when an applicable criterion
+  failed or one aborted the run, "pass" otherwise, and "" when there were no criteria.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+AGGREGATED = "Aggregated"
+PASS, FAIL = "pass", "fail"
+
+P50, P95, P99, MEAN, FAILURE_RATIO, RPS, P95_BASELINE = (
+    "p50", "p95", "p99", "mean", "failure_ratio", "rps", "p95_baseline")
+RESPONSE_TIMES = (P50, P95, P99, MEAN)
+# How each metric is named in sentences ("failure ratio 34.2% > 20%") and its unit.
+NAMES = {P50: "p50", P95: "p95", P99: "p99", MEAN: "average response time", FAILURE_RATIO: "failure ratio",
+         RPS: "RPS", P95_BASELINE: "p95"}
+UNITS = {P50: "ms", P95: "ms", P99: "ms", MEAN: "ms", FAILURE_RATIO: "%", RPS: "/s", P95_BASELINE: "ms"}
+NO_REQUESTS = "no requests"
+
+
+def operator(metric: str) -> str:
+    """RPS is a floor; everything else is a ceiling."""
+    return ">=" if metric == RPS else "<="
+
+
+def scope_label(endpoint: str) -> str:
+    return endpoint or "total"
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """Measured figures as people read them: '812.3 ms', '34.2%', '95.1/s'."""
+    if value is None:
+        return NO_REQUESTS
+    if unit == "ms":
+        text = f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+        return f"{text} ms"
+    if unit == "%":
+        return f"{value:.2f}%" if 0 < value < 1 else f"{value:.1f}%"
+    return f"{value:,.1f}/s"
+
+
+def format_limit(value: float, unit: str) -> str:
+    """Limits as the user typed them: '500 ms', '20%', '100/s'."""
+    text = f"{value:g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return f"{text} ms" if unit == "ms" else f"{text}{unit}"
+
+
+def describe(criterion) -> str:
+    """The criterion as a sentence, e.g. 'p95 of GET /cart ≤ 500 ms'."""
+    scope = scope_label(criterion.endpoint)
+    if criterion.metric == P95_BASELINE:
+        runs = criterion.baseline_runs
+        return (f"p95 of {scope} at most {criterion.value:g}% worse than the median p95 of the last "
+                f"{runs} passing run{'s' if runs != 1 else ''}")
+    sign = "≥" if operator(criterion.metric) == ">=" else "≤"
+    return f"{NAMES[criterion.metric]} of {scope} {sign} {format_limit(criterion.value, UNITS[criterion.metric])}"
+
+
+def find_row(totals: list[dict], endpoint: str) -> dict | None:
+    """The totals row of a scope: the Aggregated row for "", else the row whose "METHOD name" matches."""
+    for row in totals or []:
+        method, name = row.get("method") or "", row.get("name") or ""
+        aggregate = name == AGGREGATED and not method
+        if (not endpoint and aggregate) or (endpoint and not aggregate and f"{method} {name}".strip() == endpoint):
+            return row
+    return None
+
+
+def measure(metric: str, row: dict | None) -> float | None:
+    """The figure a criterion checks in one totals row; None when the scope recorded no requests."""
+    if not row or not row.get("requests"):
+        return None
+    if metric == FAILURE_RATIO:
+        return 100.0 * (row.get("failures") or 0) / row["requests"]
+    if metric == RPS:
+        return float(row.get("rps") or 0.0)
+    if metric == MEAN:
+        value = row.get("mean_ms")
+    else:  # p50, p95, p99 and the baseline rule's p95
+        value = row.get(P95 if metric == P95_BASELINE else metric)
+    return None if value is None else float(value)
+
+
+def evaluate_one(criterion, totals: list[dict], baseline: list[tuple[int, float]] | None = None) -> dict:
+    """One criterion against the totals. `baseline`: (run id, p95) of earlier passing runs, newest first."""
+    metric = criterion.metric
+    unit = UNITS[metric]
+    measured = measure(metric, find_row(totals, criterion.endpoint))
+    entry = {
+        "id": getattr(criterion, "pk", None), "criterion": describe(criterion), "metric": metric,
+        "scope": scope_label(criterion.endpoint), "operator": operator(metric), "unit": unit,
+        "limit": criterion.value, "limit_text": format_limit(criterion.value, unit),
+        "measured": measured, "measured_text": format_value(measured, unit),
+        "passed": False, "applicable": True, "aborted": False, "detail": "",
+    }
+    if metric == P95_BASELINE:
+        if not baseline:
+            entry.update(limit=None, limit_text="–", passed=True, applicable=False,
+                         detail="Not applicable: no earlier passing run of this scenario measured it.")
+            return entry
+        median = statistics.median(value for _, value in baseline)
+        limit = median * (1 + criterion.value / 100)
+        runs = ", ".join(f"#{run_id}" for run_id, _ in baseline)
+        entry.update(limit=limit, limit_text=format_value(limit, unit),
+                     detail=f"Median p95 of run{'s' if len(baseline) != 1 else ''} {runs}: "
+                            f"{format_value(median, unit)}, plus {criterion.value:g}%.")
+    limit = entry["limit"]
+    if measured is None:
+        entry["detail"] = entry["detail"] or f"{scope_label(criterion.endpoint)} recorded no requests."
+    else:
+        entry["passed"] = measured >= limit if entry["operator"] == ">=" else measured <= limit
+    return entry
+
+
+def evaluate(criteria, totals: list[dict], baselines: dict | None = None) -> list[dict]:
+    """Every enabled criterion against the totals; `baselines` maps a baseline criterion's id to its runs."""
+    baselines = baselines or {}
+    return [evaluate_one(c, totals, baselines.get(getattr(c, "pk", None))) for c in criteria
+            if getattr(c, "enabled", True)]
+
+
+def verdict_of(entries: list[dict]) -> str:
+    if not entries:
+        return ""
+    failed = any(e.get("aborted") or (e.get("applicable") and not e.get("passed")) for e in entries)
+    return FAIL if failed else PASS
+
+
+def broken(criteria, totals: list[dict], elapsed: float) -> list[dict]:
+    """Abort-on-fail criteria broken now, past their grace period, with a measured value (live check).
+
+    The baseline rule is checked at the end only.
+    """
+    found = []
+    for criterion in criteria:
+        if not (getattr(criterion, "enabled", True) and criterion.abort_on_fail) or criterion.metric == P95_BASELINE:
+            continue
+        if elapsed < (criterion.grace_seconds or 0):
+            continue
+        entry = evaluate_one(criterion, totals)
+        if entry["measured"] is not None and not entry["passed"]:
+            entry.update(aborted=True, elapsed_s=round(elapsed, 1), detail=f"Aborted the run after {elapsed:.0f} s.")
+            found.append(entry)
+    return found
+
+
+def abort_reason(entry: dict) -> str:
+    """'Aborted: failure ratio 34.2% > 20% after 31 s' (and 'of GET /x' for an endpoint)."""
+    broke = "<" if entry["operator"] == ">=" else ">"
+    scope = "" if entry["scope"] == "total" else f" of {entry['scope']}"
+    return (f"Aborted: {NAMES[entry['metric']]}{scope} {entry['measured_text']} {broke} {entry['limit_text']} "
+            f"after {entry.get('elapsed_s', 0):.0f} s")
+
+
+def merge_aborted(entries: list[dict], aborted: list[dict]) -> list[dict]:
+    """The end-of-run entries with the live aborts in place: an aborted criterion stays failed with
+    the value that broke it, even if the final totals look better (the run was cut short)."""
+    by_id = {e.get("id"): e for e in aborted}
+    merged = []
+    for entry in entries:
+        live = by_id.pop(entry.get("id"), None)
+        if live is None:
+            merged.append(entry)
+            continue
+        at_end = entry["measured_text"]
+        merged.append({**live, "detail": f"{live.get('detail', '')} At the end: {at_end}.".strip()})
+    merged.extend(by_id.values())  # criteria deleted or disabled since the abort still count
+    return merged
+
+
+# -- the database side ---------------------------------------------------------------------------
+
+def baseline_p95s(scenario_id: int, endpoint: str, runs: int, exclude_run_id: int | None = None
+                  ) -> list[tuple[int, float]]:
+    """(run id, p95) of the scope in the scenario's last `runs` finished runs with verdict pass, newest first."""
+    from runs.models import Run
+
+    candidates = (Run.objects.filter(scenario_id=scenario_id, status=Run.Status.FINISHED, verdict=PASS)
+                  .exclude(pk=exclude_run_id).order_by("-ended_at", "-id"))
+    if not endpoint:
+        return [(pk, p95) for pk, p95 in candidates.values_list("pk", "p95_ms")[:runs] if p95 is not None]
+    found = []
+    for pk, totals in candidates.values_list("pk", "totals")[:runs]:
+        value = measure(P95, find_row(totals, endpoint))
+        if value is not None:
+            found.append((pk, value))
+    return found
+
+
+def evaluate_run(run) -> tuple[str, list[dict]]:
+    """(verdict, entries) of a run that ended, against its scenario's criteria as they are now.
+
+    The run's `verdict_details` may already hold entries of criteria that aborted it live.
+    """
+    from runs.models import Threshold
+
+    criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True))
+    baselines = {c.pk: baseline_p95s(run.scenario_id, c.endpoint, c.baseline_runs, exclude_run_id=run.pk)
+                 for c in criteria if c.metric == P95_BASELINE}
+    entries = evaluate(criteria, run.totals or [], baselines)
+    entries = merge_aborted(entries, [e for e in run.verdict_details or [] if e.get("aborted")])
+    return verdict_of(entries), entries
+
+
+def known_endpoints(scenario, runs: int = 5) -> list[str]:
+    """'METHOD name' of every endpoint the scenario's last finished runs recorded: for the form's hints."""
+    from runs.models import Run
+
+    names = set()
+    for totals in (scenario.runs.filter(status__in=[Run.Status.FINISHED, Run.Status.FAILED])
+                   .order_by("-created_at").values_list("totals", flat=True)[:runs]):
+        for row in totals or []:
+            if not (row.get("name") == AGGREGATED and not row.get("method")):
+                names.add(f"{row.get('method') or ''} {row.get('name')}".strip())
+    return sorted(names)
