@@ -2,7 +2,9 @@
 
 A load worker on another machine has REDIS_URL and nothing else: this module must not need
 Django settings, a database or a secret. Only beat (DJANGO_SETTINGS_MODULE set, for
-django-celery-beat's database scheduler) configures Django, through Celery's Django fix-up.
+django-celery-beat's database scheduler) and the control worker (`-Q control`: fires schedules,
+delivers webhooks) configure Django, through Celery's Django fix-up; automation's AppConfig then
+registers the control tasks.
 """
 
 from celery import Celery
@@ -10,6 +12,8 @@ from celery import Celery
 from controlcenter.env import envint, resolve_redis_url
 
 LOADGEN_QUEUE = "loadgen"
+# Tasks that need Django and the database (schedules, webhooks): only the control worker consumes it.
+CONTROL_QUEUE = "control"
 
 
 def _transport_options() -> dict:
@@ -29,7 +33,8 @@ app = Celery("controlcenter", include=["workers.tasks"])
 app.conf.update(
     broker_url=resolve_redis_url(),
     broker_connection_retry_on_startup=True,
-    task_default_queue="control",
+    task_default_queue=CONTROL_QUEUE,
+    task_routes={"automation.*": {"queue": CONTROL_QUEUE}},
     task_serializer="json",
     accept_content=["json"],
     result_backend=None,

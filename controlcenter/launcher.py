@@ -1,8 +1,8 @@
 """`make run`: Swarmdeck's whole stack on one machine, in the foreground.
 
 Starts, in order: an embedded redis-server (when REDIS_URL is unset), migrations, the first
-admin user (on a fresh install), then Daphne, one load worker, the collector and Celery beat
-as children.
+admin user (on a fresh install), then Daphne, one load worker, the collector, Celery beat and
+the control worker (fires schedules, delivers webhooks) as children.
 Their output is interleaved with a name prefix. Ctrl-C or SIGTERM stops every child (whole
 process groups, so Celery's pool processes too); a child that dies stops the rest.
 """
@@ -155,6 +155,11 @@ class Launcher:
             Child("collector", [python, "manage.py", "collect"], web_env),
             Child("beat", [python, "-m", "celery", "-A", "controlcenter", "beat", "--loglevel", "INFO",
                            "--pidfile=", "-s", str(self.var / "celerybeat-schedule")], web_env),
+            # Needs Django and the database (beat's schedule tasks, webhook deliveries): one process,
+            # so two fires of a schedule never race past the overlap check.
+            Child("control", [python, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "control", "-c", "1",
+                              "-n", f"control@{host}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
+                  web_env),
         ]
 
     def _wait_until_ready(self) -> bool:
@@ -213,7 +218,7 @@ class Launcher:
             for child in self.children:
                 child.signal_group(signal.SIGKILL)
             return
-        say("swarmdeck", f"Received {signal.Signals(signum).name}: stopping web, collector, worker and beat…")
+        say("swarmdeck", f"Received {signal.Signals(signum).name}: stopping web, collector, worker, beat and control…")
         self.stopping.set()
 
     def _stop_all(self) -> None:

@@ -30,11 +30,21 @@ def _run(argv, env=None):
 
 
 def test_it_has_the_services_a_deployment_needs():
-    assert {"postgres", "redis", "migrate", "web", "collector", "beat", "worker"} <= set(SERVICES)
-    assert set(OWN) == {"migrate", "web", "collector", "beat", "worker"}
+    assert {"postgres", "redis", "migrate", "web", "collector", "beat", "control", "worker"} <= set(SERVICES)
+    assert set(OWN) == {"migrate", "web", "collector", "beat", "control", "worker"}
     redis_command = " ".join(SERVICES["redis"]["command"])
     assert "--appendonly yes" in redis_command and "--appendfsync everysec" in redis_command
     assert "--maxmemory-policy noeviction" in redis_command
+
+
+def test_it_runs_a_control_worker_with_django_on_the_control_queue():
+    control = SERVICES["control"]
+    argv = control["command"]
+    assert argv[:4] == ["celery", "-A", "controlcenter", "worker"]
+    assert argv[argv.index("-Q") + 1] == "control" and argv[argv.index("-c") + 1] == "1"
+    assert control["environment"]["DJANGO_SETTINGS_MODULE"] == "controlcenter.settings"
+    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "SWARMDECK_BASE_URL"} <= set(control["environment"])
+    assert control["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
 
 
 def test_it_lets_workers_scale_and_keeps_them_away_from_secrets():

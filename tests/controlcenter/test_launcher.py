@@ -1,7 +1,7 @@
 """`make run` as a new user gets it: a fresh var dir, no REDIS_URL, no DATABASE_URL, no SECRET_KEY.
 
 Starts the real launcher (embedded redis-server, migrations, Daphne, a Celery load worker,
-Celery beat), logs in with the password it prints, then stops it and checks that nothing is
+Celery beat, the control worker), logs in with the password it prints, then stops it and checks that nothing is
 left behind and that a second start is clean.
 """
 
@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -122,10 +123,24 @@ def test_it_runs_the_whole_stack_and_stops_without_leftovers(tmp_path):
         assert worker_env["REDIS_URL"] == redis_url
         assert not {"SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"} & set(worker_env)
         queues = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "controlcenter", "inspect", "active_queues", "--timeout", "5"],
+            [sys.executable, "-m", "celery", "-A", "controlcenter", "inspect", "active_queues", "--timeout", "5",
+             "--json"],
             cwd=BASE_DIR, env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60,
         )
         assert "loadgen" in queues.stdout, queues.stdout + queues.stderr
+        # The control worker has Django (schedules, webhooks) and consumes only the control queue.
+        control_env = proc_environ(state["children"]["control"])
+        assert control_env["DJANGO_SETTINGS_MODULE"] == "controlcenter.settings"
+        by_node = {node.split("@")[0]: sorted(q["name"] for q in listed)
+                   for node, listed in json.loads(queues.stdout.strip().splitlines()[-1]).items()}
+        assert by_node == {"loadgen": ["loadgen"], "control": ["control"]}, queues.stdout
+        registered = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "controlcenter", "inspect", "registered", "--timeout", "5",
+             "-d", f"control@{socket.gethostname()}"],
+            cwd=BASE_DIR, env={**os.environ, "REDIS_URL": redis_url}, capture_output=True, text=True, timeout=60,
+        )
+        assert "automation.tasks.fire_schedule" in registered.stdout, registered.stdout + registered.stderr
+        assert "automation.tasks.deliver_webhook" in registered.stdout, registered.stdout
 
         # A second launcher on the same var dir refuses instead of fighting over it.
         second = subprocess.run([sys.executable, "-m", "controlcenter.launcher"], cwd=BASE_DIR,
@@ -133,9 +148,10 @@ def test_it_runs_the_whole_stack_and_stops_without_leftovers(tmp_path):
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "already running" in second.stdout
 
-        assert set(state["children"]) == {"web", "worker", "collector", "beat"}
+        assert set(state["children"]) == {"web", "worker", "collector", "beat", "control"}
         assert all(pid_alive(pid) for pid in state["children"].values())
-        assert len(processes_of_launch(state["launch_id"])) >= 5  # web, worker (+ its pool), collector, beat
+        # web, worker (+ its pool), collector, beat, control (+ its pool)
+        assert len(processes_of_launch(state["launch_id"])) >= 7
     finally:
         code = first.stop(signal.SIGINT)
     assert code == 0, first.output()[-3000:]

@@ -1,0 +1,85 @@
+from zoneinfo import available_timezones
+
+from django import forms
+
+from automation import cron
+from automation.models import Event, Schedule, Webhook
+from runs.services import host_problem
+from scenarios.forms import DurationField
+
+TIMEZONES = sorted(available_timezones())
+
+
+class ScheduleForm(forms.ModelForm):
+    cron = forms.CharField(required=False, max_length=120, label="Cron expression",
+                           help_text="minute hour day-of-month month day-of-week, e.g. 30 6 * * 1-5 "
+                                     "(weekdays at 06:30). Used when the timing is “Cron expression”.")
+    timezone = forms.ChoiceField(choices=[(name, name) for name in TIMEZONES], initial="UTC", label="Time zone")
+    duration = DurationField(required=False, help_text="e.g. 30s, 5m, 1h30m; empty: the scenario's default")
+    host = forms.URLField(required=False, max_length=500, assume_scheme="http",
+                          help_text="Empty: the scenario's default host")
+
+    class Meta:
+        model = Schedule
+        fields = ["name", "preset", "cron", "timezone", "users", "spawn_rate", "duration", "host", "slots",
+                  "overlap", "enabled"]
+        labels = {"preset": "Timing", "slots": "Worker slots", "overlap": "If the previous run is still going"}
+        help_texts = {"users": "Empty: the scenario's default", "spawn_rate": "Empty: the scenario's default",
+                      "slots": "Empty: the scenario's default"}
+        widgets = {"overlap": forms.RadioSelect}
+
+    def __init__(self, *args, scenario, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scenario = scenario
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        others = Schedule.objects.filter(scenario=self.scenario, name=name).exclude(pk=self.instance.pk)
+        if others.exists():
+            raise forms.ValidationError(f"{self.scenario.name} already has a schedule named “{name}”.")
+        return name
+
+    def clean_host(self):
+        host = self.cleaned_data.get("host") or ""
+        problem = host_problem(host)
+        if problem:
+            raise forms.ValidationError(problem)
+        return host
+
+    def clean(self):
+        data = super().clean()
+        preset = data.get("preset")
+        expression = " ".join((data.get("cron") or "").split())
+        if preset == Schedule.Preset.CUSTOM:
+            if not expression:
+                self.add_error("cron", "Write a cron expression, or choose hourly, nightly or weekly.")
+            else:
+                try:
+                    cron.split(expression)
+                except cron.CronError as error:
+                    self.add_error("cron", str(error))
+                data["cron"] = expression
+        elif preset:
+            data["cron"] = cron.PRESETS[preset]
+        return data
+
+    def save(self, commit=True):
+        self.instance.scenario = self.scenario
+        return super().save(commit)
+
+
+class WebhookForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple,
+                                       initial=[Event.RUN_FINISHED, Event.RUN_FAILED, Event.THRESHOLD_BROKEN])
+    url = forms.URLField(max_length=500, label="URL", assume_scheme="https",
+                         help_text="Receives a signed JSON POST for each event (http:// or https://)")
+
+    class Meta:
+        model = Webhook
+        fields = ["url", "events", "enabled"]
+
+    def clean_url(self):
+        url = self.cleaned_data["url"]
+        if not url.lower().startswith(("http://", "https://")):
+            raise forms.ValidationError("Use an http:// or https:// URL.")
+        return url

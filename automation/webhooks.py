@@ -1,0 +1,177 @@
+"""Webhook payloads, signatures and delivery attempts.
+
+A delivery is created when the event happens (its payload is fixed then) and POSTed by the
+control worker: one attempt per task execution, retried by the task with growing countdowns.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from automation.models import Event, Webhook, WebhookAttempt, WebhookDelivery
+from runs.models import Run
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Swarmdeck-Signature"
+EVENT_HEADER = "X-Swarmdeck-Event"
+DELIVERY_HEADER = "X-Swarmdeck-Delivery"
+DEFAULT_BACKOFF = (10, 30, 120, 600)  # seconds before attempts 2..5
+REQUEST_TIMEOUT = 10.0
+
+
+def base_url() -> str:
+    """Where Swarmdeck is reachable from receivers, for links in payloads."""
+    value = getattr(settings, "SWARMDECK_BASE_URL", None) or os.environ.get("SWARMDECK_BASE_URL")
+    return (value or "http://127.0.0.1:8000").rstrip("/")
+
+
+def backoff() -> tuple[float, ...]:
+    """Countdowns between attempts; len + 1 attempts in all. SWARMDECK_WEBHOOK_BACKOFF="10,30,120,600"."""
+    value = getattr(settings, "SWARMDECK_WEBHOOK_BACKOFF", None) or os.environ.get("SWARMDECK_WEBHOOK_BACKOFF")
+    if not value:
+        return DEFAULT_BACKOFF
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    return tuple(float(part) for part in value)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def encode(payload: dict) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def run_payload(run: Run, event: str, criterion=None) -> dict:
+    base = base_url()
+    requests_total = run.total_requests or 0
+    payload = {
+        "event": event,
+        "run": {
+            "id": run.pk, "status": run.status, "reason": run.reason, "verdict": getattr(run, "verdict", None),
+            "trigger": run.trigger, "trigger_detail": run.trigger_detail, "degraded": run.degraded,
+            "created_at": run.created_at, "started_at": run.started_at, "ended_at": run.ended_at,
+            "url": base + run.get_absolute_url(), "report_url": base + reverse("runs-report-html", args=[run.pk]),
+        },
+        "scenario": {"id": run.scenario_id, "name": run.scenario.name},
+        "project": {"slug": run.project.slug, "name": run.project.name},
+        "figures": {
+            "requests": requests_total, "failures": run.total_failures or 0,
+            "failure_ratio": (run.total_failures / requests_total) if requests_total else 0.0,
+            "rps": run.rps, "p50_ms": run.p50_ms, "p95_ms": run.p95_ms, "p99_ms": run.p99_ms,
+        },
+    }
+    if criterion is not None:
+        payload["criterion"] = criterion
+    # Plain JSON types only (datetimes, choices, criterion objects become strings), as it will be sent.
+    return json.loads(json.dumps(payload, default=str))
+
+
+def event_for_end(run: Run) -> str | None:
+    """A cancelled run is neither finished nor failed: it sends nothing."""
+    return {Run.Status.FINISHED: Event.RUN_FINISHED, Run.Status.FAILED: Event.RUN_FAILED}.get(run.status)
+
+
+def create_deliveries(run: Run, event: str, criterion=None) -> list[WebhookDelivery]:
+    """One delivery per enabled webhook of the run's project that wants this event; each is
+    enqueued once the surrounding transaction commits."""
+    from automation.tasks import deliver_webhook
+
+    hooks = [hook for hook in Webhook.objects.filter(project_id=run.project_id, enabled=True) if event in hook.events]
+    if not hooks:
+        return []
+    payload = run_payload(run, event, criterion)
+    deliveries = []
+    for hook in hooks:
+        delivery = WebhookDelivery.objects.create(webhook=hook, run=run, event=event, payload=payload,
+                                                  next_attempt_at=timezone.now())
+        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+        deliveries.append(delivery)
+    log.info("Run %s: %s queued for %s webhook(s).", run.pk, event, len(deliveries))
+    return deliveries
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a GET without the body: count it as a failed attempt."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def post(url: str, body: bytes, headers: dict) -> tuple[int | None, str]:
+    """(status code, error text); the error is empty for a 2xx answer."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with _opener.open(request, timeout=REQUEST_TIMEOUT) as response:
+            response.read(65536)
+            return response.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, f"HTTP {error.code} {error.reason}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        return None, f"{type(error).__name__}: {reason}"
+
+
+def attempt_delivery(delivery_id: int) -> float | None:
+    """POST a pending delivery once and record the attempt.
+
+    Returns the countdown before the next attempt, or None when there is nothing more to do
+    (delivered, out of attempts, gone, or already taken by another execution).
+    """
+    delivery = WebhookDelivery.objects.select_related("webhook").filter(pk=delivery_id).first()
+    if delivery is None or delivery.state != WebhookDelivery.State.PENDING:
+        return None
+    webhook = delivery.webhook
+    if not webhook.enabled:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            state=WebhookDelivery.State.FAILED, next_attempt_at=None, last_error="The webhook was disabled.")
+        return None
+    number = delivery.attempts + 1
+    # Claim this attempt number, so a duplicate task execution is a no-op.
+    if not WebhookDelivery.objects.filter(pk=delivery.pk, state=WebhookDelivery.State.PENDING,
+                                          attempts=delivery.attempts).update(attempts=number):
+        return None
+    body = encode(delivery.payload)
+    headers = {
+        "Content-Type": "application/json", "User-Agent": "Swarmdeck-Webhook/1",
+        EVENT_HEADER: delivery.event, DELIVERY_HEADER: str(delivery.pk), SIGNATURE_HEADER: sign(webhook.secret, body),
+    }
+    started = time.monotonic()
+    status, error = post(webhook.url, body, headers)
+    WebhookAttempt.objects.create(delivery=delivery, number=number, status_code=status, error=error[:2000],
+                                  duration_ms=(time.monotonic() - started) * 1000)
+    now = timezone.now()
+    delays = backoff()
+    countdown = None
+    update = {"last_status_code": status, "last_error": error[:2000]}
+    if status is not None and 200 <= status < 300:
+        update.update(state=WebhookDelivery.State.DELIVERED, delivered_at=now, next_attempt_at=None)
+        log.info("Webhook delivery %s (%s, run %s) delivered on attempt %s.", delivery.pk, delivery.event,
+                 delivery.run_id, number)
+    elif number > len(delays):
+        update.update(state=WebhookDelivery.State.FAILED, next_attempt_at=None)
+        log.warning("Webhook delivery %s (run %s) gave up after %s attempts: %s", delivery.pk, delivery.run_id,
+                    number, error)
+    else:
+        countdown = delays[number - 1]
+        update.update(next_attempt_at=now + timedelta(seconds=countdown))
+        log.info("Webhook delivery %s (run %s) attempt %s failed (%s); next in %s s.", delivery.pk,
+                 delivery.run_id, number, error, countdown)
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(**update)
+    return countdown
