@@ -172,3 +172,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Where people and webhook receivers reach this Swarmdeck: links in the CLI's output and in payloads.
+SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PORT', 8000, minimum=1)}").rstrip("/")

@@ -485,6 +485,7 @@ class Collector:
                            **verdict):
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
                                                         RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
+            live_updates.publish_meta(run.pk)  # with the slots' final states
             log.warning("Run %s failed: %s", run.pk, reason)
             run_signals.run_ended.send(sender=Run, run_id=run.pk)
         self.live.pop(run.pk, None)

@@ -185,11 +185,16 @@ def endpoint_figures(row: dict) -> dict:
     }
 
 
-def delta_class(better: str | None, base: float | None, value: float | None) -> str:
-    """CSS class of a change: better/worse, light/strong by its size; "neutral" within ±5%."""
+# Changes smaller than this are noise whatever their percentage (0.4 -> 0.42 ms is "+5%").
+MIN_ABSOLUTE_CHANGE = {"ms": 1.0, "%": 0.5}
+
+
+def delta_class(better: str | None, base: float | None, value: float | None, min_absolute: float = 0.0) -> str:
+    """CSS class of a change: better/worse, light/strong by its size; "neutral" within ±5% or below
+    `min_absolute` in the metric's unit."""
     if better is None or base is None or value is None:
         return ""
-    if value == base:
+    if value == base or abs(value - base) < min_absolute:
         return "neutral"
     if base == 0:
         magnitude = "strong"
@@ -259,7 +264,8 @@ def compare_endpoints(runs: list[Run]) -> list[dict]:
                 values.append({
                     "text": format_value(metric, value),
                     "delta": format_delta(metric, reference, value) if reference is not None else "",
-                    "css": delta_class(metric.better, reference, value) if reference is not None else "",
+                    "css": (delta_class(metric.better, reference, value, MIN_ABSOLUTE_CHANGE.get(metric.unit, 0.0))
+                            if reference is not None else ""),
                 })
             cells.append({"run": run, "missing": False, "baseline": index == 0, "values": values,
                           "no_baseline": base is None and index > 0})
@@ -297,6 +303,10 @@ def parameter_rows(runs: list[Run]) -> list[dict]:
         values = [run.params.get(key) for run in runs]
         if key == "duration":
             shown = [format_duration(int(value)) if value else "—" for value in values]
+        elif key == "users":  # changed while running ("Edit users"): say so, it explains the charts
+            shown = [_show(run.params.get("users")) + (f" → {run.params['live_users']} during the run"
+                                                      if run.params.get("live_users") is not None else "")
+                     for run in runs]
         else:
             shown = [_show(value) for value in values]
         rows.append((label, shown))

@@ -60,6 +60,8 @@ def run_compare(request, slug):
                "compare_max": history.COMPARE_MAX}
     try:
         run_ids = history.parse_run_ids(request.GET.getlist("runs"))
+        if len(request.GET.getlist("runs")) > 1:
+            run_ids.sort()  # ticked in the history (newest first): the oldest is the baseline
     except history.CompareError as error:
         return render(request, "runs/compare.html", {**context, "error": str(error)}, status=400)
     found = {run.pk: run for run in (

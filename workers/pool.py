@@ -125,6 +125,23 @@ def error_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def user_traceback(error: BaseException, root: str) -> str:
+    """The traceback as its author reads it: only frames in the locustfile's own files, with
+    paths relative to the bundle (not the slot's temporary directory), then the error line.
+    With no frame of theirs (e.g. a missing module imported at the top), the whole traceback."""
+    root = os.path.join(os.path.abspath(root), "")
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith(root)]
+    if isinstance(error, SyntaxError) and error.filename and error.filename.startswith(root):
+        frames = []  # the error line below says where
+    if not frames and not isinstance(error, SyntaxError):
+        return traceback.format_exc().replace(root, "")
+    for frame in frames:
+        frame.filename = frame.filename[len(root):]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
+    lines += traceback.format_exception_only(type(error), error)
+    return "".join(lines).replace(root, "")
+
+
 class Pool:
     def __init__(self, io: FrameIO):
         self.io = io
@@ -160,7 +177,7 @@ class Pool:
             self._load(path)
         except BaseException as error:  # noqa: BLE001 - anything the user's module raises, SystemExit too
             self.io.write({"type": "error", "stage": "import", "message": error_message(error),
-                           "detail": traceback.format_exc()})
+                           "detail": user_traceback(error, os.path.dirname(path))})
             raise SystemExit(1) from None
         self.io.write({"type": "ready", "pid": os.getpid(),
                        "user_classes": [cls.__name__ for cls in self.env.user_classes]})

@@ -100,7 +100,9 @@
     if (queued && meta.queue_position) $("queue-position").textContent = meta.queue_position;
     const reason = $("reason-box");
     reason.hidden = !meta.reason;
-    reason.textContent = meta.reason || "";
+    // "Slot 0 could not start: ZeroDivisionError: …" then, after a blank line, the traceback.
+    const [summary, ...detail] = (meta.reason || "").split("\n\n");
+    reason.innerHTML = esc(summary) + (detail.length ? '<pre class="small traceback">' + esc(detail.join("\n\n")) + "</pre>" : "");
     reason.className = meta.status === "failed" ? "error-box" : "warning-box";
     const warnings = meta.warnings || [];
     $("warnings-box").hidden = !warnings.length;
@@ -164,6 +166,7 @@
 
   function renderHeadline() {
     const meta = state.meta;
+    $("headline").hidden = !meta.started_at;   // a run that never started has no figures to show
     const aggregate = state.totals.find((r) => r.name === "Aggregated") || {};
     const target = meta.params.live_users != null ? meta.params.live_users : meta.params.users;
     const running = meta.active && meta.started_at;
@@ -284,8 +287,12 @@
     $("workers-empty").hidden = slots.length > 0;
     $("workers-body").innerHTML = slots.map((s) => {
       const hot = s.cpu != null && s.cpu > 90;
+      const [first, ...more] = (s.error || "").split("\n");
+      const error = !s.error ? "" : more.length
+        ? '<details class="slot-error"><summary class="small">' + esc(first) + '</summary><pre class="small traceback">' + esc(more.join("\n")) + "</pre></details>"
+        : '<br><small class="muted">' + esc(first) + "</small>";
       return "<tr><td>" + s.index + "</td><td>" + esc(s.host || "—") + '</td><td><span class="badge slot-' + esc(s.status) + '">' +
-        esc(s.status) + "</span>" + (s.error ? '<br><small class="muted">' + esc(s.error.slice(0, 300)) + "</small>" : "") +
+        esc(s.status) + "</span>" + error +
         '</td><td class="num">' + int(s.users) + '</td><td class="num' + (hot ? " bad" : "") + '">' +
         (s.cpu == null ? "—" : Math.round(s.cpu) + "%") + '</td><td class="num">' + int(s.requests) + "</td></tr>";
     }).join("");

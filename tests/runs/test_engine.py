@@ -3,6 +3,7 @@ and a real nginx target that counts what it served."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -226,6 +227,9 @@ def test_it_runs_headless_from_the_command_line(cluster, target, alice, project,
         cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr  # /status/500 failures
     assert "Aggregated" in result.stdout and "Response time percentiles" in result.stdout
+    assert re.search(r"Watch it live: http://\S+/runs/\d+/", result.stdout)
+    assert re.search(r"Exit 1: [\d,]+ failed requests\. Report: http://\S+/runs/\d+/", result.stdout)
+    assert " INFO " not in result.stdout + result.stderr  # the command speaks for itself
     summary = json.loads(report.read_text())
     assert summary["status"] == "finished"
     assert summary["totals"]["requests"] > 0 and summary["totals"]["failures"] > 0

@@ -186,6 +186,10 @@ def test_delta_classes_follow_direction_and_magnitude():
     assert history.delta_class(lower, 0, 0) == "neutral"
     assert history.delta_class(lower, 0, 1.5) == "worse-strong"
     assert history.delta_class(None, 100, 500) == ""
+    # Below a millisecond (or half a percentage point), a change is noise whatever its percentage.
+    assert history.delta_class(lower, 0.40, 0.60, min_absolute=1.0) == "neutral"
+    assert history.delta_class(lower, 0.40, 0.60) == "worse-strong"
+    assert history.delta_class(lower, 17.3, 20.9, min_absolute=1.0) == "worse-strong"
 
 
 def test_it_compares_endpoints_with_deltas_against_the_baseline(client, alice, scenario):
@@ -228,11 +232,11 @@ def test_it_flags_the_parameters_that_differed(client, alice, scenario):
     params = {"users": 10, "spawn_rate": 2, "duration": 60, "host": "http://shop.test", "slots": 1,
               "tags": ["checkout"]}
     first = make_run(scenario, alice, params=params)
-    second = make_run(scenario, alice, params={**params, "users": 50, "tags": ["browse"]})
+    second = make_run(scenario, alice, params={**params, "users": 50, "live_users": 80, "tags": ["browse"]})
     client.force_login(alice)
     response = client.get(reverse("runs-compare", args=["shop"]), {"runs": f"{first.pk},{second.pk}"})
     rows = {r["label"]: r for r in response.context["parameters"]}
-    assert rows["Users"] == {"label": "Users", "values": ["10", "50"], "differs": True}
+    assert rows["Users"] == {"label": "Users", "values": ["10", "50 → 80 during the run"], "differs": True}
     assert rows["Tags"]["differs"] and rows["Tags"]["values"] == ["checkout", "browse"]
     assert not rows["Host"]["differs"] and not rows["Duration"]["differs"] and rows["Duration"]["values"] == ["1m"] * 2
     assert not rows["Locustfile version"]["differs"]
@@ -318,7 +322,8 @@ def test_it_explains_a_wrong_selection(client, alice, scenario, runs, message):
 def test_it_compares_five_runs_and_takes_repeated_parameters_from_the_checkboxes(client, alice, scenario):
     ids = [make_run(scenario, alice, totals=[row("Aggregated", method="")]).pk for _ in range(5)]
     client.force_login(alice)
-    response = client.get(reverse("runs-compare", args=["shop"]) + "?" + "&".join(f"runs={i}" for i in ids))
+    # Ticked in the history, newest first: the oldest becomes the baseline.
+    response = client.get(reverse("runs-compare", args=["shop"]) + "?" + "&".join(f"runs={i}" for i in reversed(ids)))
     assert response.status_code == 200
     assert [run.pk for run in response.context["runs"]] == ids
     rebased = ",".join(map(str, [ids[2], ids[0], ids[1], ids[3], ids[4]]))

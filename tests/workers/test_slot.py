@@ -53,7 +53,10 @@ def test_it_reports_an_import_error_readably(slot_run):
     error = run.of("error")[0]
     assert error["stage"] == "import"
     assert error["message"] == "ModuleNotFoundError: No module named 'swarmdeck_no_such_module'"
-    assert "Traceback" in error["detail"] and "locustfile.py" in error["detail"]
+    # Only the author's own frames, named as in their bundle: not the pool's, not the temp directory.
+    assert 'File "locustfile.py", line 3, in <module>' in error["detail"]
+    assert "workers/pool.py" not in error["detail"] and "swarmdeck-run" not in error["detail"]
+    assert error["detail"].rstrip().endswith("No module named 'swarmdeck_no_such_module'")
     assert run.of("done")[0]["exit_code"] == 1
     assert pools_alive() == []
 

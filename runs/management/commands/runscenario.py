@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+import logging
 import signal
 import sys
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,6 +32,22 @@ def exit_code(run: Run) -> int:
     return EXIT_COULD_NOT_RUN
 
 
+def why_exit(run: Run) -> str:
+    code = exit_code(run)
+    if code == EXIT_OK:
+        return "finished without failures"
+    if code == EXIT_COULD_NOT_RUN:
+        return f"the run could not run ({run.status})"
+    reasons = []
+    if run.total_failures:
+        reasons.append(f"{run.total_failures:,} failed request{'s' if run.total_failures != 1 else ''}")
+    if run.verdict == Run.Verdict.FAIL:
+        reasons.append("pass/fail criteria failed")
+    if run.status == Run.Status.FAILED:
+        reasons.append("the run failed after it started")
+    return ", ".join(reasons)
+
+
 class Command(BaseCommand):
     help = ("Run LOCUSTFILE_OR_SCENARIO_ID on the cluster, wait for it, print Locust's summary. "
             "Exit 0: finished without failures; 1: failures, failed mid-run or pass/fail criteria failed; "
@@ -51,6 +69,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, help="Give up waiting after this many seconds (exit 2)")
 
     def handle(self, *args, **options):
+        logging.getLogger("runs").setLevel(logging.WARNING)  # the command says what happens itself
         try:
             code = self.run(options)
         except CommandError as error:
@@ -85,6 +104,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Run #{run.pk} of “{scenario.name}” queued: {run.params['users']} users, "
                           f"{run.params['spawn_rate']}/s, {run.params['duration']} s, {run.params['slots']} slot(s), "
                           f"host {run.params['host'] or '(from the locustfile)'}")
+        self.stdout.write(f"Watch it live: {settings.SWARMDECK_BASE_URL}{run.get_absolute_url()}")
         run = self.wait(run, options.get("timeout"))
         self.stdout.write("")
         self.stdout.write(reporting.summary_table(run))
@@ -95,6 +115,8 @@ class Command(BaseCommand):
             self.stdout.write("")
         self.stdout.write(f"Run #{run.pk}: {run.status}" + (f" — {run.reason}" if run.reason else "")
                           + (f" — verdict {run.verdict}" if run.verdict else ""))
+        self.stdout.write(f"Exit {exit_code(run)}: {why_exit(run)}. Report: "
+                          f"{settings.SWARMDECK_BASE_URL}{run.get_absolute_url()}")
         if options.get("json_file"):
             Path(options["json_file"]).write_text(json.dumps(reporting.summary(run), indent=2))
         if options.get("csv_prefix"):
