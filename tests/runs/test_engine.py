@@ -161,6 +161,24 @@ def test_it_fails_a_broken_locustfile_in_bounded_time_and_runs_the_next(cluster,
     assert good.status == Run.Status.FINISHED and good.total_requests > 0, good.reason
 
 
+def test_a_broken_abort_on_fail_criterion_stops_a_real_run(cluster, target, alice, project):
+    from runs.models import Threshold
+
+    scenario = store_scenario(project, alice, name="Guarded", content=MIXED)  # 1 request in 6 fails
+    Threshold.objects.create(scenario=scenario, metric=Threshold.Metric.FAILURE_RATIO, value=5, abort_on_fail=True,
+                             grace_seconds=3)
+    Threshold.objects.create(scenario=scenario, metric=Threshold.Metric.P95, value=5000)
+    run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 600,
+                                                           "slots": 2, "host": target.url})
+    run = services.wait_until_done(run, timeout=60)
+    assert run.status == Run.Status.FINISHED and run.verdict == "fail"
+    assert run.reason.startswith("Aborted: failure ratio"), run.reason
+    assert 3 <= run.elapsed_seconds() < 30  # after the grace period, long before the 10 minutes
+    aborted = [c for c in run.verdict_details if c.get("aborted")]
+    assert len(aborted) == 1 and aborted[0]["metric"] == "failure_ratio" and not aborted[0]["passed"]
+    assert any(c["metric"] == "p95" and c["passed"] for c in run.verdict_details)
+
+
 def test_it_stops_a_run_from_the_ui_and_counts_every_final_snapshot(cluster, target, client, alice, project):
     before = target.total()
     run = _start(project, alice, users=4, spawn_rate=100, duration=600, slots=2, host=target.url)
