@@ -70,7 +70,11 @@ class ScheduleForm(forms.ModelForm):
 
 class WebhookForm(forms.ModelForm):
     events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple,
-                                       initial=[Event.RUN_FINISHED, Event.RUN_FAILED, Event.THRESHOLD_BROKEN])
+                                       initial=[Event.RUN_FINISHED, Event.RUN_FAILED, Event.THRESHOLD_BROKEN],
+                                       help_text="Run finished: the run ended normally; its payload carries the "
+                                                 "verdict (pass or fail). Run failed: it could not run or broke off "
+                                                 "(import error, every slot lost). Threshold broken: an abort-on-fail "
+                                                 "criterion stopped it while running.")
     url = forms.URLField(max_length=500, label="URL", assume_scheme="https",
                          help_text="Receives a signed JSON POST for each event (http:// or https://)")
 

@@ -195,7 +195,7 @@ class Launcher:
             say("swarmdeck", f"  {line}")
         say("swarmdeck", "=" * width)
         (self.var / "launcher.json").write_text(json.dumps({
-            "url": f"http://{shown}:{self.port}/", "launch_id": self.launch_id,
+            "url": f"http://{shown}:{self.port}/", "launch_id": self.launch_id, "pid": os.getpid(),
             "children": {child.name: child.process.pid for child in self.children},
             "redis_pid": self.redis.pid if self.redis else None,
         }))
