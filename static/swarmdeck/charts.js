@@ -52,6 +52,11 @@
     return String(+value.toFixed(abs >= 10 ? 0 : abs >= 1 ? 1 : 3));
   }
 
+  function showLatest(u) {
+    const last = u.data[0] ? u.data[0].length - 1 : -1;
+    if (last >= 0) u.setLegend({idx: last});
+  }
+
   function xAxis(kind) {
     // Whole seconds (and runs) only: a 6 s run must not label 0:01 twice.
     if (kind === "elapsed") return {values: (u, splits) => splits.map(clock),
@@ -95,10 +100,13 @@
       axes: axes,
       scales: {x: {time: x === "time"}, y: {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1]}},
       legend: {live: true},
+      // Off the chart, the legend shows the latest values instead of dashes.
+      hooks: {setCursor: [(u) => { if (u.cursor.idx == null) showLatest(u); }]},
       cursor: {drag: {x: true, y: false}},
     };
     const data = options.data || [[], ...options.series.map(() => [])];
     const plot = new uPlot(opts, data, element);
+    showLatest(plot);
     let last = width;
     const observer = new ResizeObserver(() => {
       const w = Math.max(240, element.clientWidth);
@@ -107,7 +115,7 @@
     observer.observe(element);
     return {
       plot: plot,
-      setData(next) { plot.setData(next); },
+      setData(next) { plot.setData(next); if (plot.cursor.idx == null) showLatest(plot); },
       destroy() { observer.disconnect(); plot.destroy(); },
     };
   }

@@ -182,7 +182,7 @@
     fail.className = ratio > 0 ? "bad" : "";
     $("h-fail-sub").textContent = int(failures) + " failed" + (running ? " · " + fmt(lastTick("fails_per_s") || 0) + "/s now" : "");
     $("h-p95").textContent = running && lastTick("p95_ms") != null ? ms(lastTick("p95_ms")) + " ms" : (aggregate.p95 != null ? ms(aggregate.p95) + " ms" : "—");
-    $("h-p95-sub").textContent = running ? "this second · " + ms(aggregate.p95) + " ms overall" : "overall · p50 " + ms(aggregate.p50) + " · p99 " + ms(aggregate.p99);
+    $("h-p95-sub").textContent = running ? "this second · " + ms(aggregate.p95) + " ms overall" : "overall · p50 " + ms(aggregate.p50) + " ms · p99 " + ms(aggregate.p99) + " ms";
     $("h-requests").textContent = int(requests);
     $("h-requests-sub").textContent = aggregate.mean_ms != null ? "average " + ms(aggregate.mean_ms) + " ms" : "";
   }
@@ -226,6 +226,7 @@
       html += rowHtml(agg, true);
     }
     $("stats-body").innerHTML = html;
+    $("stats-table").classList.toggle("ended", !state.meta.active);   // "current" columns mean nothing then
     const empty = $("stats-empty");
     if (!rows.length) {
       empty.hidden = false;
