@@ -31,6 +31,9 @@ class ScheduleForm(forms.ModelForm):
     def __init__(self, *args, scenario, **kwargs):
         super().__init__(*args, **kwargs)
         self.scenario = scenario
+        for name in ("users", "slots"):  # the model says at least 1; PositiveIntegerField tells browsers 0
+            self.fields[name].min_value = 1
+            self.fields[name].widget.attrs["min"] = 1
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()

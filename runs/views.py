@@ -90,8 +90,8 @@ def run_stop(request, run_id):
     was = run.status
     if services.request_stop(run, request.user):
         run.refresh_from_db()
-        verb = "cancelled" if run.status == Run.Status.CANCELLED else "stopping"
-        messages.success(request, f"Run #{run.pk} {verb}.")
+        if run.status == Run.Status.CANCELLED:  # "stopping" shows on the live page; a banner would outlive it
+            messages.success(request, f"Run #{run.pk} cancelled.")
     else:
         messages.warning(request, f"Run #{run.pk} is {was}: nothing to stop.")
     return redirect(run)

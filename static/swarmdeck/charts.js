@@ -8,6 +8,7 @@
  *     series: [{label: "RPS", color: SwarmCharts.colors.rps}, {label: "Failures/s", color: SwarmCharts.colors.fail}],
  *     data: [[0, 1, 2], [10, 12, 11], [0, 1, 0]],   // x values, then one array per series (null = gap)
  *     height: 220,
+ *     log: false,                        // a logarithmic y axis
  *   });
  *   chart.setData(newData);   // replace all points (cheap: uPlot redraws once)
  *
@@ -98,7 +99,10 @@
       height: options.height || 220,
       series: series,
       axes: axes,
-      scales: {x: {time: x === "time"}, y: {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1]}},
+      // log: for percentiles that differ by orders of magnitude (p50 1 ms next to p99 200 ms).
+      scales: {x: {time: x === "time"},
+               y: options.log ? {distr: 3, log: 10}
+                              : {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1]}},
       legend: {live: true},
       // Off the chart, the legend shows the latest values instead of dashes.
       hooks: {setCursor: [(u) => { if (u.cursor.idx == null) showLatest(u); }]},

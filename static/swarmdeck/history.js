@@ -32,7 +32,7 @@
   function trends(element, data) {
     const c = SwarmCharts.colors;
     const specs = [
-      {title: "Response time", unit: "ms", series: [
+      {title: "Response time (log scale)", unit: "ms", log: true, series: [
         {label: "p50", color: c.p50, key: "p50_ms"}, {label: "p95", color: c.p95, key: "p95_ms"},
         {label: "p99", color: c.p99, key: "p99_ms"}]},
       {title: "Requests per second", unit: "req/s", series: [{label: "RPS", color: c.rps, key: "rps"}]},
@@ -40,7 +40,7 @@
     ];
     return specs.map((spec) => {
       const chart = SwarmCharts.timeseries(panel(element), {
-        title: spec.title, unit: spec.unit, x: "index", height: 200,
+        title: spec.title, unit: spec.unit, x: "index", height: 200, log: !!spec.log,
         series: spec.series.map((s) => ({label: s.label, color: s.color, spanGaps: true})),
         data: [data.x, ...spec.series.map((s) => data[s.key])],
       });
