@@ -383,7 +383,8 @@
     });
   }
 
-  window.swarmdeckLive = {get state() { return state; }, timings: timings, freshness: [], apply: apply};
+  window.swarmdeckLive = {get state() { return state; }, get socket() { return socket; }, timings: timings,
+                          freshness: [], apply: apply};
   showTab((location.hash || "#stats").slice(1));
   render();
   performance.mark("swarmdeck-first-render");   // bench/live_dashboard.py reads it

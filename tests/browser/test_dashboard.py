@@ -151,6 +151,13 @@ def test_a_person_runs_watches_stops_downloads_and_compares(page, stack, target,
         assert again[key][:common] == seen[key][:common], key
     wait_state(page, f"s.series.tick.length > {len(again['tick'])}")
 
+    # The connection drops: the page says so, reconnects by itself and carries on.
+    page.evaluate("window.swarmdeckLive.socket.close()")
+    expect(page.locator("#live-indicator")).to_contain_text("reconnecting in")
+    expect(page.locator("#live-indicator")).to_have_text("● Live", timeout=10_000)
+    ticks = page.evaluate("window.swarmdeckLive.state.series.tick.length")
+    wait_state(page, f"s.series.tick.length > {ticks}")
+
     # Stop: every user stops, the final numbers equal what nginx served.
     page.get_by_role("button", name="Stop").click()
     wait_state(page, "s.meta.status === 'finished'", timeout=60_000)
