@@ -12,5 +12,6 @@ urlpatterns = [
     path("webhooks/<int:webhook_id>/", views.webhook_detail, name="automation-webhook"),
     path("webhooks/<int:webhook_id>/edit/", views.webhook_edit, name="automation-webhook-edit"),
     path("webhooks/<int:webhook_id>/secret/", views.webhook_new_secret, name="automation-webhook-secret"),
+    path("webhooks/<int:webhook_id>/ping/", views.webhook_ping, name="automation-webhook-ping"),
     path("webhooks/<int:webhook_id>/delete/", views.webhook_delete, name="automation-webhook-delete"),
 ]

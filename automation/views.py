@@ -132,6 +132,18 @@ def webhook_edit(request, webhook_id):
 
 
 @require_POST
+def webhook_ping(request, webhook_id):
+    """A signed test event, sent now, so a maintainer can check the receiver and its signature check."""
+    webhook, _ = _get_webhook_for_user(request, webhook_id, Role.MAINTAINER)
+    status, error, seconds = webhook_service.ping(webhook)
+    if not error:
+        messages.success(request, f"Ping answered {status} in {seconds * 1000:.0f} ms.")
+    else:
+        messages.error(request, f"Ping failed: {error}.")
+    return redirect(webhook)
+
+
+@require_POST
 def webhook_new_secret(request, webhook_id):
     webhook, _ = _get_webhook_for_user(request, webhook_id, Role.MAINTAINER)
     webhook.secret = new_secret()

@@ -128,6 +128,19 @@ def post(url: str, body: bytes, headers: dict) -> tuple[int | None, str]:
         return None, f"{type(error).__name__}: {reason}"
 
 
+def ping(webhook) -> tuple[int | None, str, float]:
+    """Send a signed test event now (not recorded as a delivery): (status, error, seconds taken)."""
+    from django.utils import timezone
+
+    body = encode({"event": "ping", "webhook": webhook.pk, "project": webhook.project.slug,
+                   "sent_at": timezone.now().isoformat(),
+                   "links": {"webhook": base_url() + webhook.get_absolute_url()}})
+    started = time.monotonic()
+    status, error = post(webhook.url, body, {"Content-Type": "application/json", "User-Agent": "Swarmdeck-Webhook",
+                                             "X-Swarmdeck-Event": "ping", "X-Swarmdeck-Signature": sign(webhook.secret, body)})
+    return status, error, time.monotonic() - started
+
+
 def attempt_delivery(delivery_id: int) -> float | None:
     """POST a pending delivery once and record the attempt.
 

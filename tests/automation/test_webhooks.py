@@ -166,3 +166,26 @@ def test_a_receiver_error_never_breaks_the_sender(monkeypatch, hook, finished_ru
     monkeypatch.setattr(webhooks, "create_deliveries", boom)
     run_signals.run_ended.send(sender=Run, run_id=finished_run.pk)  # the collector carries on
     assert not WebhookDelivery.objects.exists()
+
+
+def test_a_maintainer_sends_a_signed_test_ping(client, alice, bob, charlie, charlies_project, project, receiver, hook):
+    from django.urls import reverse
+
+    from scenarios.models import Membership, Role
+
+    url = reverse("automation-webhook-ping", args=[hook.pk])
+    client.force_login(alice)
+    page = client.post(url, follow=True).content.decode()
+    assert "Ping answered 200 in" in page
+    (request,) = receiver.requests
+    assert request["headers"]["X-Swarmdeck-Event"] == "ping"
+    assert _verify(hook.secret, request)["event"] == "ping"
+    assert hook.deliveries.count() == 0  # a ping is not a delivery
+    receiver.statuses = [500]
+    assert "Ping failed: HTTP 500" in client.post(url, follow=True).content.decode()
+    Membership.objects.create(project=project, user=bob, role=Role.RUNNER)
+    client.force_login(bob)
+    assert client.post(url).status_code == 403
+    client.force_login(charlie)
+    assert client.post(url).status_code == 404
+    assert len(receiver.requests) == 2
