@@ -6,7 +6,6 @@ projects' objects answer 404, a role too low answers 403. Input is validated by 
 forms, after unknown fields and wrongly typed JSON values are refused.
 """
 
-import hashlib
 import json
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -23,7 +22,7 @@ from scenarios import bundles
 from scenarios.access import get_project_for_user, get_scenario_for_user
 from scenarios.forms import NewScenarioForm, ProjectForm, UploadVersionForm
 from scenarios.models import Membership, Project, Role, Scenario
-from scenarios.services import add_version, create_project, create_scenario
+from scenarios.services import add_version, create_project, create_scenario, same_as_current
 
 PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
 SCENARIO_FIELDS = {"name": "string", "description": "string", "default_host": "string", "default_users": "integer",
@@ -125,10 +124,9 @@ def locustfile(request, scenario_id):
     form = UploadVersionForm(data, files)
     if not form.is_valid():
         raise _upload_errors(form)
-    current = scenario.versions.only("number", "sha256").first()
-    if current and current.sha256 == hashlib.sha256(form.raw).hexdigest():
-        raise BadRequest({"locustfile": [f"This is the same file as the current version {current.number} "
-                                         f"(sha256 {current.sha256[:12]}…): there is nothing new to store."]})
+    duplicate = same_as_current(scenario, form.raw)
+    if duplicate:
+        raise BadRequest({"locustfile": [duplicate]})
     version = add_version(scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
                           findings=form.findings, user=request.user, comment=form.cleaned_data["comment"])
     return _created(payloads.version(request, version))
@@ -155,9 +153,7 @@ def scenario_runs(request, scenario_id):
     version = scenario.current_version
     if version is None:
         raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
-    defaults = {"users": scenario.default_users, "spawn_rate": scenario.default_spawn_rate,
-                "duration": scenario.default_duration, "host": scenario.default_host, "slots": scenario.default_slots}
-    form = RunForm({**defaults, **{k: v for k, v in data.items() if v is not None}}, scenario=scenario,
+    form = RunForm({**RunForm.defaults(scenario), **{k: v for k, v in data.items() if v is not None}}, scenario=scenario,
                    version=version)
     if not form.is_valid():
         raise BadRequest(form_errors(form))

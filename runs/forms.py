@@ -20,11 +20,14 @@ class RunForm(forms.Form):
     exclude_tags = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
                                              label="Skip tasks tagged")
 
+    @staticmethod
+    def defaults(scenario: Scenario) -> dict:
+        """The scenario's run defaults, as this form's fields name them."""
+        return {"users": scenario.default_users, "spawn_rate": scenario.default_spawn_rate,
+                "duration": scenario.default_duration, "host": scenario.default_host, "slots": scenario.default_slots}
+
     def __init__(self, *args, scenario: Scenario, version: LocustfileVersion, **kwargs):
-        kwargs.setdefault("initial", {
-            "users": scenario.default_users, "spawn_rate": scenario.default_spawn_rate,
-            "duration": scenario.default_duration, "host": scenario.default_host, "slots": scenario.default_slots,
-        })
+        kwargs.setdefault("initial", self.defaults(scenario))
         super().__init__(*args, **kwargs)
         self.version = version
         findings = version.findings
@@ -32,7 +35,7 @@ class RunForm(forms.Form):
         self.fields["user_classes"].choices = [(name, name) for name in classes]
         tags = findings.get("all_tags", [])
         self.fields["tags"].choices = self.fields["exclude_tags"].choices = [(t, t) for t in tags]
-        if any(uc.get("host") for uc in findings.get("user_classes", [])):
+        if version.locustfile_host:
             self.fields["host"].help_text = "Leave empty to use the host set in the locustfile"
         if len(classes) < 2:
             del self.fields["user_classes"]
@@ -43,10 +46,9 @@ class RunForm(forms.Form):
     def clean(self):
         data = super().clean()
         host = data.get("host")
-        class_hosts = [uc.get("host") for uc in self.version.findings.get("user_classes", [])]
         if "host" in self.errors:
             pass  # "Enter a valid URL." says it already
-        elif not host and not any(class_hosts):
+        elif not host and not self.version.locustfile_host:
             self.add_error("host", "Name the host to test: the locustfile's user classes do not set one.")
         elif services.host_problem(host):
             self.add_error("host", services.host_problem(host))

@@ -79,7 +79,7 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     if version is None:
         raise RunError(f"{scenario.name} has no locustfile yet: upload one first.")
     frozen = run_params(scenario, params)
-    if not frozen["host"] and not any(uc.get("host") for uc in version.findings.get("user_classes", [])):
+    if not frozen["host"] and not version.locustfile_host:
         raise RunError("Set a host: neither the run nor the locustfile's user classes name one.")
     problem = host_problem(frozen["host"])
     if problem:

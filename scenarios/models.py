@@ -151,6 +151,11 @@ class LocustfileVersion(models.Model):
     def short_sha(self) -> str:
         return self.sha256[:12]
 
+    @property
+    def locustfile_host(self) -> str:
+        """The first `host` a user class sets, or "": a run without a host of its own uses it."""
+        return next((uc["host"] for uc in self.findings.get("user_classes", []) if uc.get("host")), "")
+
     def download_name(self) -> str:
         stem = self.scenario.name.lower().replace(" ", "-") or "locustfile"
         return f"{stem}-v{self.number}.{self.kind}"

@@ -1,5 +1,7 @@
 """Operations that span several rows: creating projects, storing versions, managing members."""
 
+import hashlib
+
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -47,6 +49,15 @@ def add_version(
     )
     Scenario.objects.filter(pk=scenario.pk).update(updated_at=version.uploaded_at)
     return version
+
+
+def same_as_current(scenario: Scenario, raw: bytes) -> str | None:
+    """Why storing `raw` would add nothing (it is the current version), or None."""
+    current = scenario.versions.only("number", "sha256").first()
+    if current and current.sha256 == hashlib.sha256(raw).hexdigest():
+        return (f"This is the same file as the current version {current.number} "
+                f"(sha256 {current.short_sha}…): there is nothing new to store.")
+    return None
 
 
 @transaction.atomic

@@ -4,8 +4,6 @@ Every view fetches its objects through scenarios.access: outsiders get 404, memb
 below the needed role get 403.
 """
 
-import hashlib
-
 from django.contrib import messages
 from django.db.models import Count, Max, OuterRef, Subquery
 from django.http import HttpResponse
@@ -25,6 +23,7 @@ from scenarios.services import (
     create_project,
     create_scenario,
     remove_member,
+    same_as_current,
 )
 from scenarios.source import render_file
 
@@ -158,12 +157,11 @@ def scenario_detail(request, scenario_id):
     versions = list(scenario.versions.select_related("uploaded_by").defer("content"))
     current = scenario.versions.first()  # newest; loaded with its content to show the source
     upload_form = UploadVersionForm() if membership.allows(Role.MAINTAINER) else None
-    class_hosts = [uc.get("host") for uc in (current.findings if current else {}).get("user_classes", [])]
     return render(
         request,
         "scenarios/scenario_detail.html",
         {"scenario": scenario, "project": scenario.project, "membership": membership, "versions": versions,
-         "version": current, "locustfile_host": next((host for host in class_hosts if host), ""),
+         "version": current, "locustfile_host": current.locustfile_host if current else "",
          "upload_form": upload_form, "can_run": membership.allows(Role.RUNNER),
          "runs": scenario.runs.select_related("created_by", "scenario").defer("stats_blob", "totals")[:10],
          **_source_context(request, current)},
@@ -206,10 +204,9 @@ def version_upload(request, scenario_id):
                        "membership": membership, "upload_error": too_large}, status=413)
     form = UploadVersionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        current = scenario.versions.only("number", "sha256").first()
-        if current and current.sha256 == hashlib.sha256(form.raw).hexdigest():
-            form.add_error("locustfile", f"This is the same file as the current version {current.number} "
-                                         f"(sha256 {current.sha256[:12]}…): there is nothing new to store.")
+        duplicate = same_as_current(scenario, form.raw)
+        if duplicate:
+            form.add_error("locustfile", duplicate)
     if request.method == "POST" and form.is_valid():
         version = add_version(
             scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
