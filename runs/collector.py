@@ -59,7 +59,6 @@ class LiveRun:
     pending_acks: list = field(default_factory=list)
     dirty: bool = False
     last_persist: float = 0.0
-    tick_complete: bool = False     # every running slot has reported a second not yet written
     written_through: int = -1       # ticks up to this one are persisted and pushed
     newest_entry_ms: int = 0        # stream time of the newest snapshot merged since the last push
     newest_elapsed: float = 0.0     # its time since go on the pool's clock: go time + this = when the pool made it
@@ -187,7 +186,6 @@ class Collector:
             if snapshot["kind"] == "delta":
                 state.tick = max(state.tick, int(snapshot["tick"]))
             live.dirty = True
-            live.tick_complete = live.tick_complete or live.complete_tick() > live.written_through
             live.newest_entry_ms = max(live.newest_entry_ms, _entry_ms(entry_id))
             live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
@@ -254,7 +252,9 @@ class Collector:
     def persist(self, force: bool) -> None:
         now = time.monotonic()
         for live in list(self.live.values()):
-            if live.dirty and (force or live.tick_complete or now - live.last_persist >= PERSIST_EVERY):
+            # Once per batch, not per snapshot: complete_tick() looks at every slot of the run.
+            if live.dirty and (force or now - live.last_persist >= PERSIST_EVERY
+                               or live.complete_tick() > live.written_through):
                 self.persist_run(live)
 
     def persist_run(self, live: LiveRun, final: bool = False) -> None:
@@ -294,7 +294,6 @@ class Collector:
         self.ack(live.pending_acks)
         live.pending_acks = []
         live.dirty = False
-        live.tick_complete = False
         live.last_persist = time.monotonic()
         if ticks:
             live.written_through = max(live.written_through, max(t["tick"] for t in ticks))
