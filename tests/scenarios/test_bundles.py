@@ -1,4 +1,5 @@
-"""Uploads are hostile until proven otherwise: each rule of scenarios.bundles is exercised with a crafted file."""
+"""Uploads are hostile until proven otherwise: each rule of scenarios.bundles (workers.bundle) is exercised with a
+crafted file."""
 
 import io
 import os
@@ -11,6 +12,7 @@ import pytest
 
 from scenarios import bundles
 from scenarios.bundles import Bundle, BundleError, open_stored, read_upload
+from workers import bundle as engine
 
 LOCUSTFILE = (
     b"from locust import HttpUser, task\n\n"
@@ -233,7 +235,7 @@ def test_it_accepts_exactly_the_maximum_number_of_files():
     assert len(read_upload("b.zip", make_zip(*members)).files) == bundles.MAX_FILES
 
 
-def test_it_does_not_count_ignored_files_against_the_file_limit():
+def test_it_does_not_count_ignored_files_against_the_file_limit_but_against_the_entry_limit():
     members = [("locustfile.py", LOCUSTFILE)] + [(f"__MACOSX/{n}", b"x") for n in range(bundles.MAX_FILES)]
 
     assert len(read_upload("b.zip", make_zip(*members)).ignored) == bundles.MAX_FILES
@@ -246,10 +248,20 @@ def test_it_reopens_a_stored_py_blob_identically():
 
 
 def test_it_reopens_a_stored_zip_blob_identically():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("data/", b""), ("data/users.csv", b"a,b\n"))
+    uploaded = read_upload("proj.zip", data)
+
+    assert open_stored("zip", uploaded.content) == uploaded
+
+
+def test_it_reopens_what_it_stores_for_a_wrapped_zip_with_litter_with_the_same_files_and_nothing_ignored():
     data = make_zip(("proj/locustfile.py", LOCUSTFILE), ("proj/data.csv", b"a,b\n"), ("__MACOSX/x", b""))
     uploaded = read_upload("proj.zip", data)
 
-    assert open_stored("zip", data) == uploaded
+    reopened = open_stored("zip", uploaded.content)
+
+    assert (reopened.files, reopened.sources) == (uploaded.files, uploaded.sources)
+    assert reopened.ignored == ()
 
 
 def test_it_revalidates_a_stored_blob():
@@ -431,8 +443,8 @@ def test_it_rejects_a_member_whose_headers_understate_its_size():
 
 def test_it_stops_reading_once_the_unpacked_budget_is_spent(monkeypatch):
     # Pretend the headers lied in a way the fast pre-check cannot see; the running budget must still hold.
-    monkeypatch.setattr(bundles, "_declared_size", lambda members: 0)
-    monkeypatch.setattr(bundles, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    monkeypatch.setattr(engine, "_declared_size", lambda members: 0)
+    monkeypatch.setattr(engine, "MAX_UNPACKED_BYTES", 1024 * 1024)
     data = make_zip(
         ("a.bin", os.urandom(512 * 1024)),
         ("b.bin", os.urandom(400 * 1024)),
@@ -505,3 +517,210 @@ def test_it_rejects_an_empty_locustfile_inside_a_zip():
     data = make_zip(("locustfile.py", b"\n\n"), ("util.py", b"X = 1\n"))
 
     assert rejection("b.zip", data).message == "locustfile.py in b.zip is empty; there is no code in it."
+
+
+# --- ignored members get every check before they are dropped ---
+
+
+def stored_names(bundle: Bundle) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as archive:
+        return archive.namelist()
+
+
+def test_it_refuses_a_200_mb_bomb_hidden_in_an_ignored_macos_member():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("__MACOSX/._blob", bytes(200 * 1024 * 1024)))
+    assert len(data) < 300 * 1024
+
+    assert rejection("b.zip", data).message == (
+        f"b.zip unpacks to 200.0 MB ({200 * 1024 * 1024 + len(LOCUSTFILE):,} bytes); "
+        "a bundle may unpack to at most 50 MB."
+    )
+
+
+def test_it_refuses_an_ignored_member_whose_headers_understate_its_size():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("__MACOSX/._blob", bytes(200 * 1024 * 1024)))
+    data = set_declared_size(data, "__MACOSX/._blob", 1000)
+
+    error = rejection("b.zip", data)
+
+    assert error.message == "'__MACOSX/._blob' in b.zip is damaged and cannot be unpacked."
+    assert error.path == "__MACOSX/._blob"
+
+
+def test_it_refuses_an_ignored_member_with_an_absurd_compression_ratio():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("lib/__pycache__/util.cpython-311.pyc", bytes(2 * 1024 * 1024)))
+
+    assert rejection("b.zip", data).message == (
+        "'lib/__pycache__/util.cpython-311.pyc' in b.zip expands more than 200 times when unpacked; "
+        "it looks like a zip bomb."
+    )
+
+
+def test_it_counts_ignored_bytes_in_the_unpacked_budget(monkeypatch):
+    monkeypatch.setattr(engine, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("__MACOSX/._a", os.urandom(600 * 1024)),
+                    (".DS_Store", os.urandom(600 * 1024)))
+
+    assert rejection("b.zip", data).message.startswith("b.zip unpacks to 1.2 MB")
+
+
+def test_it_counts_ignored_bytes_in_the_running_budget_too(monkeypatch):
+    monkeypatch.setattr(engine, "_declared_size", lambda members: 0)
+    monkeypatch.setattr(engine, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("__MACOSX/._a", os.urandom(600 * 1024)),
+                    ("old.pyc", os.urandom(600 * 1024)))
+
+    assert rejection("b.zip", data).message == (
+        "b.zip unpacks to more than 1 MB (the limit was reached while reading 'old.pyc')."
+    )
+
+
+def test_it_refuses_more_entries_than_the_limit_ignored_ones_and_folders_included():
+    members = [("locustfile.py", LOCUSTFILE)] + [(f"__MACOSX/{n}", b"") for n in range(engine.MAX_ENTRIES)]
+
+    assert rejection("b.zip", make_zip(*members)).message == (
+        f"b.zip has {engine.MAX_ENTRIES + 1:,} entries (files, folders and ignored files such as __MACOSX); "
+        f"a bundle may have at most {engine.MAX_ENTRIES:,}."
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("__MACOSX/../../evil", "'__MACOSX/../../evil' contains '..'; bundle paths must stay inside the bundle."),
+        ("../x.pyc", "'../x.pyc' contains '..'; bundle paths must stay inside the bundle."),
+        ("/tmp/__pycache__/x.pyc",
+         "'/tmp/__pycache__/x.pyc' is an absolute path; bundle paths must be relative to the bundle root."),
+        ("C:/.DS_Store", "'C:/.DS_Store' is an absolute path; bundle paths must be relative to the bundle root."),
+        ("lib\\.DS_Store",
+         "'lib\\.DS_Store' uses backslashes in its path; re-create the zip with a tool that writes '/' separators."),
+    ],
+)
+def test_it_refuses_ignored_members_whose_names_escape_the_bundle(name, message):
+    error = rejection("b.zip", make_zip(("locustfile.py", LOCUSTFILE), (name, b"\x00")))
+
+    assert (error.message, error.path) == (message, name)
+
+
+def test_it_refuses_an_ignored_member_that_is_a_symlink():
+    data = make_zip(("locustfile.py", LOCUSTFILE), (special_file("__MACOSX/._link", stat.S_IFLNK), b"/etc/passwd"))
+
+    assert rejection("b.zip", data).message == (
+        "'__MACOSX/._link' in b.zip is a symbolic link; bundles may only contain regular files."
+    )
+
+
+def test_it_refuses_an_encrypted_ignored_member():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("__MACOSX/._locustfile.py", b"\x00\x05\x16\x07"))
+    data = set_member_flags(data, "__MACOSX/._locustfile.py", 0x1)
+
+    error = rejection("b.zip", data)
+
+    assert error.message == "'__MACOSX/._locustfile.py' in b.zip is encrypted; upload a zip without a password."
+    assert error.path == "__MACOSX/._locustfile.py"
+
+
+def test_it_refuses_a_damaged_ignored_member():
+    data = bytearray(make_zip(("old.pyc", b"\xa7\r\r\n" * 8), ("locustfile.py", LOCUSTFILE),
+                              compression=zipfile.ZIP_STORED))
+    data[30 + len("old.pyc") + 5] ^= 0xFF
+
+    assert rejection("b.zip", bytes(data)).message == "'old.pyc' in b.zip is damaged and cannot be unpacked."
+
+
+def test_it_refuses_names_that_differ_only_in_case_when_one_of_them_is_ignored():
+    data = make_zip(("locustfile.py", LOCUSTFILE), (".DS_Store", b"\x00"), (".ds_store", b"x"))
+
+    assert rejection("b.zip", data).message == "'.ds_store' appears more than once in b.zip."
+
+
+def test_it_refuses_an_ignored_file_that_is_also_a_folder():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("__MACOSX", b"x"), ("__MACOSX/._locustfile.py", b""))
+
+    assert rejection("b.zip", data).message == "'__MACOSX' in b.zip is both a file and a folder."
+
+
+def test_it_refuses_a_file_that_a_folder_entry_also_names():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("lib/", b""), ("lib", b"x"))
+
+    assert rejection("b.zip", data).message == "'lib' in b.zip is both a file and a folder."
+
+
+@pytest.mark.parametrize(
+    "name", ["fast.so", "lib/_speedups.cpython-311-x86_64-linux-gnu.so", "win/native.pyd", "mac/libx.dylib", "X.SO"]
+)
+def test_it_refuses_compiled_modules_it_cannot_show(name):
+    error = rejection("b.zip", make_zip(("locustfile.py", LOCUSTFILE), (name, b"\x7fELF")))
+
+    assert error.message == (
+        f"'{name}' in b.zip is a compiled module; Swarmdeck runs only source it can show "
+        "(install packages with native code on the load workers instead)."
+    )
+    assert error.path == name
+
+
+# --- what is stored is exactly what is shown ---
+
+
+def test_it_keeps_a_clean_zip_byte_for_byte():
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("lib/", b""), ("lib/util.py", b"X = 1\n"))
+
+    assert read_upload("b.zip", data).content == data
+
+
+def test_it_keeps_a_py_upload_byte_for_byte():
+    data = b"\xef\xbb\xbf" + LOCUSTFILE
+
+    assert read_upload("load.py", data).content == data
+
+
+def test_it_never_stores_ignored_members_and_still_names_them():
+    data = make_zip(
+        ("locustfile.py", LOCUSTFILE),
+        ("util.pyc", b"\xa7\r\r\n\x00"),
+        ("lib/__pycache__/util.cpython-311.pyc", b"\xa7\r\r\n\x00"),
+        ("lib/util.py", b"X = 1\n"),
+        ("__MACOSX/._locustfile.py", b"\x00\x05\x16\x07"),
+        (".DS_Store", b"\x00\x00\x00\x01Bud1"),
+    )
+
+    bundle = read_upload("b.zip", data)
+
+    assert stored_names(bundle) == ["lib/util.py", "locustfile.py"]
+    assert bundle.ignored == (
+        "util.pyc", "lib/__pycache__/util.cpython-311.pyc", "__MACOSX/._locustfile.py", ".DS_Store",
+    )
+    assert open_stored("zip", bundle.content).files == {"lib/util.py": b"X = 1\n", "locustfile.py": LOCUSTFILE}
+
+
+def test_it_stores_a_wrapped_folder_at_the_root():
+    data = make_zip(("proj/", b""), ("proj/locustfile.py", LOCUSTFILE), ("proj/lib/util.py", b"X = 1\n"))
+
+    assert stored_names(read_upload("proj.zip", data)) == ["lib/util.py", "locustfile.py"]
+
+
+def test_it_repacks_the_same_files_into_the_same_bytes_whatever_their_order_time_and_litter():
+    first = zipfile.ZipInfo("proj/locustfile.py", date_time=(2024, 5, 1, 12, 0, 0))
+    second = zipfile.ZipInfo("proj/locustfile.py", date_time=(2025, 1, 2, 3, 4, 6))
+    one = make_zip((first, LOCUSTFILE), ("proj/data.csv", b"a\n"), ("__MACOSX/._x", b"1"))
+    two = make_zip(("proj/data.csv", b"a\n"), (".DS_Store", b"2"), (second, LOCUSTFILE),
+                   compression=zipfile.ZIP_STORED)
+
+    stored = read_upload("one.zip", one).content
+
+    assert stored == read_upload("two.zip", two).content
+    with zipfile.ZipFile(io.BytesIO(stored)) as archive:
+        infos = archive.infolist()
+    assert [info.filename for info in infos] == ["data.csv", "locustfile.py"]
+    assert {(info.date_time, info.compress_type) for info in infos} == {((1980, 1, 1, 0, 0, 0), zipfile.ZIP_DEFLATED)}
+    assert read_upload("again.zip", stored).content == stored
+
+
+def test_it_stores_a_repacked_bundle_that_opens_again_even_when_a_file_deflates_very_well():
+    # Uploaded uncompressed, so not a bomb; deflating it alone would look like one, so it is repacked stored.
+    data = make_zip(("locustfile.py", LOCUSTFILE), ("zeros.csv", bytes(2 * 1024 * 1024)), ("old.pyc", b"x"),
+                    compression=zipfile.ZIP_STORED)
+
+    bundle = read_upload("b.zip", data)
+
+    assert open_stored("zip", bundle.content).files["zeros.csv"] == bytes(2 * 1024 * 1024)
