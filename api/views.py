@@ -98,7 +98,7 @@ def scenarios(request, slug):
     if not form.is_valid():
         raise _upload_errors(form)
     fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
-    scenario = create_scenario(project, fields=fields, bundle=form.bundle, raw=form.raw,
+    scenario = create_scenario(project, fields=fields, bundle=form.bundle,
                                filename=form.cleaned_data["locustfile"].name, findings=form.findings,
                                user=request.user)
     return _created(payloads.scenario(request, scenario))
@@ -124,10 +124,10 @@ def locustfile(request, scenario_id):
     form = UploadVersionForm(data, files)
     if not form.is_valid():
         raise _upload_errors(form)
-    duplicate = same_as_current(scenario, form.raw)
+    duplicate = same_as_current(scenario, form.bundle)
     if duplicate:
         raise BadRequest({"locustfile": [duplicate]})
-    version = add_version(scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
+    version = add_version(scenario, bundle=form.bundle, filename=form.cleaned_data["locustfile"].name,
                           findings=form.findings, user=request.user, comment=form.cleaned_data["comment"])
     return _created(payloads.version(request, version))
 

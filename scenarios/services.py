@@ -29,9 +29,17 @@ def findings_with_files(findings: dict, bundle: Bundle) -> dict:
 
 @transaction.atomic
 def add_version(
-    scenario: Scenario, *, bundle: Bundle, raw: bytes, filename: str, findings: dict, user, comment: str = ""
+    scenario: Scenario, *, bundle: Bundle, filename: str, findings: dict, user, comment: str = "",
+    raw: bytes | None = None,
 ) -> LocustfileVersion:
-    """Store an accepted upload as the scenario's next immutable version."""
+    """Store an accepted upload as the scenario's next immutable version.
+
+    What is stored is `bundle.content`: the upload itself, or for a zip with ignored members or
+    a wrapping folder the re-pack of exactly the files the UI shows. `raw` (the bytes as
+    uploaded) is accepted for older callers and not stored.
+    """
+    if not bundle.content:
+        raise ValueError("The bundle has no content to store; build it with scenarios.bundles.read_upload.")
     # Lock the scenario row so two simultaneous uploads cannot take the same number.
     Scenario.objects.select_for_update().filter(pk=scenario.pk).first()
     number = (scenario.versions.aggregate(top=Max("number"))["top"] or 0) + 1
@@ -40,7 +48,7 @@ def add_version(
         number=number,
         kind=bundle.kind,
         filename=filename[:255],
-        content=raw,
+        content=bundle.content,
         unpacked_size=bundle.total_size,
         file_count=len(bundle.files),
         findings=findings_with_files(findings, bundle),
@@ -51,19 +59,25 @@ def add_version(
     return version
 
 
-def same_as_current(scenario: Scenario, raw: bytes) -> str | None:
-    """Why storing `raw` would add nothing (it is the current version), or None."""
+def same_as_current(scenario: Scenario, upload: Bundle | bytes) -> str | None:
+    """Why storing `upload` would add nothing (it is the current version), or None.
+
+    Pass the Bundle: its `content` is what add_version would store, so the sha256 compared is
+    the one the new version would get (bytes are compared as they are).
+    """
+    content = upload.content if isinstance(upload, Bundle) else upload
     current = scenario.versions.only("number", "sha256").first()
-    if current and current.sha256 == hashlib.sha256(raw).hexdigest():
+    if current and current.sha256 == hashlib.sha256(content).hexdigest():
         return (f"This is the same file as the current version {current.number} "
                 f"(sha256 {current.short_sha}…): there is nothing new to store.")
     return None
 
 
 @transaction.atomic
-def create_scenario(project: Project, *, fields: dict, bundle: Bundle, raw: bytes, filename: str, findings: dict, user):
+def create_scenario(project: Project, *, fields: dict, bundle: Bundle, filename: str, findings: dict, user,
+                    raw: bytes | None = None):
     scenario = Scenario.objects.create(project=project, **fields)
-    add_version(scenario, bundle=bundle, raw=raw, filename=filename, findings=findings, user=user)
+    add_version(scenario, bundle=bundle, filename=filename, findings=findings, user=user)
     return scenario
 
 

@@ -142,7 +142,7 @@ def scenario_create(request, slug):
     if request.method == "POST" and form.is_valid():
         fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
         scenario = create_scenario(
-            project, fields=fields, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
+            project, fields=fields, bundle=form.bundle, filename=form.cleaned_data["locustfile"].name,
             findings=form.findings, user=request.user,
         )
         messages.success(request, f"Scenario {scenario.name} created with locustfile version 1.")
@@ -204,12 +204,12 @@ def version_upload(request, scenario_id):
                        "membership": membership, "upload_error": too_large}, status=413)
     form = UploadVersionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        duplicate = same_as_current(scenario, form.raw)
+        duplicate = same_as_current(scenario, form.bundle)
         if duplicate:
             form.add_error("locustfile", duplicate)
     if request.method == "POST" and form.is_valid():
         version = add_version(
-            scenario, bundle=form.bundle, raw=form.raw, filename=form.cleaned_data["locustfile"].name,
+            scenario, bundle=form.bundle, filename=form.cleaned_data["locustfile"].name,
             findings=form.findings, user=request.user, comment=form.cleaned_data["comment"],
         )
         messages.success(request, f"Uploaded version {version.number} of {scenario.name}.")
@@ -264,11 +264,17 @@ def _source_context(request, version) -> dict:
     """The bundle's file list and the selected file (?file=path, default locustfile.py) rendered."""
     if version is None:
         return {}
-    bundle = bundles.open_stored(version.kind, bytes(version.content))
+    base = reverse("scenarios-version", args=[version.scenario_id, version.number])
+    try:
+        bundle = bundles.open_stored(version.kind, bytes(version.content))
+    except bundles.BundleError as error:
+        # Stored before a rule was tightened (or damaged since): say why rather than fail the page.
+        note = f"This version can no longer be opened: {error.message}"
+        return {"files": [], "selected_file": bundles.ENTRY_POINT, "rendered": {"html": None, "note": note},
+                "version_url": base}
     selected = request.GET.get("file") or bundles.ENTRY_POINT
     if selected not in bundle.files:
         selected = bundles.ENTRY_POINT
     files = [{"path": path, "size": len(data), "selected": path == selected} for path, data in sorted(bundle.files.items())]
-    base = reverse("scenarios-version", args=[version.scenario_id, version.number])
     return {"files": files, "selected_file": selected, "rendered": render_file(selected, bundle.files[selected]),
             "version_url": base}

@@ -1,8 +1,8 @@
 """Creating scenarios and uploading locustfile versions through the web UI."""
 
 import hashlib
-import os
 import io
+import os
 import zipfile
 
 from django.urls import reverse
@@ -307,3 +307,67 @@ def test_it_wraps_each_source_line_so_a_linked_line_can_be_highlighted(client, a
     page = client.get(reverse("scenarios-version", args=[scenario.pk, 1])).content.decode()
     assert '<span id="line-3"><a id="L-3" name="L-3"></a>' in page
     assert 'href="#L-3"' in page
+
+
+def _littered_bundle() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("shop/locustfile.py", SHOP)
+        archive.writestr("shop/helpers.py", b"def go():\n    pass\n")
+        archive.writestr("shop/helpers.pyc", b"\xa7\r\r\n\x00\x00\x00\x00")
+        archive.writestr("shop/__pycache__/helpers.cpython-311.pyc", b"\xa7\r\r\n\x00\x00\x00\x00")
+        archive.writestr("__MACOSX/shop/._locustfile.py", b"\x00\x05\x16\x07")
+    return buffer.getvalue()
+
+
+def test_it_stores_only_the_files_it_shows_and_names_the_ignored_ones(client, alice, project):
+    client.force_login(alice)
+    assert _create(client, _littered_bundle(), filename="shop.zip").status_code == 302
+    version = LocustfileVersion.objects.get()
+    with zipfile.ZipFile(io.BytesIO(bytes(version.content))) as archive:
+        stored = archive.namelist()
+    assert stored == [f["path"] for f in version.findings["files"]] == ["helpers.py", "locustfile.py"]
+    assert version.file_count == 2 and version.size == len(version.content)
+    assert version.sha256 == hashlib.sha256(bytes(version.content)).hexdigest()
+    page = client.get(version.get_absolute_url()).content.decode()
+    assert "shop/helpers.pyc" in page and "__MACOSX/shop/._locustfile.py" in page  # listed under "Ignored"
+    download = client.get(reverse("scenarios-version-download", args=[version.scenario_id, 1]))
+    assert download.content == bytes(version.content)
+    assert download["X-Content-SHA256"] == version.sha256
+
+
+def test_it_refuses_the_same_littered_bundle_twice(client, alice, project):
+    client.force_login(alice)
+    _create(client, _littered_bundle(), filename="shop.zip")
+    scenario = Scenario.objects.get()
+    response = client.post(reverse("scenarios-upload", args=[scenario.pk]),
+                           {"locustfile": upload("shop.zip", _littered_bundle())})
+    assert response.status_code == 400
+    assert "same file as the current version 1" in response.content.decode()
+    assert scenario.versions.count() == 1
+
+
+def test_it_refuses_a_bomb_hidden_in_an_ignored_member_and_stores_nothing(client, alice, project):
+    client.force_login(alice)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("locustfile.py", SHOP)
+        archive.writestr("__MACOSX/._blob", bytes(200 * 1024 * 1024))
+    assert len(buffer.getvalue()) < 300 * 1024
+    response = _create(client, buffer.getvalue(), filename="shop.zip")
+    assert response.status_code == 200
+    assert "shop.zip unpacks to 200.0 MB" in response.content.decode()
+    assert not Scenario.objects.exists() and not LocustfileVersion.objects.exists()
+
+
+def test_it_shows_why_an_old_version_can_no_longer_be_opened(client, alice, project, scenario):
+    client.force_login(alice)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("locustfile.py", SHOP)
+        archive.writestr("fast.so", b"\x7fELF")
+    LocustfileVersion.objects.create(scenario=scenario, number=2, kind="zip", filename="old.zip",
+                                     content=buffer.getvalue(), unpacked_size=0, file_count=2, findings={})
+    response = client.get(reverse("scenarios-version", args=[scenario.pk, 2]))
+    assert response.status_code == 200
+    assert "&#x27;fast.so&#x27; in bundle.zip is a compiled module" in response.content.decode()
