@@ -125,6 +125,16 @@ def error_message(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
+def memory_limit_message() -> str:
+    """What a MemoryError means here: the sandbox's address-space limit (workers.limits)."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return "the locustfile ran out of memory (killed)"
+    return f"the locustfile exceeded its {soft // (1024 * 1024)} MiB memory limit (killed)"
+
+
 def user_traceback(error: BaseException, root: str) -> str:
     """The traceback as its author reads it: only frames in the locustfile's own files, with
     paths relative to the bundle (not the slot's temporary directory), then the error line.
@@ -165,6 +175,7 @@ class Pool:
         self.on_start_failures = 0
         self.first_on_start_failure: tuple[str, str] | None = None
         self.reported_all_failed = False
+        self.memory_reported = False
 
     # -- import ------------------------------------------------------------------------------
     def load(self, init: dict) -> None:
@@ -176,6 +187,9 @@ class Pool:
         try:
             self._load(path)
         except BaseException as error:  # noqa: BLE001 - anything the user's module raises, SystemExit too
+            if isinstance(error, MemoryError):
+                self.io.write({"type": "error", "stage": "limit", "message": memory_limit_message(), "detail": ""})
+                raise SystemExit(1) from None
             self.io.write({"type": "error", "stage": "import", "message": error_message(error),
                            "detail": user_traceback(error, os.path.dirname(path))})
             raise SystemExit(1) from None
@@ -236,6 +250,9 @@ class Pool:
         from locust import User
 
         def on_user_error(user_instance, exception, tb, **_kw):
+            if isinstance(exception, MemoryError) and not self.memory_reported:
+                self.memory_reported = True  # the slot kills the sandbox and names the limit
+                self.io.write({"type": "error", "stage": "limit", "message": memory_limit_message(), "detail": ""})
             formatted = "".join(traceback.format_tb(tb)) if tb is not None else ""
             self.recorder.record_exception(error_message(exception), formatted)
             # User.run fires with the User itself only when on_start failed (tasks fire with a TaskSet).

@@ -39,7 +39,8 @@ from pathlib import Path
 import msgpack
 import redis as redis_lib
 
-from workers import protocol
+from workers import protocol, sandbox
+from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
 
@@ -52,7 +53,8 @@ STOP_GRACE = 30.0             # after a stop: stop_timeout + this, then the pool
 FLUSH_TIMEOUT = float(os.environ.get("SWARMDECK_FLUSH_TIMEOUT", 600))  # how long to keep retrying Redis at the end
 LEASE_REFRESH = 5.0
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError)
-ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ")
+WATCH_EVERY = 0.25           # how often the slot measures its sandbox against its limits
+RUN_DIR_PREFIX = "swarmdeck-run"
 
 
 def host_name() -> str:
@@ -165,18 +167,6 @@ class Outbox:
 
 # -- the pool process --------------------------------------------------------------------------
 
-def scrubbed_env(home: str) -> dict:
-    """What user code sees: no Redis, database or Django secrets."""
-    env = {key: os.environ[key] for key in ENV_KEEP if key in os.environ}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.setdefault("LANG", "C.UTF-8")
-    env["HOME"] = home
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
-
-
 def unpack_bundle(bundle: dict, directory: Path) -> Path:
     """Write the locustfile (or extract the zip) into directory; returns the dir holding locustfile.py."""
     content = base64.b64decode(bundle["content_b64"])
@@ -221,14 +211,16 @@ class BundleProblem(Exception):
 
 
 class PoolProcess:
-    """`python -m workers.pool` in its own process group, with framed stdin/stdout."""
+    """`python -m workers.pool` in its sandbox (workers.sandbox), with framed stdin/stdout."""
 
-    def __init__(self, cwd: Path, home: Path):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workers.pool"], cwd=str(cwd), env=scrubbed_env(str(home)),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )
+    def __init__(self, run_dir: Path, limits: Limits, isolation: sandbox.Isolation, uid: int | None = None):
+        self.limits = limits
+        self.isolated = isolation.isolated
+        command = sandbox.build(run_dir, limits, isolated=self.isolated, uid=uid)
+        self.proc = sandbox.start(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.pid = self.proc.pid
+        self.usage = sandbox.Usage()
+        self.next_watch = 0.0
         self.frames: queue.Queue = queue.Queue()
         self.stderr_tail: collections.deque = collections.deque(maxlen=STDERR_LINES)
         self.write_lock = threading.Lock()
@@ -236,6 +228,19 @@ class PoolProcess:
         self.err_reader = threading.Thread(target=self._read_stderr, name=f"pool-{self.pid}-err", daemon=True)
         self.reader.start()
         self.err_reader.start()
+
+    def over_limit(self) -> str | None:
+        """The limit the sandbox ran into (measured every WATCH_EVERY), in words, or None."""
+        now = time.monotonic()
+        if now < self.next_watch or not self.alive():
+            return None
+        self.next_watch = now + WATCH_EVERY
+        self.usage = sandbox.usage(self.pid, self.isolated)
+        return sandbox.exceeded(self.usage, self.limits)
+
+    def exit_reason(self) -> str | None:
+        """Why the pool died, when one of its limits explains it."""
+        return sandbox.explain_exit(self.proc.returncode, self.usage, self.limits)
 
     def _read_frames(self) -> None:
         try:
@@ -272,13 +277,9 @@ class PoolProcess:
         return self.proc.poll() is None
 
     def kill(self) -> None:
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        """The pool and everything it started (the whole sandbox)."""
+        sandbox.kill_tree(self.proc, self.isolated)
+        if self.proc.poll() is None:
             log.error("Pool %s did not die after SIGKILL.", self.pid)
 
     def close(self) -> None:
@@ -334,6 +335,12 @@ class Slot:
         self.last_lease = 0.0
         self.control_users: tuple | None = None
         self.eof = False
+        self.require_isolation = bool(assignment.get("require_isolation"))
+        self.limits = Limits.from_env(duration=float(self.params.get("duration") or 0),
+                                      stop_timeout=float(self.params.get("stop_timeout") or 0),
+                                      import_timeout=self.import_timeout, start_timeout=self.start_timeout)
+        self.sandbox_user = sandbox.SandboxUser()
+        self.limit_reason: str | None = None
 
     # -- events ----------------------------------------------------------------------------------
     def error(self, stage: str, message: str, detail: str = "") -> None:
@@ -348,7 +355,11 @@ class Slot:
             self.final_seen = self.final_seen or frame.get("kind") == "final"
             self.outbox.put(protocol.EVENT_SNAPSHOT, bytes(frame["data"]))
         elif kind == "error":
-            self.error(frame.get("stage") or "run", str(frame.get("message") or "error"), str(frame.get("detail") or ""))
+            stage = frame.get("stage") or "run"
+            if stage == "limit":  # the pool itself ran into one (a MemoryError): the slot kills it
+                self.limit_reason = str(frame.get("message") or "the locustfile ran into a limit")
+                return
+            self.error(stage, str(frame.get("message") or "error"), str(frame.get("detail") or ""))
         else:
             log.warning("Run %s slot %s: unexpected frame %r from the pool.", self.run_id, self.index, kind)
 
@@ -412,6 +423,7 @@ class Slot:
             self.outbox.put_control(protocol.EVENT_DONE, {"exit_code": int(exit_code)})
             if self.tempdir is not None:
                 shutil.rmtree(self.tempdir, ignore_errors=True)
+            self.sandbox_user.release()
             self.outbox.close()
             try:
                 self.redis.delete(self.busy_key)
@@ -421,15 +433,24 @@ class Slot:
                 signal.signal(signal.SIGTERM, previous_term)
 
     def _run(self) -> int:
-        self.tempdir = Path(tempfile.mkdtemp(prefix=f"swarmdeck-run{self.run_id}-slot{self.index}-"))
+        isolation = sandbox.probe()
+        if self.require_isolation and not isolation.isolated:
+            self.error("claim", f"Slot refused by {self.worker} on {host_name()}: this worker is not isolated "
+                                f"({isolation.detail}), and this Swarmdeck runs locustfiles only in a sandbox "
+                                "(SWARMDECK_REQUIRE_ISOLATION). Install bubblewrap on that machine, or allow "
+                                "unisolated workers with SWARMDECK_REQUIRE_ISOLATION=0.")
+            return 1
+        self.tempdir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{self.run_id}-slot{self.index}-pid{self.pid}-"))
         try:
             cwd = unpack_bundle(self.assignment["bundle"], self.tempdir)
         except BundleProblem as problem:
             self.error("claim", str(problem))
             return 1
         try:
-            self.pool = PoolProcess(cwd, self.tempdir)
-        except OSError as error:
+            uid = self.sandbox_user.acquire().uid if isolation.isolated else None
+            sandbox.prepare_run_dir(self.tempdir, uid)
+            self.pool = PoolProcess(cwd, self.limits, isolation, uid)
+        except (OSError, RuntimeError) as error:
             self.error("claim", f"Could not start the pool process: {error}.")
             return 1
         pool = self.pool
@@ -447,20 +468,28 @@ class Slot:
                                      "(does it loop or block at import time?)", pool.tail())
                 return pool.proc.returncode if pool.proc.returncode is not None else -9
             self.refresh_lease()
+            if self.stopped_by_limit(pool):
+                return pool.proc.returncode if pool.proc.returncode is not None else -9
             try:
-                frame = pool.next_frame(min(left, 1.0))
+                frame = pool.next_frame(min(left, WATCH_EVERY))
             except queue.Empty:
                 continue
             if frame is None:
                 self.eof = True
                 code = pool.proc.wait(timeout=10)
-                self.error("import", f"The pool process {describe_exit(code)} while importing the locustfile.",
-                           pool.tail())
+                reason = pool.exit_reason()
+                if reason:
+                    self.error("limit", reason, pool.tail())
+                else:
+                    self.error("import", f"The pool process {describe_exit(code)} while importing the locustfile.",
+                               pool.tail())
                 return code
             if frame.get("type") == "ready":
                 ready = frame
             elif frame.get("type") == "error":
                 self.forward(frame)
+                if self.stopped_by_limit(pool):
+                    return pool.proc.returncode if pool.proc.returncode is not None else -9
                 return self._wait_exit(pool, 10)
         self.outbox.put_control(protocol.EVENT_READY, {
             "host": host_name(), "pid": pool.pid, "worker": self.worker,
@@ -495,6 +524,8 @@ class Slot:
                 if frame is None:
                     self.eof = True
                     break
+            if self.stopped_by_limit(pool):
+                return pool.proc.returncode if pool.proc.returncode is not None else -9
             now = time.monotonic()
             if now < next_poll:
                 continue
@@ -533,12 +564,25 @@ class Slot:
                 return pool.proc.returncode if pool.proc.returncode is not None else -9
 
         code = self._wait_exit(pool, 10)
-        if code != 0 and not self.error_sent:
+        reason = pool.exit_reason() if code != 0 else None
+        if reason and not self.error_sent:
+            self.error("limit", reason, pool.tail())
+        elif code != 0 and not self.error_sent:
             self.error("run", f"The pool process {describe_exit(code)}"
                               f"{'' if self.final_seen else ' before its final snapshot'}.", pool.tail())
         elif code == 0 and not self.final_seen and not self.error_sent:
             self.error("run", "The pool process ended without a final snapshot.", pool.tail())
         return code
+
+    def stopped_by_limit(self, pool: PoolProcess) -> bool:
+        """Kill the sandbox once it runs into one of its limits, and say which."""
+        reason = self.limit_reason or pool.over_limit()
+        if reason is None:
+            return False
+        pool.kill()
+        log.warning("Run %s slot %s: %s.", self.run_id, self.index, reason)
+        self.error("limit", reason, pool.tail())
+        return True
 
     def _wait_exit(self, pool: PoolProcess, timeout: float) -> int:
         try:

@@ -9,16 +9,23 @@ import time
 import pytest
 
 from tests.workers.conftest import LOCUSTFILES, wait_until
-from workers import slot, stats, wire
+from controlcenter.env import BASE_DIR
+from workers import sandbox, slot, stats, wire
+from workers.limits import Limits
 
 
 @pytest.fixture
 def pool_in(tmp_path):
     started = []
+    users = []
 
     def start(name: str, **params) -> slot.PoolProcess:
         shutil.copy(LOCUSTFILES / f"{name}.py", tmp_path / "locustfile.py")
-        pool = slot.PoolProcess(tmp_path, tmp_path)
+        isolation = sandbox.probe()
+        user = sandbox.SandboxUser().acquire() if isolation.isolated else sandbox.SandboxUser()
+        users.append(user)
+        sandbox.prepare_run_dir(tmp_path, user.uid)
+        pool = slot.PoolProcess(tmp_path, Limits(), isolation, user.uid)
         started.append(pool)
         defaults = {"users": 2, "spawn_rate": 100.0, "share": 1.0, "host": "", "duration": 0, "user_classes": [],
                     "tags": [], "exclude_tags": [], "stop_timeout": 2.0}
@@ -29,6 +36,8 @@ def pool_in(tmp_path):
     yield start
     for pool in started:
         pool.close()
+    for user in users:
+        user.release()
 
 
 def frames_until_eof(pool, timeout=15.0):
@@ -51,7 +60,8 @@ def next_frame(pool, timeout=15.0):
 def test_it_answers_init_with_ready_and_a_final_snapshot_on_stop(pool_in):
     pool = pool_in("http_user")
     ready = next_frame(pool)
-    assert ready == {"type": "ready", "pid": pool.pid, "user_classes": ["Browser"]}
+    # In its own PID namespace the pool is pid 2 (bubblewrap's reaper is 1).
+    assert ready == {"type": "ready", "pid": 2 if pool.isolated else pool.pid, "user_classes": ["Browser"]}
     pool.send({"type": "stop"})  # before go: nothing ran, the final snapshot is empty
     frames = frames_until_eof(pool)
     assert [f["type"] for f in frames] == ["snapshot"]
@@ -114,7 +124,7 @@ def test_it_keeps_locusts_request_stats_listener_out(tmp_path):
         "print('HANDLERS', [h.__qualname__ for h in pool.env.events.request._handlers], file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env=slot.scrubbed_env(str(tmp_path)))
+                            env={**sandbox.pool_env(), "PYTHONPATH": str(BASE_DIR)})
     line = [x for x in result.stderr.splitlines() if x.startswith("HANDLERS")]
     assert line, result.stderr[-2000:]
     assert "Runner.__init__.<locals>.on_request" not in line[0]
