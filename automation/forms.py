@@ -2,7 +2,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 
-from automation import cron
+from automation import cron, safe_http
 from automation.models import Event, Schedule, Webhook
 from runs.services import host_problem
 from scenarios.forms import DurationField
@@ -89,4 +89,8 @@ class WebhookForm(forms.ModelForm):
         url = self.cleaned_data["url"]
         if not url.lower().startswith(("http://", "https://")):
             raise forms.ValidationError("Use an http:// or https:// URL.")
+        # A first look, at save time; every connection checks again what the name resolves to then.
+        problem = safe_http.url_problem(url)
+        if problem:
+            raise forms.ValidationError(problem)
         return url

@@ -6,7 +6,8 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from automation import schedules as schedule_service, webhooks as webhook_service
+from automation import schedules as schedule_service
+from automation import webhooks as webhook_service
 from automation.forms import ScheduleForm, WebhookForm
 from automation.models import Schedule, Webhook, WebhookDelivery, new_secret
 from scenarios.access import get_project_for_user, get_scenario_for_user
@@ -139,7 +140,7 @@ def webhook_ping(request, webhook_id):
     if not error:
         messages.success(request, f"Ping answered {status} in {seconds * 1000:.0f} ms.")
     else:
-        messages.error(request, f"Ping failed: {error}.")
+        messages.error(request, f"Ping failed: {error}" + ("" if error.endswith(".") else "."))
     return redirect(webhook)
 
 

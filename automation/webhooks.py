@@ -10,8 +10,6 @@ import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +17,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from automation import safe_http
 from automation.models import Event, Webhook, WebhookAttempt, WebhookDelivery
 from runs.models import Run
 
@@ -104,28 +103,10 @@ def create_deliveries(run: Run, event: str, criterion=None) -> list[WebhookDeliv
     return deliveries
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect would turn the POST into a GET without the body: count it as a failed attempt."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def post(url: str, body: bytes, headers: dict) -> tuple[int | None, str]:
-    """(status code, error text); the error is empty for a 2xx answer."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with _opener.open(request, timeout=REQUEST_TIMEOUT) as response:
-            response.read(65536)
-            return response.status, ""
-    except urllib.error.HTTPError as error:
-        return error.code, f"HTTP {error.code} {error.reason}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return None, f"{type(error).__name__}: {reason}"
+    """(status code, error text); the error is empty for a 2xx answer. Internal addresses are
+    refused when connecting, unless SWARMDECK_WEBHOOK_ALLOW_PRIVATE (automation/safe_http.py)."""
+    return safe_http.post(url, body, headers, timeout=REQUEST_TIMEOUT, allow_private=safe_http.private_allowed())
 
 
 def ping(webhook) -> tuple[int | None, str, float]:

@@ -175,3 +175,5 @@ LOGGING = {
 
 # Where people and webhook receivers reach this Swarmdeck: links in the CLI's output and in payloads.
 SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PORT', 8000, minimum=1)}").rstrip("/")
+# Webhooks may reach loopback, private and link-local addresses only if an admin allows it (SSRF guard).
+SWARMDECK_WEBHOOK_ALLOW_PRIVATE = envbool("SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False)

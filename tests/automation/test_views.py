@@ -10,6 +10,12 @@ from scenarios.models import Role
 HOST = "http://127.0.0.1:9"
 
 
+@pytest.fixture(autouse=True)
+def allow_loopback_webhooks(settings):
+    """The webhook URLs here are on 127.0.0.1, which the form refuses unless the admin allows it."""
+    settings.SWARMDECK_WEBHOOK_ALLOW_PRIVATE = True
+
+
 @pytest.fixture
 def schedule(scenario):
     return Schedule.objects.create(scenario=scenario, name="nightly", preset=Schedule.Preset.NIGHTLY, host=HOST)
@@ -172,3 +178,17 @@ def test_a_maintainer_adds_a_webhook_with_a_generated_secret(client, alice, proj
     assert hook.secret != old
     response = client.post(reverse("automation-webhooks", args=["shop"]), _webhook_data(url="ftp://example.com/x"))
     assert "url" in response.context["form"].errors and Webhook.objects.count() == 1
+
+
+def test_it_refuses_a_webhook_to_an_internal_address_unless_the_admin_allows_it(settings, client, alice, project):
+    settings.SWARMDECK_WEBHOOK_ALLOW_PRIVATE = False
+    client.force_login(alice)
+    url = reverse("automation-webhooks", args=["shop"])
+    response = client.post(url, _webhook_data(url="http://127.0.0.1:8080/in"))
+    assert response.status_code == 200 and not Webhook.objects.exists()
+    assert response.context["form"].errors["url"] == [(
+        "127.0.0.1 is a loopback address; Swarmdeck does not send webhooks to internal addresses (an admin can "
+        "allow it with SWARMDECK_WEBHOOK_ALLOW_PRIVATE=1).")]
+    assert "SWARMDECK_WEBHOOK_ALLOW_PRIVATE=1" in response.content.decode()
+    settings.SWARMDECK_WEBHOOK_ALLOW_PRIVATE = True
+    assert client.post(url, _webhook_data(url="http://127.0.0.1:8080/in")).status_code == 302

@@ -11,8 +11,16 @@ from django.db import transaction
 from automation import webhooks
 from automation.models import Event, Webhook, WebhookDelivery
 from controlcenter.celery import app as celery_app
-from runs import services, signals as run_signals
+from runs import services
+from runs import signals as run_signals
 from runs.models import Run
+
+
+@pytest.fixture(autouse=True)
+def allow_loopback_receiver(settings):
+    """These tests' receiver listens on 127.0.0.1, which webhooks refuse unless the admin allows it
+    (tests/automation/test_safe_urls.py covers the refusal)."""
+    settings.SWARMDECK_WEBHOOK_ALLOW_PRIVATE = True
 
 
 @pytest.fixture
@@ -40,9 +48,8 @@ def _verify(secret: str, request: dict) -> dict:
 def _end(run, django_capture_on_commit_callbacks):
     """Send run_ended as the collector does; return the enqueue callbacks without running them
     (no control worker here: the tests call the delivery function themselves)."""
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        with transaction.atomic():
-            run_signals.run_ended.send(sender=Run, run_id=run.pk)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        run_signals.run_ended.send(sender=Run, run_id=run.pk)
     return callbacks
 
 
