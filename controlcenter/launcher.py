@@ -30,6 +30,9 @@ READY_TIMEOUT = 90.0
 # What a load worker may see of our environment: it needs Redis and nothing secret.
 WORKER_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "REDIS_URL", "VAR_DIR", "SWARMDECK_LAUNCH_ID")
 
+# ... and the sandbox's settings (limits, uids, bubblewrap's path).
+WORKER_ENV_PREFIXES = ("SWARMDECK_POOL_", "SWARMDECK_SANDBOX_", "SWARMDECK_BWRAP")
+
 _print_lock = threading.Lock()
 
 
@@ -125,7 +128,9 @@ class Launcher:
                 key_file.chmod(0o600)
         if not env.get("REDIS_URL"):
             self.redis, url = embedded_redis.start(self.var)
-            say("redis", f"Embedded redis-server {url} (pid {self.redis.pid}), data in {self.var / 'redis'}.")
+            shown = url.split("@", 1)[-1]
+            say("redis", f"Embedded redis-server on {shown} (pid {self.redis.pid}), password in "
+                         f"{self.var / 'redis' / 'password'}, data in {self.var / 'redis'}.")
             env["REDIS_URL"] = url
         return env
 
@@ -142,7 +147,7 @@ class Launcher:
     def _children(self, env: dict) -> list[Child]:
         python = sys.executable
         web_env = dict(env, DJANGO_SETTINGS_MODULE="controlcenter.settings")
-        worker_env = {key: env[key] for key in WORKER_ENV_KEEP if key in env}
+        worker_env = {key: env[key] for key in env if key in WORKER_ENV_KEEP or key.startswith(WORKER_ENV_PREFIXES)}
         worker_env["PYTHONUNBUFFERED"] = "1"
         cores = str(os.cpu_count() or 1)
         host = socket.gethostname()

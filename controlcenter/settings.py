@@ -34,6 +34,8 @@ try:
     REDIS_URL = resolve_redis_url()
     TIME_ZONE = envstr("TIME_ZONE", "UTC")
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
+    # Runs go only to load workers that sandbox locustfiles (bubblewrap); DEBUG=1 allows any.
+    SWARMDECK_REQUIRE_ISOLATION = envbool("SWARMDECK_REQUIRE_ISOLATION", not DEBUG)
 except BadSetting as error:
     raise ImproperlyConfigured(str(error)) from None
 

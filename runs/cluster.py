@@ -4,6 +4,8 @@ import json
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from runs.redis import client
 from workers import protocol
 
@@ -18,6 +20,13 @@ class Worker:
     version: str
     heartbeat: float
     online: bool
+    isolated: bool = False
+    isolation: str = ""
+
+    @property
+    def eligible(self) -> bool:
+        """Takes runs: isolated, or this Swarmdeck allows unisolated workers."""
+        return self.isolated or not require_isolation()
 
     @property
     def free(self) -> int:
@@ -55,9 +64,19 @@ def _worker(data: dict, online: bool) -> Worker:
         name=data["name"], host=data.get("host", "?"), slots=int(data.get("slots", 0)),
         busy=int(data.get("busy", 0)), cpu=data.get("cpu"), version=str(data.get("version", "")),
         heartbeat=float(data.get("heartbeat", 0)), online=online,
+        isolated=bool(data.get("isolated", False)), isolation=str(data.get("isolation", "")),
     )
 
 
+def require_isolation() -> bool:
+    return bool(getattr(settings, "SWARMDECK_REQUIRE_ISOLATION", True))
+
+
 def capacity() -> int:
-    """Total slots of the online workers."""
-    return sum(w.slots for w in workers() if w.online)
+    """Total slots of the online workers that take runs (isolated ones, unless that is not required)."""
+    return sum(w.slots for w in workers() if w.online and w.eligible)
+
+
+def unisolated_slots() -> int:
+    """Online slots kept off runs because their worker is not isolated."""
+    return sum(w.slots for w in workers() if w.online and not w.eligible)

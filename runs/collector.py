@@ -231,6 +231,16 @@ class Collector:
         run = Run.objects.get(pk=live.run_id)
         host = RunSlot.objects.filter(run=run, index=slot).values_list("host", flat=True).first() or "?"
         log.warning("Run %s slot %s (%s) reported an error at %s: %s", run.pk, slot, host, stage, message)
+        if stage == "limit":  # the sandbox killed the pool at one of its limits: say which, in words
+            note = f"Slot {slot}: {message}"
+            if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
+                RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED, error=message)
+                self.fail(run, note, detail)
+                return
+            live.slots.setdefault(slot, SlotState()).done = True
+            RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.LOST, error=message)
+            self.degrade(run, note)
+            return
         if stage == "users":  # every user of the slot failed in on_start: the locustfile cannot run
             RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED,
                                                                error=f"{message}\n{detail}".strip())

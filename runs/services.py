@@ -39,6 +39,10 @@ def host_problem(host: str | None) -> str | None:
 def capacity_problem(slots: int) -> str | None:
     """Why a run of this many slots cannot start on the cluster as it is now, or None."""
     total = cluster.capacity()
+    if total == 0 and cluster.unisolated_slots():
+        return ("No isolated load worker is online: the workers online cannot sandbox locustfiles and take no runs. "
+                "Install bubblewrap on them (apt-get install bubblewrap) and restart them, or allow unisolated "
+                "workers with SWARMDECK_REQUIRE_ISOLATION=0 (see the Cluster page).")
     if total == 0:
         return "No load worker is online: start one (see the Cluster page) and try again."
     if slots > total:
@@ -152,6 +156,7 @@ def assignments(run: Run) -> list[dict]:
                 "stop_timeout": float(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT),
             },
             "timeouts": {"import": IMPORT_TIMEOUT, "start": START_TIMEOUT},
+            "require_isolation": cluster.require_isolation(),
         }
         for index in range(slots)
     ]

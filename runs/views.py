@@ -107,7 +107,9 @@ def cluster_view(request):
     visible = set(mine.values_list("pk", flat=True))
     online = [w for w in workers if w.online]
     return render(request, "runs/cluster.html", {
-        "workers": workers, "total_slots": sum(w.slots for w in online), "busy_slots": sum(w.busy for w in online),
+        "workers": workers, "total_slots": sum(w.slots for w in online if w.eligible),
+        "busy_slots": sum(w.busy for w in online), "unisolated_slots": sum(w.slots for w in online if not w.eligible),
+        "require_isolation": cluster.require_isolation(),
         "waiting": [(index + 1, run, run.project_id in visible) for index, run in enumerate(waiting)],
         "active": [(run, run.project_id in visible) for run in active],
     })

@@ -26,7 +26,8 @@ Events on the stream (``type`` field)
 -------------------------------------
 ``ready``     slot claimed, pool imported the locustfile; data: {host, pid, worker, user_classes}
 ``snapshot``  a delta or final snapshot (workers.wire); data is wire bytes
-``error``     the slot cannot go on; data: {stage: "claim"|"import"|"start"|"users"|"run", message, detail}
+``error``     the slot cannot go on; data: {stage: "claim"|"import"|"start"|"users"|"run"|"limit", message, detail}
+              ("limit": the sandbox was killed at one of its limits; the message names it in words)
 ``done``      the slot task is finished (after its final snapshot or its error); data: {exit_code}
 """
 

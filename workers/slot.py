@@ -603,6 +603,28 @@ class Slot:
         return code if code is not None else -9
 
 
+def sweep_stale_run_dirs() -> int:
+    """Run directories whose slot process is gone (killed before its cleanup): removed."""
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*-pid*-*"):
+        try:
+            pid = int(path.name.rsplit("-pid", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    if removed:
+        log.info("Removed %s run directorie(s) of slots that were killed.", removed)
+    return removed
+
+
 def _raise_exit(signum, frame):  # noqa: ARG001
     raise SystemExit(128 + signum)
 

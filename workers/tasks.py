@@ -38,9 +38,11 @@ def run_slot(self, assignment: dict) -> str:
 # -- registry ------------------------------------------------------------------------------------
 
 class Heartbeat:
-    def __init__(self, name: str, slots: int, redis=None):
+    def __init__(self, name: str, slots: int, redis=None, isolation=None):
+        from workers import sandbox
         from workers.slot import redis_client
 
+        self.isolation = isolation or sandbox.probe()
         self.name = name
         self.slots = int(slots)
         self.redis = redis or redis_client()
@@ -55,6 +57,7 @@ class Heartbeat:
             "name": self.name, "host": os.environ.get("SWARMDECK_HOST") or socket.gethostname(),
             "slots": self.slots, "busy": busy, "cpu": psutil.cpu_percent(), "version": VERSION,
             "pid": os.getpid(), "started": self.started, "heartbeat": time.time(),
+            **self.isolation.as_dict(),
         }
 
     def beat(self) -> None:
@@ -96,12 +99,30 @@ def _concurrency(sender) -> int:
     return os.cpu_count() or 1
 
 
+@signals.worker_init.connect
+def _on_worker_init(**_kwargs):
+    """Probe the sandbox once before the pool processes fork (they inherit the answer), and
+    remove run directories left by slots that were killed."""
+    from workers import sandbox, slot
+
+    sandbox.probe()
+    slot.sweep_stale_run_dirs()
+
+
 @signals.worker_ready.connect
 def _on_worker_ready(sender=None, **_kwargs):
     global _heartbeat
     name = getattr(sender, "hostname", None) or protocol.worker_name()
     _heartbeat = Heartbeat(name, _concurrency(sender)).start()
+    isolation = _heartbeat.isolation
     log.info("Load worker %s registered with %s slot(s).", name, _heartbeat.slots)
+    if isolation.isolated:
+        log.info("Load worker %s isolates locustfiles: %s.", name, isolation.detail)
+    else:
+        banner = "!" * 100
+        log.warning("%s\nLOAD WORKER %s IS NOT ISOLATED: %s.\nLocustfiles would run with this worker's rights "
+                    "and could read its REDIS_URL. Where SWARMDECK_REQUIRE_ISOLATION is on (the default unless "
+                    "DEBUG=1), this worker takes no runs.\n%s", banner, name, isolation.detail, banner)
 
 
 @signals.worker_shutdown.connect

@@ -48,7 +48,8 @@ def start_beat(tmp_path) -> Process:
 def start_control() -> Process:
     return Process("control", [sys.executable, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "control",
                                "-c", "1", "-n", "control@e2e", "--loglevel", "INFO", "--without-mingle",
-                               "--without-gossip"], _django_env(SWARMDECK_BASE_URL="http://swarmdeck.test"))
+                               "--without-gossip"], _django_env(SWARMDECK_BASE_URL="http://swarmdeck.test",
+                                                             SWARMDECK_WEBHOOK_ALLOW_PRIVATE="1"))
 
 
 def _clean_broker():
