@@ -520,6 +520,9 @@ class Collector:
     def finish(self, run: Run, live: LiveRun) -> None:
         self.persist_run(live, final=True)
         run.refresh_from_db()
+        if run.status in Run.TERMINAL:  # e.g. failed a moment ago because every slot was lost
+            self.live.pop(run.pk, None)
+            return
         if run.total_requests == 0 and not any(w.get("kind") == "no_requests" for w in run.warnings):
             run.warnings = [*run.warnings, {
                 "kind": "no_requests", "slot": None, "host": "", "at": timezone.now().isoformat(),

@@ -42,13 +42,11 @@ class Limits:
     absolute_processes: bool = True  # False outside a user namespace: the count would include the worker's own
 
     @classmethod
-    def from_env(cls, duration: float = 0.0, stop_timeout: float = 0.0, import_timeout: float = 30.0,
-                 start_timeout: float = 60.0) -> Limits:
-        """SWARMDECK_POOL_* settings of this worker; the CPU backstop follows the run's duration."""
+    def from_env(cls, duration: float = 0.0, stop_timeout: float = 0.0) -> Limits:
+        """SWARMDECK_POOL_* settings of this worker. The CPU backstop is the run's duration and stop
+        timeout plus SWARMDECK_POOL_CPU_GRACE (300 s: the import, a slow start, a busy machine)."""
         grace = _env_int("SWARMDECK_POOL_CPU_GRACE", 300)
-        cpu = 0
-        if duration > 0:
-            cpu = int(import_timeout + start_timeout + duration + stop_timeout + grace)
+        cpu = int(duration + stop_timeout + grace) if duration > 0 else 0
         return cls(
             memory_mb=_env_int("SWARMDECK_POOL_MEMORY_MB", cls.memory_mb, minimum=64),
             processes=_env_int("SWARMDECK_POOL_PROCESSES", cls.processes, minimum=8),

@@ -292,14 +292,18 @@ def _name(process: psutil.Process) -> str:
 
 
 def usage(root_pid: int, isolated: bool) -> Usage:
+    """What the sandbox uses now. Memory is resident memory, counted proportionally (PSS) once
+    there are several processes, so forked children are not charged for the pages they share."""
     result = Usage()
-    for process in _inside(root_pid, isolated):
+    inside = _inside(root_pid, isolated)
+    shared = len(inside) > 1
+    for process in inside:
         try:
             with process.oneshot():
                 memory = process.memory_info()
                 times = process.cpu_times()
                 result.processes += process.num_threads()
-                result.rss_mb += memory.rss / MIB
+                result.rss_mb += (process.memory_full_info().pss if shared else memory.rss) / MIB
                 result.max_fds = max(result.max_fds, process.num_fds())
                 result.cpu_seconds = max(result.cpu_seconds, times.user + times.system)
                 result.pool_vms_mb = max(result.pool_vms_mb, memory.vms / MIB)
@@ -310,22 +314,34 @@ def usage(root_pid: int, isolated: bool) -> Usage:
 
 def exceeded(used: Usage, limits: Limits) -> str | None:
     """The limit the sandbox ran into, in words, or None."""
-    if used.rss_mb >= limits.memory_mb:
-        return f"the locustfile exceeded its {limits.memory_mb} MiB memory limit (killed)"
     if used.processes >= limits.processes - 1:
         return f"the locustfile reached its limit of {limits.processes} processes and threads (killed)"
     if used.max_fds >= limits.open_files - 1:
         return f"the locustfile reached its limit of {limits.open_files} open files (killed)"
+    if used.rss_mb >= limits.memory_mb:
+        return f"the locustfile exceeded its {limits.memory_mb} MiB memory limit (killed)"
     if limits.cpu_seconds and used.cpu_seconds >= limits.cpu_seconds:
         return f"the locustfile used up its {limits.cpu_seconds} s CPU-time limit (killed)"
     return None
 
 
+def signal_of(code: int | None) -> int | None:
+    """The signal that ended the pool: Popen says -N; bubblewrap passes its child's death on as 128 + N."""
+    if code is None:
+        return None
+    if code < 0:
+        return -code
+    if 128 < code < 128 + signal.NSIG:
+        return code - 128
+    return None
+
+
 def explain_exit(code: int | None, last: Usage, limits: Limits) -> str | None:
     """Why a pool died of a signal, when a limit explains it."""
-    if code is None or code >= 0:
+    signum = signal_of(code)
+    if signum is None:
         return None
-    if -code == signal.SIGXCPU or (limits.cpu_seconds and last.cpu_seconds >= limits.cpu_seconds - 1):
+    if signum == signal.SIGXCPU or (limits.cpu_seconds and last.cpu_seconds >= limits.cpu_seconds - 1):
         return f"the locustfile used up its {limits.cpu_seconds} s CPU-time limit (killed)"
     if last.pool_vms_mb >= 0.9 * limits.memory_mb or last.rss_mb >= 0.9 * limits.memory_mb:
         return f"the locustfile exceeded its {limits.memory_mb} MiB memory limit (killed)"

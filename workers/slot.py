@@ -299,11 +299,12 @@ class PoolProcess:
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "is still running"
-    if code < 0:
+    signum = sandbox.signal_of(code)
+    if signum is not None:
         try:
-            name = signal.Signals(-code).name
+            name = signal.Signals(signum).name
         except ValueError:
-            name = f"signal {-code}"
+            name = f"signal {signum}"
         return f"was killed by {name}"
     return f"exited with code {code}"
 
@@ -337,8 +338,7 @@ class Slot:
         self.eof = False
         self.require_isolation = bool(assignment.get("require_isolation"))
         self.limits = Limits.from_env(duration=float(self.params.get("duration") or 0),
-                                      stop_timeout=float(self.params.get("stop_timeout") or 0),
-                                      import_timeout=self.import_timeout, start_timeout=self.start_timeout)
+                                      stop_timeout=float(self.params.get("stop_timeout") or 0))
         self.sandbox_user = sandbox.SandboxUser()
         self.limit_reason: str | None = None
 
