@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import hashlib
-import io
 import logging
 import os
 import queue
@@ -33,13 +31,12 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 
 import msgpack
 import redis as redis_lib
 
-from workers import protocol, sandbox
+from workers import bundle, protocol, sandbox
 from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
@@ -167,47 +164,14 @@ class Outbox:
 
 # -- the pool process --------------------------------------------------------------------------
 
-def unpack_bundle(bundle: dict, directory: Path) -> Path:
-    """Write the locustfile (or extract the zip) into directory; returns the dir holding locustfile.py."""
-    content = base64.b64decode(bundle["content_b64"])
-    expected = bundle.get("sha256")
-    if expected and hashlib.sha256(content).hexdigest() != expected:
-        raise BundleProblem("The locustfile bundle arrived damaged (its sha256 does not match the stored version).")
-    if bundle.get("kind", "py") == "py":
-        (directory / "locustfile.py").write_bytes(content)
-        return directory
+def unpack_bundle(spec: dict, directory: Path) -> Path:
+    """Write the locustfile (or the zip's accepted members) into directory, with the same rules
+    and budget as the upload check (workers.bundle); returns the dir holding locustfile.py."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(content))
-    except zipfile.BadZipFile as error:
-        raise BundleProblem(f"The bundle is not a readable zip file: {error}.") from None
-    root = directory.resolve()
-    with archive:
-        for member in archive.infolist():
-            name = member.filename.replace("\\", "/")
-            parts = [p for p in name.split("/") if p not in ("", ".")]
-            if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
-                raise BundleProblem(f"The bundle contains an unsafe path: {member.filename!r}.")
-            if not parts:
-                continue
-            target = root.joinpath(*parts)
-            if not target.resolve().is_relative_to(root):
-                raise BundleProblem(f"The bundle contains an unsafe path: {member.filename!r}.")
-            if member.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(member) as source, open(target, "wb") as out:
-                shutil.copyfileobj(source, out)
-    if (root / "locustfile.py").is_file():
-        return root
-    tops = [p for p in root.iterdir() if p.name != "__MACOSX"]
-    if len(tops) == 1 and (tops[0] / "locustfile.py").is_file():
-        return tops[0]
-    raise BundleProblem("The bundle has no locustfile.py at its root.")
-
-
-class BundleProblem(Exception):
-    pass
+        content = base64.b64decode(spec["content_b64"], validate=True)
+    except (KeyError, ValueError, TypeError):
+        raise bundle.BundleError("The locustfile bundle arrived damaged (it is not valid base64).") from None
+    return bundle.extract(spec.get("kind", "py"), content, directory, sha256=spec.get("sha256") or None)
 
 
 class PoolProcess:
@@ -443,8 +407,8 @@ class Slot:
         self.tempdir = Path(tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{self.run_id}-slot{self.index}-pid{self.pid}-"))
         try:
             cwd = unpack_bundle(self.assignment["bundle"], self.tempdir)
-        except BundleProblem as problem:
-            self.error("claim", str(problem))
+        except bundle.BundleError as problem:
+            self.error("claim", problem.message)
             return 1
         try:
             uid = self.sandbox_user.acquire().uid if isolation.isolated else None

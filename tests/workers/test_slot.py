@@ -8,14 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from controlcenter.env import BASE_DIR
 from tests.workers.conftest import locustfile, pools_alive, wait_until, zip_bundle
-from workers import protocol, slot
+from workers import protocol, sandbox, slot
 
 
 def assert_final_then_done(run):
@@ -213,7 +215,8 @@ def test_it_refuses_a_zip_that_escapes_its_directory(slot_run):
     run.start()
     assert run.join(10) == "error"
     assert run.types() == ["error", "done"]
-    assert "unsafe path" in run.of("error")[0]["message"]
+    assert run.of("error")[0]["message"] == "'../evil.py' contains '..'; bundle paths must stay inside the bundle."
+    assert not list(Path(tempfile.gettempdir()).glob("evil.py"))
 
 
 def test_it_reports_when_every_user_fails_in_on_start(slot_run, target):
@@ -244,7 +247,9 @@ def test_it_runs_a_slot_in_a_real_celery_worker_and_registers_it(slot_run, redis
         key = protocol.worker_key(name)
         raw = wait_until(lambda: redis_client.get(key), 30, 0.2, "the worker's registry key")
         entry = json.loads(raw)
-        assert set(entry) == {"name", "host", "slots", "busy", "cpu", "version", "pid", "started", "heartbeat"}
+        assert set(entry) == {"name", "host", "slots", "busy", "cpu", "version", "pid", "started", "heartbeat",
+                              "isolated", "isolation"}
+        assert entry["isolated"] is sandbox.probe().isolated and entry["isolation"] == sandbox.probe().detail
         assert entry["name"] == name and entry["slots"] == 1 and entry["busy"] == 0
         assert json.loads(redis_client.hget(protocol.WORKERS_SEEN, name))["name"] == name
         assert 0 < redis_client.ttl(key) <= protocol.WORKER_TTL_SECONDS
