@@ -53,6 +53,28 @@ def test_it_lets_workers_scale_and_keeps_them_away_from_secrets():
     assert set(worker["environment"]) == {"REDIS_URL"}
 
 
+def test_it_puts_load_workers_on_a_network_that_reaches_redis_but_not_postgres():
+    worker_networks = set(SERVICES["worker"]["networks"])
+    assert worker_networks & set(SERVICES["redis"]["networks"])
+    assert not worker_networks & set(SERVICES["postgres"]["networks"])
+    assert all(COMPOSE["networks"][name].get("internal") for name in SERVICES["postgres"]["networks"])
+
+
+def test_it_always_requires_a_redis_password():
+    command = " ".join(SERVICES["redis"]["command"])
+    assert '--requirepass "$$REDIS_PASSWORD"' in command
+    assert SERVICES["redis"]["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    for name, spec in OWN.items():
+        environment = spec.get("environment") or COMPOSE["x-app"]["environment"]
+        assert environment["REDIS_URL"] == "redis://:${REDIS_PASSWORD}@redis:6379/0", name
+
+
+def test_it_installs_bubblewrap_and_lets_workers_use_user_namespaces():
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    assert "apt-get install -y --no-install-recommends bubblewrap" in dockerfile
+    assert "seccomp=unconfined" in SERVICES["worker"]["security_opt"]
+
+
 @pytest.mark.parametrize("service", sorted(OWN))
 def test_it_runs_commands_that_exist_in_the_project(service):
     for argv in _commands(OWN[service]):
