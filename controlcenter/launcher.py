@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlcenter import embedded_redis
-from controlcenter.env import BASE_DIR, BadSetting, envint, envstr, var_dir
+from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, envstr, var_dir
 from controlcenter.processes import die_with_parent, pid_alive, port_free
 
 STOP_TIMEOUT = 15.0
@@ -99,6 +99,7 @@ class Launcher:
             if not self._wait_until_ready():
                 return 0 if self.stopping.is_set() else 1
             self._banner(admin_line)
+            self._isolation_notice()
             return self._supervise()
         except StartError as error:
             say("swarmdeck", str(error))
@@ -204,6 +205,19 @@ class Launcher:
             "children": {child.name: child.process.pid for child in self.children},
             "redis_pid": self.redis.pid if self.redis else None,
         }))
+
+    def _isolation_notice(self) -> None:
+        """Say it once, in the banner's place, when this machine cannot sandbox locustfiles."""
+        from workers import sandbox
+
+        isolation = sandbox.probe()
+        if isolation.isolated:
+            return
+        required = envbool("SWARMDECK_REQUIRE_ISOLATION", not envbool("DEBUG", False))
+        say("swarmdeck", f"Locustfiles cannot be isolated on this machine: {isolation.detail}.")
+        if required:
+            say("swarmdeck", "Runs are refused until you install it, or set SWARMDECK_REQUIRE_ISOLATION=0 to run "
+                             "locustfiles unsandboxed (only if you trust everyone who can upload one).")
 
     # -- run and stop ---------------------------------------------------------------------
     def _supervise(self) -> int:
