@@ -13,7 +13,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP)
-	$(PY) manage.py check
+	$(PY) -m ruff check .
+	SECRET_KEY=$${SECRET_KEY:-make-check} $(PY) manage.py check
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate

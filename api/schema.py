@@ -347,7 +347,7 @@ def _resolve(document: dict, node: dict) -> dict:
 def curl(base: str, path: str, method: str, operation: dict, parameters: list[dict]) -> str:
     """A curl command for the operation with example values, the key read from $SWARMDECK_TOKEN."""
     for parameter in parameters:
-        path = path.replace("{%s}" % parameter["name"], str(parameter.get("example", parameter["name"])))
+        path = path.replace(f"{{{parameter['name']}}}", str(parameter.get("example", parameter["name"])))
     segments = ["curl -sS" + ("" if method == "get" else f" -X {method.upper()}"),
                 '-H "Authorization: Bearer $SWARMDECK_TOKEN"']
     example = operation.get("x-example", {})
@@ -371,7 +371,7 @@ def operations(document: dict, base: str) -> list[dict]:
                 continue
             parameters = item.get("parameters", []) + operation.get("parameters", [])
             fields = []
-            for media_type, content in (operation.get("requestBody") or {}).get("content", {}).items():
+            for _media_type, content in (operation.get("requestBody") or {}).get("content", {}).items():
                 schema = _resolve(document, content["schema"])
                 required = set(schema.get("required", []))
                 fields = [{"name": name, "type": _type(document, prop), "required": name in required,

@@ -153,8 +153,8 @@ def scenario_runs(request, scenario_id):
     version = scenario.current_version
     if version is None:
         raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
-    form = RunForm({**RunForm.defaults(scenario), **{k: v for k, v in data.items() if v is not None}}, scenario=scenario,
-                   version=version)
+    form = RunForm({**RunForm.defaults(scenario), **{k: v for k, v in data.items() if v is not None}},
+                   scenario=scenario, version=version)
     if not form.is_valid():
         raise BadRequest(form_errors(form))
     try:

@@ -118,7 +118,8 @@ def ping(webhook) -> tuple[int | None, str, float]:
                    "links": {"webhook": base_url() + webhook.get_absolute_url()}})
     started = time.monotonic()
     status, error = post(webhook.url, body, {"Content-Type": "application/json", "User-Agent": "Swarmdeck-Webhook",
-                                             "X-Swarmdeck-Event": "ping", "X-Swarmdeck-Signature": sign(webhook.secret, body)})
+                                             "X-Swarmdeck-Event": "ping",
+                                             "X-Swarmdeck-Signature": sign(webhook.secret, body)})
     return status, error, time.monotonic() - started
 
 

@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -208,8 +207,6 @@ def synthetic_run(endpoints: int, seconds: int, status: str):
 
 
 def page_load(stack: Stack, python: str, base: str, password: str, repeats: int, ticks_to_push: int):
-    from runs import live
-    from runs.models import Run
 
     # The synthetic runs have no real slots: pause the collector, or it would (rightly) mark
     # their slots lost and fail them while the page is being measured.
@@ -229,7 +226,7 @@ def _page_load(python, base, password, repeats, ticks_to_push):
     for label, endpoints, seconds in (("empty", 0, 0), ("100 endpoints, 1 h", 100, 3600)):
         run, totals, current = synthetic_run(endpoints, seconds, Run.Status.RUNNING)
 
-        def push():
+        def push(run=run, totals=totals, current=current, seconds=seconds):
             time.sleep(2)
             for i in range(ticks_to_push):
                 meta = live.meta(Run.objects.get(pk=run.pk))
@@ -267,14 +264,16 @@ def main():
         locust_intervals = locust_ui(args.python, target.url, args.seconds, work)
         lines += [f"A. Freshness over {args.seconds} s of a 2-slot run, 10 users, nginx target, Chromium",
                   f"   Swarmdeck: pool snapshot -> browser   p50 {statistics.median(ages):.3f} s   "
-                  f"p95 {percentile(ages, 0.95):.3f} s   max {max(ages):.3f} s   ({len(ages)} deltas)   (target p95 <= 1.5 s)",
+                  f"p95 {percentile(ages, 0.95):.3f} s   max {max(ages):.3f} s   ({len(ages)} deltas)   "
+                  "(target p95 <= 1.5 s)",
                   f"   Swarmdeck: between updates            p50 {statistics.median(intervals):.2f} s   "
                   f"p95 {percentile(intervals, 0.95):.2f} s",
                   f"   Locust web UI: between stats arrivals  p50 {statistics.median(locust_intervals):.2f} s   "
                   f"p95 {percentile(locust_intervals, 0.95):.2f} s   ({len(locust_intervals) + 1} polls; its numbers "
                   "are up to one interval old when they arrive, more with workers reporting every 3 s)"]
         loads = page_load(stack, args.python, base, password, repeats=5, ticks_to_push=20)
-        lines += ["", "B. Run page in Chromium (navigation start -> first render incl. charts; update = render of one delta)"]
+        lines += ["", "B. Run page in Chromium (navigation start -> first render incl. charts; "
+                      "update = render of one delta)"]
         for label, result in loads.items():
             timings = result["timings"][2:]  # first the initial render, then the full state on connect
             lines.append(f"   {label:<20} load median {statistics.median(result['loads']):7.0f} ms "

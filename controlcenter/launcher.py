@@ -19,7 +19,6 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from controlcenter import embedded_redis
 from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, envstr, var_dir
@@ -193,7 +192,8 @@ class Launcher:
             password = admin_line.rsplit(" ", 1)[1]
             lines += [
                 f"First start: log in as  admin  with password  {password}",
-                "This password is shown only once. Change it once logged in: your user name (top right) → Change password.",
+                "This password is shown only once. Change it once logged in: "
+                "your user name (top right) → Change password.",
             ]
         width = max(len(line) for line in lines) + 4
         say("swarmdeck", "=" * width)

@@ -29,7 +29,8 @@ try:
     CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
     _database_url = envstr("DATABASE_URL")
     DATABASES = {
-        "default": parse_database_url(_database_url) if _database_url else sqlite_database(VAR_DIR / "swarmdeck.sqlite3")
+        "default": (parse_database_url(_database_url) if _database_url
+                    else sqlite_database(VAR_DIR / "swarmdeck.sqlite3"))
     }
     REDIS_URL = resolve_redis_url()
     TIME_ZONE = envstr("TIME_ZONE", "UTC")

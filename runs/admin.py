@@ -7,7 +7,8 @@ class RunSlotInline(admin.TabularInline):
     model = RunSlot
     extra = 0
     can_delete = False
-    readonly_fields = ["index", "status", "worker", "host", "pid", "users", "requests", "last_seq", "last_seen", "error"]
+    readonly_fields = ["index", "status", "worker", "host", "pid", "users", "requests", "last_seq", "last_seen",
+                       "error"]
 
 
 @admin.register(Run)

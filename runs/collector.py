@@ -12,14 +12,16 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 import msgpack
 import redis as redis_lib
 from django.db import transaction
 from django.utils import timezone
 
-from runs import cluster, live as live_updates, services, signals as run_signals, thresholds
+from runs import cluster, services, thresholds
+from runs import live as live_updates
+from runs import signals as run_signals
 from runs.models import Run, RunSlot, RunTick, Threshold
 from runs.redis import client
 from workers import protocol, wire
@@ -210,7 +212,8 @@ class Collector:
         host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
         warning = {"kind": "cpu", "slot": slot, "host": host, "at": timezone.now().isoformat(),
                    "message": f"Slot {slot} on {host} ran above {CPU_WARN_PERCENT:.0f}% CPU for more than "
-                              f"{CPU_WARN_SECONDS} s: the results may be limited by the load generator, not the target."}
+                              f"{CPU_WARN_SECONDS} s: the results may be limited by the load generator, "
+                              "not the target."}
         Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
         log.warning("Run %s: %s", live.run_id, warning["message"])
 
@@ -294,7 +297,8 @@ class Collector:
             for index, state in live.slots.items():
                 RunSlot.objects.filter(run_id=live.run_id, index=index).update(
                     users=state.users, cpu=state.cpu, requests=state.requests, last_seq=state.last_seq,
-                    got_final=state.final, last_seen=timezone.now() - timedelta(seconds=time.monotonic() - state.last_seen))
+                    got_final=state.final,
+                    last_seen=timezone.now() - timedelta(seconds=time.monotonic() - state.last_seen))
             RunTick.objects.bulk_create(
                 [RunTick(run_id=live.run_id, tick=t["tick"], users=t["users"], rps=t["rps"],
                          fails_per_s=t["fails_per_s"], p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"],
@@ -390,7 +394,7 @@ class Collector:
         ready = [s for s in slots if s.status == RunSlot.Status.READY]
         if slots and len(ready) == len(slots):
             go_at = time.time() + GO_DELAY
-            started = datetime.fromtimestamp(go_at, tz=dt_timezone.utc)
+            started = datetime.fromtimestamp(go_at, tz=UTC)
             run.record(Run.Status.RUNNING, f"all {len(slots)} slot(s) ready")
             if Run.objects.filter(pk=run.pk, status=run.status).update(
                     status=Run.Status.RUNNING, started_at=started, history=run.history):
@@ -434,7 +438,8 @@ class Collector:
             return
         self.mark_lost(run, live)
         slots = RunSlot.objects.filter(run=run)
-        settled = all(live.slots.get(s.index, SlotState()).final or s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED)
+        settled = all(live.slots.get(s.index, SlotState()).final
+                      or s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED)
                       for s in slots)
         limit = float(run.params.get("stop_timeout", services.DEFAULT_STOP_TIMEOUT)) + FINISH_GRACE
         overdue = run.stopping_at and (timezone.now() - run.stopping_at).total_seconds() > limit
@@ -457,7 +462,8 @@ class Collector:
                     state.done = True
                     self.degrade(run, f"Slot {slot.index} on {slot.host or '?'} was lost "
                                       f"(silent for more than {protocol.LOST_AFTER_SECONDS} s).")
-        if not RunSlot.objects.filter(run=run).exclude(status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
+        if not RunSlot.objects.filter(run=run).exclude(
+                status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
             self.persist_run(live, final=True)
             self.fail(run, "Every slot was lost: " + run.reason)
 

@@ -51,7 +51,8 @@ def summary_table(run: Run) -> str:
             f"{_fmt(row.get('mean_ms')):>7} {_fmt(row.get('min_ms')):>7} {_fmt(row.get('max_ms')):>7} "
             f"{_fmt(row.get('p50')):>7} | {_fmt(row.get('rps'), 2):>8} {_fmt(row.get('failures_per_s'), 2):>10}")
     lines += ["", "Response time percentiles (approximated)",
-              f"{'Type':<8} {'Name':<40} " + " ".join(f"{label:>6}" for label, _ in PERCENTILE_COLUMNS) + f" {'# reqs':>8}",
+              f"{'Type':<8} {'Name':<40} " + " ".join(f"{label:>6}" for label, _ in PERCENTILE_COLUMNS)
+              + f" {'# reqs':>8}",
               "-" * 128]
     for row in rows:
         lines.append(f"{(row.get('method') or ''):<8} {row.get('name', '')[:40]:<40} "

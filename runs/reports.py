@@ -66,7 +66,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import timedelta, timezone as dt_timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from django.contrib.staticfiles import finders
@@ -200,7 +200,8 @@ CSV_FILES = {
 
 
 def write_csv_files(run: Run, prefix: str) -> list[Path]:
-    """PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and PREFIX_exceptions.csv, like `locust --csv`."""
+    """PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and PREFIX_exceptions.csv, like
+    `locust --csv`."""
     written = []
     for kind, render in CSV_FILES.items():
         path = Path(f"{prefix}_{kind}.csv")
@@ -213,7 +214,7 @@ def write_csv_files(run: Run, prefix: str) -> list[Path]:
 # -- JSON ----------------------------------------------------------------------------------------
 
 def _iso(value) -> str | None:
-    return value.astimezone(dt_timezone.utc).isoformat() if value else None
+    return value.astimezone(UTC).isoformat() if value else None
 
 
 def _aggregate(run: Run) -> dict:

@@ -66,7 +66,8 @@ class LocustfileError(Exception):
             self.args = (self.__str__(),)
 
     def __str__(self) -> str:
-        # Errors without a line (e.g. "No User class found in locustfile.py ...") already name the file in their message.
+        # Errors without a line (e.g. "No User class found in locustfile.py ...") already name the file in their
+        # message.
         if self.line is None:
             return self.message
         where = [self.path or "<unknown file>", f"line {self.line}"]
@@ -507,7 +508,8 @@ class _Analyzer:
             return _Task(_source(node), kind, weight, [], None)
         return _Task(_source(node), "method", weight, [], None)
 
-    def _decorated_task(self, body: _Scope, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> _Task | None:
+    def _decorated_task(self, body: _Scope,
+                        node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> _Task | None:
         weight: int | None = None
         is_task = False
         for decorator in node.decorator_list:
@@ -637,7 +639,8 @@ class _Analyzer:
                 warnings_.extend((cls.path, cls.node.lineno, text) for text in self._user_warnings(cls))
 
         task_sets = sorted(
-            (cls for cls in self.classes if self.root(cls) in TASKSET_ROOTS), key=lambda cls: (cls.path, cls.node.lineno)
+            (cls for cls in self.classes if self.root(cls) in TASKSET_ROOTS),
+            key=lambda cls: (cls.path, cls.node.lineno),
         )
         task_set_dicts = [
             {

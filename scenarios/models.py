@@ -78,15 +78,19 @@ class Scenario(models.Model):
     default_host = models.URLField(
         max_length=500, blank=True, help_text="Base URL of the system under test, e.g. http://127.0.0.1:8089"
     )
-    default_users = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)])
+    default_users = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
+    )
     default_spawn_rate = models.FloatField(
-        default=1.0, validators=[MinValueValidator(0.01), MaxValueValidator(100_000)], help_text="Users started per second"
+        default=1.0, validators=[MinValueValidator(0.01), MaxValueValidator(100_000)],
+        help_text="Users started per second",
     )
     default_duration = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 3600)], help_text="Seconds"
     )
     default_slots = models.PositiveIntegerField(
-        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)], help_text="Worker slots (one CPU core each)"
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Worker slots (one CPU core each)",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -131,7 +135,9 @@ class LocustfileVersion(models.Model):
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["scenario", "number"], name="unique_version_number_per_scenario")]
+        constraints = [
+            models.UniqueConstraint(fields=["scenario", "number"], name="unique_version_number_per_scenario")
+        ]
         ordering = ["-number"]
 
     def __str__(self):

@@ -1,15 +1,15 @@
 """Render bundle files for the browser: Python highlighted with line numbers, text as text."""
 
+from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
-from django.utils.safestring import SafeString, mark_safe
-
 MAX_RENDERED_BYTES = 512 * 1024  # a 50 MB CSV of test users is downloaded, not rendered
 
-_FORMATTER = HtmlFormatter(linenos="table", lineanchors="L", linespans="line", anchorlinenos=True, cssclass="source", wrapcode=True)
+_FORMATTER = HtmlFormatter(linenos="table", lineanchors="L", linespans="line", anchorlinenos=True, cssclass="source",
+                           wrapcode=True)
 
 
 def stylesheet() -> str:

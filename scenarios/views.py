@@ -84,7 +84,8 @@ def member_list(request, slug):
             except MembershipError as error:
                 form.add_error("username", str(error))
             else:
-                messages.success(request, f"{added.user.username} joined {project.name} as {added.get_role_display().lower()}.")
+                messages.success(request, f"{added.user.username} joined {project.name} as "
+                                          f"{added.get_role_display().lower()}.")
                 return redirect("scenarios-members", slug=project.slug)
     members = project.memberships.select_related("user")
     return render(
@@ -137,7 +138,8 @@ def scenario_create(request, slug):
     if too_large:
         form = NewScenarioForm(project=project)
         return render(request, "scenarios/scenario_form.html",
-                      {"form": form, "project": project, "membership": membership, "upload_error": too_large}, status=413)
+                      {"form": form, "project": project, "membership": membership, "upload_error": too_large},
+                      status=413)
     form = NewScenarioForm(request.POST or None, request.FILES or None, project=project)
     if request.method == "POST" and form.is_valid():
         fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
@@ -256,7 +258,8 @@ def _oversized_upload(request) -> str | None:
         return None
     if request.method == "POST" and length > UPLOAD_REQUEST_LIMIT:
         return (f"The upload is {length / 1048576:.1f} MB. Swarmdeck takes a .py locustfile of up to "
-                f"{bundles.MAX_PY_BYTES // 1048576} MB or a .zip bundle of up to {bundles.MAX_ZIP_BYTES // 1048576} MB.")
+                f"{bundles.MAX_PY_BYTES // 1048576} MB or a .zip bundle of up to "
+                f"{bundles.MAX_ZIP_BYTES // 1048576} MB.")
     return None
 
 
@@ -275,6 +278,7 @@ def _source_context(request, version) -> dict:
     selected = request.GET.get("file") or bundles.ENTRY_POINT
     if selected not in bundle.files:
         selected = bundles.ENTRY_POINT
-    files = [{"path": path, "size": len(data), "selected": path == selected} for path, data in sorted(bundle.files.items())]
+    files = [{"path": path, "size": len(data), "selected": path == selected}
+             for path, data in sorted(bundle.files.items())]
     return {"files": files, "selected_file": selected, "rendered": render_file(selected, bundle.files[selected]),
             "version_url": base}

@@ -202,7 +202,8 @@ def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = No
         args += ["--ro-bind", str(path), str(path)]
     args += ["--proc", "/proc", "--dev", "/dev",
              "--perms", "1777", "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp",
-             "--perms", "0755", "--dir", str(Path(RUN_DIR).parent), "--bind", str(run_dir), RUN_DIR, "--chdir", RUN_DIR, "--clearenv"]
+             "--perms", "0755", "--dir", str(Path(RUN_DIR).parent), "--bind", str(run_dir), RUN_DIR,
+             "--chdir", RUN_DIR, "--clearenv"]
     env = pool_env()
     for key, value in env.items():
         args += ["--setenv", key, value]

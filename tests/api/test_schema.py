@@ -5,7 +5,8 @@ import json
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 
-from api import schema, urls as api_urls
+from api import schema
+from api import urls as api_urls
 from api.auth import api_view
 
 HTML_PAGES = {"api-docs", "api-tokens", "api-token-revoke", "api-not-found"}
@@ -13,7 +14,7 @@ HTML_PAGES = {"api-docs", "api-tokens", "api-token-revoke", "api-not-found"}
 
 def _example_path(path: str, item: dict, operation: dict) -> str:
     for parameter in item.get("parameters", []) + operation.get("parameters", []):
-        path = path.replace("{%s}" % parameter["name"], str(parameter["example"]))
+        path = path.replace(f"{{{parameter['name']}}}", str(parameter["example"]))
     return path
 
 

@@ -40,7 +40,8 @@ def _is_loopback(host: str) -> bool:
 def loopback_only(monkeypatch):
     """Any connection attempt to a non-loopback address fails the test, before a packet leaves."""
     outside = []
-    real_connect, real_connect_ex, real_create = socket.socket.connect, socket.socket.connect_ex, socket.create_connection
+    real_connect, real_connect_ex, real_create = (socket.socket.connect, socket.socket.connect_ex,
+                                                  socket.create_connection)
 
     def check(address):
         if isinstance(address, tuple) and not _is_loopback(str(address[0])):

@@ -39,7 +39,8 @@ def test_it_warns_check_deploy_when_served_over_plain_http():
 
 
 def test_it_refuses_to_start_production_without_a_secret_key(tmp_path):
-    result = manage("check", env={k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"} | {"VAR_DIR": str(tmp_path)},
+    result = manage("check",
+                    env={k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"} | {"VAR_DIR": str(tmp_path)},
                     drop=("SECRET_KEY",))
     assert result.returncode == 1
     assert "SECRET_KEY is not set" in result.stderr

@@ -22,7 +22,8 @@ def database_url() -> str:
         return f"sqlite:///{settings['NAME']}"
     user = settings["USER"] or "postgres"
     password = f":{settings['PASSWORD']}" if settings["PASSWORD"] else ""
-    return f"postgres://{user}{password}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
+    return (f"postgres://{user}{password}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}"
+            f"/{settings['NAME']}")
 
 
 class Process:
@@ -94,7 +95,6 @@ def cluster(django_db_setup, django_db_blocker):
 def fresh_run_keys():
     """Run ids can repeat between tests (the test database is emptied): forget earlier runs' keys."""
     from runs.redis import client
-
     from workers import protocol
 
     redis = client()

@@ -256,6 +256,6 @@ def test_it_runs_headless_from_the_command_line(cluster, target, alice, project,
     assert all((tmp_path / f"out_{kind}.csv").exists() for kind in ("stats", "stats_history", "failures", "exceptions"))
     header = (tmp_path / "out_stats.csv").read_text().splitlines()[0]
     assert header.startswith("Type,Name,Request Count,Failure Count,Median Response Time")
-    missing = subprocess.run([sys.executable, "manage.py", "runscenario", "999999", "--user", "alice"], cwd=BASE_DIR, env=env,
-                             capture_output=True, text=True, timeout=60)
+    missing = subprocess.run([sys.executable, "manage.py", "runscenario", "999999", "--user", "alice"], cwd=BASE_DIR,
+                             env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no scenario 999999" in missing.stderr

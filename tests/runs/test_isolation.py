@@ -110,8 +110,8 @@ def targets(marker: str) -> dict:
     db = connection.settings_dict
     postgres = None
     if db["ENGINE"].endswith("postgresql"):
-        postgres = {"host": db["HOST"] or "127.0.0.1", "port": int(db["PORT"] or 5432), "user": db["USER"] or "postgres",
-                    "name": db["NAME"]}
+        postgres = {"host": db["HOST"] or "127.0.0.1", "port": int(db["PORT"] or 5432),
+                    "user": db["USER"] or "postgres", "name": db["NAME"]}
     var_dirs = sorted({str(BASE_DIR / "var"), os.environ["VAR_DIR"]})
     writes = [str(BASE_DIR / f"{marker}.txt"), str(BASE_DIR / "workers" / f"{marker}.txt"),
               f"{os.environ['VAR_DIR']}/{marker}.txt", f"/mnt/{marker}.txt", f"/{marker}.txt",

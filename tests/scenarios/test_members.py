@@ -18,7 +18,8 @@ def test_it_adds_a_member_by_username(client, alice, bob, project):
 
 def test_it_explains_unknown_users_and_duplicates(client, alice, bob, project, bob_membership):
     client.force_login(alice)
-    assert "There is no user named “nobody”" in client.post(_members_url(), {"username": "nobody", "role": "viewer"}).content.decode()
+    assert "There is no user named “nobody”" in client.post(
+        _members_url(), {"username": "nobody", "role": "viewer"}).content.decode()
     assert "already a member" in client.post(_members_url(), {"username": "bob", "role": "viewer"}).content.decode()
     assert project.memberships.count() == 2
 
@@ -32,7 +33,8 @@ def test_it_changes_a_role(client, alice, bob, project, bob_membership):
 
 def test_it_refuses_an_unknown_role(client, alice, bob, project, bob_membership):
     client.force_login(alice)
-    response = client.post(reverse("scenarios-member-role", args=["shop", bob_membership.pk]), {"role": "god"}, follow=True)
+    response = client.post(reverse("scenarios-member-role", args=["shop", bob_membership.pk]), {"role": "god"},
+                           follow=True)
     assert "Choose viewer, runner or maintainer" in response.content.decode()
     bob_membership.refresh_from_db()
     assert bob_membership.role == Role.VIEWER

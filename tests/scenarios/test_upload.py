@@ -191,7 +191,8 @@ def test_it_strips_a_single_wrapping_folder_from_a_zip(client, alice, project):
         archive.writestr("shop/locustfile.py", SHOP)
         archive.writestr("shop/README.txt", b"read me")
     assert _create(client, buffer.getvalue(), filename="shop.zip").status_code == 302
-    assert sorted(f["path"] for f in LocustfileVersion.objects.get().findings["files"]) == ["README.txt", "locustfile.py"]
+    assert sorted(f["path"] for f in LocustfileVersion.objects.get().findings["files"]) == [
+        "README.txt", "locustfile.py"]
 
 
 def test_it_names_a_single_file_by_its_uploaded_name_in_errors(client, alice, project):

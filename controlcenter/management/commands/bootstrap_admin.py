@@ -5,7 +5,8 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "On a fresh install (no users at all), create the superuser 'admin' with a random password and print it once."
+    help = ("On a fresh install (no users at all), create the superuser 'admin' with a random password "
+            "and print it once.")
 
     def handle(self, *args, **options):
         User = get_user_model()
