@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from workers import wire  # noqa: E402
-from workers.stats import RunStats, Recorder  # noqa: E402
+from workers.stats import Recorder, RunStats  # noqa: E402
 
 ENDPOINTS = 50
 SLOTS = 10

@@ -4,7 +4,9 @@
      nginx target. Target: Swarmdeck RPS / Locust RPS >= 0.97.
   2. Two slots vs one slot. Target: >= 1.85x.
   5. Start (submit -> all slots running) and stop (stop pressed -> every user stopped), median
-     of 5. Targets: <= 3 s and <= 2 s.
+     of 5. Targets: <= 3 s and <= 2 s. Slots run sandboxed (bubblewrap) when the worker can.
+  6. The sandbox's share of the start: a pool from its start to "ready" (locustfile imported),
+     in the sandbox and as a plain child process, median of 5 each.
 
 Swarmdeck runs as `make run` does (embedded Redis, SQLite, collector, one load worker with one
 process per core) in a temporary VAR_DIR; runs go through `manage.py runscenario` and the ORM.
@@ -98,6 +100,37 @@ class Stack:
         self.process.send_signal(signal.SIGINT)
         self.process.wait(60)
 
+    def isolation(self) -> str:
+        from runs import cluster
+
+        workers = [w for w in cluster.workers() if w.online]
+        return "; ".join(f"{w.name}: {'isolated' if w.isolated else 'NOT isolated'} ({w.isolation})" for w in workers)
+
+
+def pool_ready_seconds(isolated: bool, work: Path) -> float:
+    """One pool from its start to its ready frame, in the sandbox or as a plain child process."""
+    from workers import sandbox, slot
+    from workers.limits import Limits
+
+    run_dir = Path(tempfile.mkdtemp(prefix="pool-", dir=work))
+    (run_dir / "locustfile.py").write_text(LOCUSTFILE)
+    user = sandbox.SandboxUser().acquire() if isolated else sandbox.SandboxUser()
+    try:
+        sandbox.prepare_run_dir(run_dir, user.uid)
+        started = time.perf_counter()
+        pool = slot.PoolProcess(run_dir, Limits(), sandbox.Isolation(isolated, ""), user.uid)
+        pool.send({"type": "init", "run": 1, "slot": 0, "slots": 1, "locustfile": "locustfile.py",
+                   "params": {"users": 1, "spawn_rate": 1, "share": 1.0, "host": "http://127.0.0.1:9",
+                              "duration": 0, "user_classes": [], "tags": [], "exclude_tags": [], "stop_timeout": 0}})
+        frame = pool.next_frame(60)
+        elapsed = time.perf_counter() - started
+        pool.close()
+        if not frame or frame.get("type") != "ready":
+            raise RuntimeError(f"the pool answered {frame!r}: {pool.tail()}")
+        return elapsed
+    finally:
+        user.release()
+
 
 def start_stop_latency(locustfile: Path, host: str, repeats: int) -> tuple[list[float], list[float]]:
     """Submit -> every slot running (the go time), and stop -> every user stopped (run finished)."""
@@ -130,7 +163,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--only", default="1,2,5")
+    parser.add_argument("--only", default="1,2,5,6")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="swarmdeck-bench-"))
@@ -141,7 +174,7 @@ def main():
     try:
         stack = Stack(work / "var", port=18000 + os.getpid() % 1000)
         lines = [f"nginx target {target.url}, FastHttpUser, {args.users} users, {args.seconds} s per run, "
-                 f"{os.cpu_count()} cores"]
+                 f"{os.cpu_count()} cores", f"load worker {stack.isolation()}"]
         if only & {"1", "2"}:
             locust_rps = plain_locust(locustfile, target.url, args.users, args.seconds, work)
             one = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=1)
@@ -166,6 +199,21 @@ def main():
                       f"all: {', '.join(f'{s:.2f}' for s in starts)}   (target <= 3 s)",
                       f"   stop (stop -> all users stopped)     median {statistics.median(stops):.2f} s   "
                       f"all: {', '.join(f'{s:.2f}' for s in stops)}   (target <= 2 s)"]
+        if "6" in only:
+            from workers import sandbox
+
+            if sandbox.probe().isolated:
+                boxed = [pool_ready_seconds(True, work) for _ in range(5)]
+                plain = [pool_ready_seconds(False, work) for _ in range(5)]
+                cost = statistics.median(boxed) - statistics.median(plain)
+                lines += ["", "6. Pool start -> ready (locustfile imported), 5 each",
+                          f"   in the sandbox (bubblewrap)          median {statistics.median(boxed):.3f} s   "
+                          f"all: {', '.join(f'{s:.3f}' for s in boxed)}",
+                          f"   plain child process                  median {statistics.median(plain):.3f} s   "
+                          f"all: {', '.join(f'{s:.3f}' for s in plain)}",
+                          f"   the sandbox's cost                   {cost:+.3f} s per slot (inside the start of 5)"]
+            else:
+                lines += ["", f"6. skipped: no sandbox on this machine ({sandbox.probe().detail})"]
         print("\n".join(lines))
     finally:
         if stack:

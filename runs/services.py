@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
-from runs import cluster, live, signals as run_signals
+from runs import cluster, live
+from runs import signals as run_signals
 from runs.models import Run, RunSlot
 from runs.redis import client
 from scenarios.models import Scenario

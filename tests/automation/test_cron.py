@@ -1,6 +1,6 @@
 """Cron validation names the wrong field; next fire times agree with what Celery's crontab fires."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -8,7 +8,7 @@ from celery.schedules import crontab
 
 from automation import cron
 
-NOW = datetime(2025, 3, 28, 16, 40, tzinfo=timezone.utc)  # a Friday; Paris is on CET (+01:00)
+NOW = datetime(2025, 3, 28, 16, 40, tzinfo=UTC)  # a Friday; Paris is on CET (+01:00)
 
 
 @pytest.mark.parametrize("expression,field", [
@@ -42,7 +42,7 @@ def test_it_computes_the_next_five_across_a_weekend_and_a_dst_change():
 
 
 def test_it_leaves_out_wall_times_that_do_not_exist():
-    times = cron.next_fire_times("30 2 * * *", "Europe/Paris", datetime(2025, 3, 28, 12, tzinfo=timezone.utc))
+    times = cron.next_fire_times("30 2 * * *", "Europe/Paris", datetime(2025, 3, 28, 12, tzinfo=UTC))
     assert [t.date().isoformat() for t in times] == ["2025-03-29", "2025-03-31", "2025-04-01", "2025-04-02",
                                                      "2025-04-03"]  # no 02:30 on 30 March
 

@@ -6,7 +6,8 @@ import signal
 
 import pytest
 
-from runs import cluster as registry, services
+from runs import cluster as registry
+from runs import services
 from runs.models import Run
 from tests.conftest import store_scenario
 from tests.runs.conftest import start_collector, start_worker, wait_for

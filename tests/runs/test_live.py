@@ -21,7 +21,15 @@ from runs.models import Run
 from scenarios.models import Membership, Role
 from tests.conftest import store_scenario
 from tests.runs.test_collector import (  # noqa: F401  (fixtures)
-    collector, event, fake_workers, ready_both, redis, snapshot, spin, start, tasks,
+    collector,
+    event,
+    fake_workers,
+    ready_both,
+    redis,
+    snapshot,
+    spin,
+    start,
+    tasks,
 )
 from workers import protocol, wire
 from workers.stats import Recorder

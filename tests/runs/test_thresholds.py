@@ -12,12 +12,12 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
-from runs import reporting, reports, signals as run_signals, thresholds
+from runs import reporting, reports, thresholds
+from runs import signals as run_signals
 from runs.management.commands.runscenario import EXIT_COULD_NOT_RUN, EXIT_FAILURES, EXIT_OK, exit_code
 from runs.models import Run, Threshold
 from scenarios.models import Membership, Role
-from tests.runs.test_collector import (  # noqa: F401 - fixtures and helpers of the collector tests
-    collector, event, fake_workers, ready_both, redis, snapshot, spin, start, tasks)
+from tests.runs.test_collector import collector, event, fake_workers, ready_both, redis, snapshot, spin, start, tasks  # noqa: F401 - fixtures and helpers of the collector tests
 from tests.runs.test_history import make_run, row
 from workers import protocol
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.workers.conftest import LOCUSTFILES, wait_until
 from controlcenter.env import BASE_DIR
+from tests.workers.conftest import LOCUSTFILES, wait_until
 from workers import sandbox, slot, stats, wire
 from workers.limits import Limits
 

@@ -6,8 +6,20 @@ import numpy as np
 import pytest
 
 from workers import wire
-from workers.stats import (MAX_ENDPOINTS, NUM_BUCKETS, PERCENTILES, RELATIVE_ERROR, Recorder, RunStats,
-                           bucket_of, bucket_values, buckets_of, parse_error, percentile, percentiles)
+from workers.stats import (
+    MAX_ENDPOINTS,
+    NUM_BUCKETS,
+    PERCENTILES,
+    RELATIVE_ERROR,
+    Recorder,
+    RunStats,
+    bucket_of,
+    bucket_values,
+    buckets_of,
+    parse_error,
+    percentile,
+    percentiles,
+)
 
 CHECKED = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999)
 

@@ -1,6 +1,5 @@
 """Run a locustfile or a scenario through the cluster, headless, like `locust --headless`."""
 
-import hashlib
 import json
 import logging
 import signal
@@ -17,7 +16,7 @@ from runs.models import Run
 from scenarios import analysis, bundles
 from scenarios.durations import parse_duration
 from scenarios.models import Membership, Project, Role, Scenario
-from scenarios.services import add_version, create_project, create_scenario
+from scenarios.services import add_version, create_project, create_scenario, same_as_current
 
 EXIT_OK, EXIT_FAILURES, EXIT_COULD_NOT_RUN = 0, 1, 2
 
@@ -198,8 +197,7 @@ class Command(BaseCommand):
         if scenario is None:
             return create_scenario(project, fields={"name": name}, bundle=bundle, raw=raw, filename=path.name,
                                    findings=findings, user=user)
-        current = scenario.current_version
-        if current is None or current.sha256 != hashlib.sha256(raw).hexdigest():
+        if same_as_current(scenario, bundle) is None:  # what would be stored, not the raw file, decides
             add_version(scenario, bundle=bundle, raw=raw, filename=path.name, findings=findings, user=user,
                         comment="uploaded by runscenario")
         return scenario
