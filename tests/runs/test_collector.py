@@ -30,11 +30,12 @@ def redis():
 
 @pytest.fixture
 def fake_workers(redis):
-    """Two registered load workers with 2 free slots in all, as the heartbeat would write them."""
+    """Two registered, isolated load workers with 2 free slots in all, as the heartbeat would write them."""
     names = ["loadgen@fake-a", "loadgen@fake-b"]
     for name in names:
         redis.set(protocol.worker_key(name), json.dumps({"name": name, "host": name.split("@")[1], "slots": 1,
-                                                         "busy": 0, "heartbeat": time.time()}), ex=60)
+                                                         "busy": 0, "heartbeat": time.time(), "isolated": True,
+                                                         "isolation": "bubblewrap (fake)"}), ex=60)
     yield names
     for name in names:
         redis.delete(protocol.worker_key(name))

@@ -9,6 +9,7 @@ requests must equal what nginx served: the sandbox costs nothing visible.
 import ast
 import json
 import os
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -243,3 +244,8 @@ def test_it_leaves_no_process_of_a_run_behind(cluster, target, alice, project):
     time.sleep(5)
     assert processes_with(marker) == []
     assert run.total_requests > 0
+    # ... and no run directory: the slot removed its bundle when it ended.
+    created = run.created_at.timestamp()
+    left = [path for path in Path(tempfile.gettempdir()).glob(f"swarmdeck-run{run.pk}-slot*")
+            if path.stat().st_mtime >= created - 1]
+    assert left == []
