@@ -11,7 +11,7 @@
 Swarmdeck runs as `make run` does (embedded Redis, SQLite, collector, one load worker with one
 process per core) in a temporary VAR_DIR; runs go through `manage.py runscenario` and the ORM.
 
-    .venv/bin/python bench/engine.py [--seconds 20] [--users 50] [--only 1,2,5]
+    .venv/bin/python bench/engine.py [--seconds 20] [--users 50] [--repeats 3] [--only 1,2,5,6]
 """
 
 import argparse
@@ -164,6 +164,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--only", default="1,2,5,6")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating pairs in benchmark 1")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="swarmdeck-bench-"))
@@ -176,13 +177,20 @@ def main():
         lines = [f"nginx target {target.url}, FastHttpUser, {args.users} users, {args.seconds} s per run, "
                  f"{os.cpu_count()} cores", f"load worker {stack.isolation()}"]
         if only & {"1", "2"}:
-            locust_rps = plain_locust(locustfile, target.url, args.users, args.seconds, work)
-            one = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=1)
-            one_rps = one["totals"]["rps"]
-            lines += ["", "1. One slot vs plain locust --headless (one process)",
-                      f"   locust --headless          {locust_rps:>10,.0f} req/s",
-                      f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} req/s",
-                      f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97)"]
+            # Alternate the two, so that a shared machine's drift hits both alike; medians of the pairs.
+            locust_runs, one_runs = [], []
+            for _ in range(args.repeats):
+                locust_runs.append(plain_locust(locustfile, target.url, args.users, args.seconds, work))
+                one = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=1)
+                one_runs.append(one["totals"]["rps"])
+            locust_rps, one_rps = statistics.median(locust_runs), statistics.median(one_runs)
+            pairs = ", ".join(f"{b / a:.3f}" for a, b in zip(locust_runs, one_runs))
+            lines += ["", f"1. One slot vs plain locust --headless (one process), {args.repeats} alternating pairs",
+                      f"   locust --headless          {locust_rps:>10,.0f} req/s  (median; all: "
+                      f"{', '.join(f'{r:,.0f}' for r in locust_runs)})",
+                      f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} req/s  (median; all: "
+                      f"{', '.join(f'{r:,.0f}' for r in one_runs)})",
+                      f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97; pairs: {pairs})"]
             if "2" in only:
                 two = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=2)
                 two_rps = two["totals"]["rps"]
