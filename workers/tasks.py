@@ -3,7 +3,8 @@
 `celery -A controlcenter worker -Q loadgen -c <cores>` needs REDIS_URL and nothing else: no
 Django, no runs/ or scenarios/, no locust here (the pool process imports locust).
 
-Registry: from the worker's main process (worker_ready), a daemon thread writes
+Registry: from the main process of a worker that consumes the loadgen queue (worker_ready;
+the control worker imports this module too and never registers), a daemon thread writes
 ``sd:worker:<nodename>`` (JSON, TTL WORKER_TTL_SECONDS) every HEARTBEAT_SECONDS and keeps the
 same JSON in the ``sd:workers:seen`` hash; worker_shutdown deletes the key.
 """
@@ -109,10 +110,32 @@ def _on_worker_init(**_kwargs):
     slot.sweep_stale_run_dirs()
 
 
+def consumed_queues(sender) -> set[str]:
+    """The queues this worker consumes (`-Q`, or the default queue without it), at worker_ready.
+
+    `sender` is the worker's Consumer: its task consumer holds the queues it actually listens
+    to; before that exists, the app's selection (`-Q` selects app.amqp.queues.consume_from).
+    """
+    queues = getattr(getattr(sender, "task_consumer", None), "queues", None)
+    if queues:
+        return {queue.name for queue in queues}
+    app = getattr(sender, "app", None)
+    if app is None:
+        return set()
+    return set(app.amqp.queues.consume_from)
+
+
 @signals.worker_ready.connect
 def _on_worker_ready(sender=None, **_kwargs):
     global _heartbeat
     name = getattr(sender, "hostname", None) or protocol.worker_name()
+    queues = consumed_queues(sender)
+    if protocol.LOADGEN_QUEUE not in queues:
+        # The control worker (and any other worker of this app) imports this module too, but
+        # takes no slots: registering it would count slots that no run can ever get.
+        log.info("Worker %s consumes %s, not %s: it is not registered as a load worker.",
+                 name, ", ".join(sorted(queues)) or "no queue", protocol.LOADGEN_QUEUE)
+        return
     _heartbeat = Heartbeat(name, _concurrency(sender)).start()
     isolation = _heartbeat.isolation
     log.info("Load worker %s registered with %s slot(s).", name, _heartbeat.slots)
