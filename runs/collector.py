@@ -14,17 +14,16 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import msgpack
 import redis as redis_lib
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from runs import cluster, services, thresholds
+from runs import cluster, intake, services, thresholds
 from runs import live as live_updates
 from runs import signals as run_signals
 from runs.models import Run, RunSlot, RunTick, Threshold
 from runs.redis import client
-from workers import protocol, wire
+from workers import protocol
 from workers.stats import RunStats
 
 log = logging.getLogger("swarmdeck.collector")
@@ -36,6 +35,9 @@ LIFECYCLE_EVERY = 0.25
 PERSIST_EVERY = 1.0       # at the latest; a run is persisted (and pushed) as soon as every slot reported a second
 CPU_WARN_PERCENT = 90.0   # a pool above this for CPU_WARN_SECONDS may be what limits the results
 CPU_WARN_SECONDS = 5
+# An outage, not a bad entry: these stop the iteration (the loop retries), everything else is
+# contained to the entry or the run it concerns.
+FAULTS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OperationalError, InterfaceError)
 
 
 @dataclass
@@ -58,6 +60,9 @@ class LiveRun:
     run_id: int
     stats: RunStats
     slots: dict[int, SlotState]
+    token: str = ""
+    slots_requested: int = 1
+    rejections: intake.Rejections = field(default_factory=intake.Rejections)
     pending_acks: list = field(default_factory=list)
     dirty: bool = False
     last_persist: float = 0.0
@@ -81,7 +86,9 @@ class Collector:
         self.live: dict[int, LiveRun] = {}
         self.last_lifecycle = 0.0
         self.recovering = True
+        self.recovery_cursor = "0"   # pending entries are re-read in id order, each once
         self.ready = False
+        self.malformed = 0
 
     # -- stream ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -98,7 +105,9 @@ class Collector:
     def process_one(self) -> bool:
         """One iteration; True when it found events to apply."""
         # After a restart, first our own pending entries (read but never acked), then new ones.
-        start = "0" if self.recovering else ">"
+        # The recovery read moves on past what it has seen: entries it could not ack yet (their
+        # run waits for a persist) are not handed back again and again.
+        start = self.recovery_cursor if self.recovering else ">"
         response = self.redis.xreadgroup(protocol.COLLECTOR_GROUP, self.consumer, {protocol.REPORT_STREAM: start},
                                          count=self.batch, block=None if self.recovering else self.block_ms)
         entries = response[0][1] if response else []
@@ -107,6 +116,8 @@ class Collector:
             log.info("Collector %s caught up with its pending entries.", self.consumer)
         for entry_id, fields in entries:
             self.handle(entry_id, fields)
+        if self.recovering and entries:
+            self.recovery_cursor = _text(entries[-1][0])
         self.persist(force=False)
         now = time.monotonic()
         if now - self.last_lifecycle >= LIFECYCLE_EVERY:
@@ -115,39 +126,60 @@ class Collector:
         return bool(entries)
 
     def handle(self, entry_id, fields: dict) -> None:
-        kind = fields.get(b"type", b"").decode()
+        """Apply one entry. A bad entry is rejected and counted; an error of any other kind
+        is contained to this entry and its run. Only outages (FAULTS) go up to the loop."""
         try:
-            run_id = int(fields[b"run"])
-            slot = int(fields[b"slot"])
-        except (KeyError, ValueError):
-            log.warning("Dropping malformed stream entry %s.", entry_id)
+            run_id, slot = intake.entry_ids(fields)
+        except intake.Rejected:
+            self.malformed += 1
+            if self.malformed == 1 or self.malformed % 1000 == 0:
+                log.warning("Dropped %s malformed stream entr(ies) naming no run (latest %s).", self.malformed,
+                            _text(entry_id))
             self.ack([entry_id])
             return
         live = self.live_run(run_id)
         if live is None:  # unknown, finished or cancelled run: a late straggler
             self.ack([entry_id])
             return
+        try:
+            self.apply(live, slot, entry_id, fields)
+        except intake.Rejected as rejected:
+            self.reject(live, slot, entry_id, str(rejected))
+        except FAULTS:
+            raise
+        except Exception as error:  # noqa: BLE001 - one entry must not stop every project's runs
+            log.exception("Run %s: an entry of slot %s could not be applied.", run_id, slot)
+            self.reject(live, slot, entry_id, f"it could not be applied ({type(error).__name__})")
+
+    def apply(self, live: LiveRun, slot: int, entry_id, fields: dict) -> None:
+        kind = intake.check_source(fields, slot, live.slots_requested, live.token)
         data = fields.get(b"data", b"")
         if kind == protocol.EVENT_SNAPSHOT:
-            self.on_snapshot(live, slot, entry_id, data)
+            self.on_snapshot(live, slot, entry_id, intake.snapshot(data, live.run_id, slot))
             return
-        payload = msgpack.unpackb(data, raw=False) if data else {}
+        payload = intake.control(data)
         if kind == protocol.EVENT_READY:
             self.on_ready(live, slot, payload)
         elif kind == protocol.EVENT_ERROR:
             self.on_error(live, slot, payload)
         elif kind == protocol.EVENT_DONE:
             live.slots.setdefault(slot, SlotState()).done = True
-            RunSlot.objects.filter(run_id=run_id, index=slot, status__in=[RunSlot.Status.RUNNING,
-                                   RunSlot.Status.READY, RunSlot.Status.PENDING]).update(status=RunSlot.Status.FINISHED)
-        else:
-            log.warning("Run %s: unknown event type %r from slot %s.", run_id, kind, slot)
+            RunSlot.objects.filter(run_id=live.run_id, index=slot, status__in=[
+                RunSlot.Status.RUNNING, RunSlot.Status.READY, RunSlot.Status.PENDING]).update(
+                status=RunSlot.Status.FINISHED)
         # Lifecycle events are applied straight to the database: acknowledge them now, unless
         # snapshots of the same run wait for their persist (keep the stream's order then).
         if live.pending_acks:
             live.pending_acks.append(entry_id)
         else:
             self.ack([entry_id])
+
+    def reject(self, live: LiveRun, slot: int | None, entry_id, reason: str) -> None:
+        """Acknowledge a bad entry and count it on its run; one log line per slot."""
+        self.ack([entry_id])
+        if live.rejections.add(slot, reason):
+            log.warning("Run %s: rejected an event from slot %s: %s (further ones are counted on the run).",
+                        live.run_id, slot, reason)
 
     def ack(self, ids) -> None:
         if ids:
@@ -157,24 +189,18 @@ class Collector:
         live = self.live.get(run_id)
         if live is not None:
             return live
-        run = Run.objects.filter(pk=run_id).only("status", "stats_blob").first()
+        run = Run.objects.filter(pk=run_id).only("status", "stats_blob", "token", "params").first()
         if run is None or run.status in Run.TERMINAL:
             return None
         stats = RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob else RunStats()
         slots = {s.index: SlotState(users=s.users, cpu=s.cpu, requests=s.requests, last_seq=s.last_seq,
                                     final=s.got_final) for s in RunSlot.objects.filter(run_id=run_id)}
-        live = LiveRun(run_id=run_id, stats=stats, slots=slots)
+        live = LiveRun(run_id=run_id, stats=stats, slots=slots, token=run.token, slots_requested=run.slots_requested)
         self.live[run_id] = live
         return live
 
     # -- events --------------------------------------------------------------------------------
-    def on_snapshot(self, live: LiveRun, slot: int, entry_id, data: bytes) -> None:
-        try:
-            snapshot = wire.decode(data)
-        except wire.WireError as error:
-            log.warning("Run %s slot %s: undecodable snapshot %s dropped: %s", live.run_id, slot, entry_id, error)
-            self.ack([entry_id])
-            return
+    def on_snapshot(self, live: LiveRun, slot: int, entry_id, snapshot: dict) -> None:
         state = live.slots.setdefault(slot, SlotState())
         state.last_seen = time.monotonic()
         if live.stats.apply(snapshot):
@@ -265,10 +291,35 @@ class Collector:
     def persist(self, force: bool) -> None:
         now = time.monotonic()
         for live in list(self.live.values()):
+            if live.rejections.unsaved:
+                self.save_rejections(live)
+            if live.pending_acks and not live.dirty:  # duplicates only: nothing to persist first
+                self.ack(live.pending_acks)
+                live.pending_acks = []
             # Once per batch, not per snapshot: complete_tick() looks at every slot of the run.
             if live.dirty and (force or now - live.last_persist >= PERSIST_EVERY
                                or live.complete_tick() > live.written_through):
-                self.persist_run(live)
+                try:
+                    self.persist_run(live)
+                except FAULTS:
+                    raise
+                except Exception as error:  # noqa: BLE001 - contained to this run
+                    log.exception("Run %s: its statistics could not be stored.", live.run_id)
+                    self.ack(live.pending_acks)
+                    live.pending_acks, live.dirty = [], False
+                    live.rejections.add(None, f"statistics that could not be stored ({type(error).__name__})")
+
+    def save_rejections(self, live: LiveRun) -> None:
+        """The run's "N invalid events from slot S rejected" warnings, as counted so far."""
+        live.rejections.unsaved = False
+        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
+        if run is None:
+            return
+        kept = [w for w in run.warnings if w.get("kind") != "rejected"]
+        at = timezone.now().isoformat()
+        Run.objects.filter(pk=live.run_id).update(
+            warnings=[*kept, *({**row, "at": at} for row in live.rejections.warnings())])
+        live_updates.publish_meta(live.run_id)
 
     def persist_run(self, live: LiveRun, final: bool = False) -> None:
         run = Run.objects.filter(pk=live.run_id).only("started_at", "status", "params", "scenario_id").first()
@@ -544,6 +595,10 @@ class Collector:
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
             run_signals.run_ended.send(sender=Run, run_id=run.pk)
         self.live.pop(run.pk, None)
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _entry_ms(entry_id) -> int:

@@ -7,8 +7,11 @@ Redis layout (all keys prefixed with ``sd:``)
 -------------------------------------------
 ``sd:reports``                       Stream. Slot tasks XADD events; the collector reads them
                                      through consumer group ``collectors``. Entry fields:
-                                     ``type`` (EVENT_*), ``run``, ``slot``, ``data`` (bytes:
+                                     ``type`` (EVENT_*), ``run``, ``slot``, ``token`` (the
+                                     dispatch's fencing token), ``data`` (bytes:
                                      workers.wire.encode for snapshots, msgpack dict otherwise).
+                                     The collector rejects (and counts on the run) any entry
+                                     whose token, slot or content does not check out.
 ``sd:run:<run>:slot:<i>:claim``      SET NX by the slot task that runs slot i (value: worker
                                      name and pid). A redelivered or duplicate task finds it
                                      taken and returns at once.

@@ -103,10 +103,11 @@ def read_frame(stream) -> dict | None:
 class Outbox:
     """Events in order to the report stream; buffered and retried with backoff while Redis is away."""
 
-    def __init__(self, redis: redis_lib.Redis, run: int, slot: int):
+    def __init__(self, redis: redis_lib.Redis, run: int, slot: int, token: str = ""):
         self.redis = redis
         self.run = run
         self.slot = slot
+        self.token = token
         self.pending: collections.deque = collections.deque()
         self.cond = threading.Condition()
         self.closed = False
@@ -117,7 +118,7 @@ class Outbox:
 
     def put(self, kind: str, data: bytes) -> None:
         with self.cond:
-            self.pending.append({"type": kind, "run": self.run, "slot": self.slot, "data": data})
+            self.pending.append({"type": kind, "run": self.run, "slot": self.slot, "token": self.token, "data": data})
             self.cond.notify()
 
     def put_control(self, kind: str, payload: dict) -> None:
@@ -360,7 +361,7 @@ class Slot:
             log.info("Run %s slot %s: the run was stopped before the slot started.", self.run_id, self.index)
             return "cancelled"
         self.control_users = (control.get("users"), control.get("spawn_rate"))
-        self.outbox = Outbox(self.redis, self.run_id, self.index)
+        self.outbox = Outbox(self.redis, self.run_id, self.index, self.token)
         exit_code = -1
         previous_term = None
         if threading.current_thread() is threading.main_thread():

@@ -27,6 +27,18 @@ COUNT_DTYPE = np.dtype("<u4")
 
 _INT_FIELDS = ("run", "slot", "seq", "tick", "users")
 
+# What a real pool can send. A snapshot outside these is forged or broken: the collector
+# rejects it (and counts it on the run) instead of letting it reach the database.
+MAX_SEQ = 10**9                 # one per second: 31 years
+MAX_TICK = 10**8                # seconds since go: 3 years
+MAX_ELAPSED = float(MAX_TICK)
+MAX_USERS = 10**7               # of one slot
+MAX_CPU = 10_000.0              # percent (a pool with threads may use more than one core)
+MAX_ENDPOINTS = 5_000           # per snapshot (the run caps names at 500, "(other)" beyond)
+MAX_TEXT = 100_000              # characters of a name, an error or a traceback
+MAX_ROWS = 10_000               # error and exception rows per snapshot
+MAX_COUNTER = 2**53             # any per-endpoint counter or per-row count of one snapshot
+
 
 class WireError(ValueError):
     """The bytes are not a snapshot (or control message) this version understands."""
@@ -72,6 +84,9 @@ def decode(data: bytes) -> dict:
         for key in _INT_FIELDS:
             if type(snapshot[key]) is not int:
                 raise WireError(f"Field {key!r} must be an integer, not {snapshot[key]!r}.")
+        _check_ranges(snapshot)
+        if len(message["errors"]) > MAX_ROWS or len(message["exceptions"]) > MAX_ROWS:
+            raise WireError(f"More than {MAX_ROWS} error or exception rows in one snapshot.")
         columns = _columns(message)
         snapshot["columns"] = columns
         snapshot["endpoints"] = _endpoint_dicts(columns)
@@ -86,11 +101,24 @@ def decode(data: bytes) -> dict:
     return snapshot
 
 
+def _check_ranges(snapshot: dict) -> None:
+    checks = (("seq", 1, MAX_SEQ), ("tick", 0, MAX_TICK), ("users", 0, MAX_USERS), ("run", 0, 2**63 - 1),
+              ("slot", 0, 100_000), ("elapsed", 0.0, MAX_ELAPSED), ("cpu", 0.0, MAX_CPU))
+    for key, low, high in checks:
+        value = snapshot[key]
+        if not low <= value <= high:  # NaN fails too
+            raise WireError(f"Field {key!r} is {value!r}, outside {low}..{high}.")
+
+
 def _columns(message: dict) -> Columns:
     names = message["names"]
+    if len(names) > MAX_ENDPOINTS:
+        raise WireError(f"{len(names)} endpoints in one snapshot; at most {MAX_ENDPOINTS}.")
     for pair in names:
         if len(pair) != 2 or type(pair[0]) is not str or type(pair[1]) is not str:
             raise WireError(f"Endpoint names must be (method, name) strings, not {pair!r}.")
+        if len(pair[0]) > MAX_TEXT or len(pair[1]) > MAX_TEXT:
+            raise WireError(f"An endpoint name is longer than {MAX_TEXT} characters.")
     fields = [message[key] for key in ("scalars", "lengths", "index", "counts")]
     if any(type(value) is not bytes for value in fields):
         raise WireError("The scalars, lengths, index and counts fields must be binary.")
@@ -108,6 +136,10 @@ def _columns(message: dict) -> Columns:
         raise WireError(f"Endpoint histogram lengths add up to {int(lengths.sum())}, the histogram has {len(index)}.")
     if n and scalars.min() < 0:
         raise WireError("Endpoint counters must not be negative.")
+    if n and scalars.max() > MAX_COUNTER:
+        raise WireError(f"An endpoint counter is above {MAX_COUNTER}.")
+    if len(counts) and int(counts.max()) > MAX_COUNTER:
+        raise WireError(f"A histogram count is above {MAX_COUNTER}.")
     if len(index) and int(index.max()) >= NUM_BUCKETS:
         raise WireError(f"Bucket index {int(index.max())} is outside the histogram ({NUM_BUCKETS} buckets).")
     return Columns(names=names, scalars=scalars, lengths=lengths.astype(np.intp), index=index, counts=counts)
@@ -126,11 +158,13 @@ def _endpoint_dicts(columns: Columns) -> list[dict]:
 def _text(value) -> str:
     if type(value) is not str:
         raise WireError(f"Expected a string, got {value!r}.")
+    if len(value) > MAX_TEXT:
+        raise WireError(f"A text field is longer than {MAX_TEXT} characters.")
     return value
 
 
 def _count(value) -> int:
-    if type(value) is not int or value < 0:
+    if type(value) is not int or not 0 <= value <= MAX_COUNTER:
         raise WireError(f"Expected a count, got {value!r}.")
     return value
 

@@ -57,9 +57,12 @@ def collector(redis):
     return instance
 
 
-def event(redis, run, slot, kind, data):
+def event(redis, run, slot, kind, data, token=None):
+    """An entry as a slot XADDs it, with the fencing token of the run's dispatch."""
     payload = data if isinstance(data, bytes) else msgpack.packb(data)
-    redis.xadd(protocol.REPORT_STREAM, {"type": kind, "run": run.pk, "slot": slot, "data": payload})
+    if token is None:
+        token = Run.objects.values_list("token", flat=True).get(pk=run.pk)
+    redis.xadd(protocol.REPORT_STREAM, {"type": kind, "run": run.pk, "slot": slot, "token": token, "data": payload})
 
 
 def snapshot(run, slot, seq, tick, requests, kind="delta", users=2):
