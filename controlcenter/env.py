@@ -14,6 +14,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # REDIS_URL unset and `make run` never started here
 
 
 class BadSetting(ValueError):
@@ -115,7 +116,12 @@ def sqlite_database(file: Path) -> dict:
 
 
 def resolve_redis_url() -> str:
-    """REDIS_URL, else the embedded redis-server of this machine's launcher (see embedded_redis)."""
+    """REDIS_URL, else the embedded redis-server of this machine's `make run` while it runs.
+
+    The pointer `make run` leaves in VAR_DIR/redis/embedded.json counts only while its pid is
+    alive: a stopped server (or one replaced by an external REDIS_URL since) is an error, never
+    a URL that leads nowhere. A var dir that never had one keeps the local default.
+    """
     url = os.environ.get("REDIS_URL")
     if url:
         if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
@@ -123,4 +129,11 @@ def resolve_redis_url() -> str:
         return url
     from controlcenter import embedded_redis
 
-    return embedded_redis.known_url(var_dir()) or "redis://127.0.0.1:6379/0"
+    var = var_dir()
+    url = embedded_redis.known_url(var)
+    if not url:
+        return DEFAULT_REDIS_URL
+    if embedded_redis.running_pid(var):
+        return url
+    raise BadSetting(f"REDIS_URL is not set and no embedded redis-server of `make run` is running (VAR_DIR={var}): "
+                     "start `make run`, or set REDIS_URL.")

@@ -1,5 +1,6 @@
 """Settings come from the environment and fail loudly on values they cannot use."""
 
+import json
 import os
 import secrets
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, parse_database_url
+from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, parse_database_url, resolve_redis_url
 
 PRODUCTION = {
     "DEBUG": "0",
@@ -66,6 +67,58 @@ def test_it_fails_loudly_on_bad_values(name, value, message):
     result = manage("check", env={**PRODUCTION, name: value})
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def _embedded_pointer(var, pid: int) -> str:
+    url = f"redis://:pw@127.0.0.1:{6400 + pid % 1000}/0"
+    (var / "redis").mkdir(parents=True)
+    (var / "redis" / "embedded.json").write_text(json.dumps({"url": url, "port": 6400 + pid % 1000, "pid": pid}))
+    return url
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_it_uses_the_embedded_redis_only_while_its_server_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    live, dead = tmp_path / "live", tmp_path / "dead"
+    url = _embedded_pointer(live, os.getpid())
+    monkeypatch.setenv("VAR_DIR", str(live))
+    assert resolve_redis_url() == url
+
+    _embedded_pointer(dead, _dead_pid())
+    monkeypatch.setenv("VAR_DIR", str(dead))
+    with pytest.raises(BadSetting) as error:
+        resolve_redis_url()
+    assert str(error.value) == (f"REDIS_URL is not set and no embedded redis-server of `make run` is running "
+                                f"(VAR_DIR={dead}): start `make run`, or set REDIS_URL.")
+
+    monkeypatch.setenv("REDIS_URL", "redis://redis.example.com:6379/0")  # REDIS_URL wins over any pointer
+    assert resolve_redis_url() == "redis://redis.example.com:6379/0"
+
+
+def test_it_says_so_when_a_management_command_finds_only_a_dead_embedded_redis(tmp_path):
+    var = tmp_path / "var"
+    _embedded_pointer(var, _dead_pid())
+    result = manage("check", env={"DEBUG": "1", "VAR_DIR": str(var)}, drop=("REDIS_URL",))
+    assert result.returncode == 1
+    assert "ImproperlyConfigured: REDIS_URL is not set and no embedded redis-server of `make run` is running" \
+        in result.stderr
+
+
+def test_it_keeps_the_local_default_where_make_run_never_started(tmp_path, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    assert resolve_redis_url() == "redis://127.0.0.1:6379/0"
+    # The Celery app (load workers, beat) still imports there without REDIS_URL, as before.
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    result = subprocess.run([sys.executable, "-c", "import controlcenter.celery as c; print(c.app.conf.broker_url)"],
+                            cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "redis://127.0.0.1:6379/0"
 
 
 def test_it_reads_database_urls():
