@@ -51,9 +51,9 @@ class Process:
         self.handle.close()
 
 
-def start_collector() -> Process:
+def start_collector(**extra_env: str) -> Process:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url(),
-           "PYTHONUNBUFFERED": "1", "SWARMDECK_IMPORT_TIMEOUT": "10"}
+           "PYTHONUNBUFFERED": "1", "SWARMDECK_IMPORT_TIMEOUT": "10", **extra_env}
     return Process("collector", [sys.executable, "manage.py", "collect", "--consumer", "e2e-collector"], env)
 
 
