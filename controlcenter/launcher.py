@@ -4,7 +4,12 @@ Starts, in order: an embedded redis-server (when REDIS_URL is unset), migrations
 admin user (on a fresh install), then Daphne, one load worker, the collector, Celery beat and
 the control worker (fires schedules, delivers webhooks) as children.
 Their output is interleaved with a name prefix. Ctrl-C or SIGTERM stops every child (whole
-process groups, so Celery's pool processes too); a child that dies stops the rest.
+process groups, so Celery's pool processes too).
+
+Supervision: a child (or the embedded redis-server) that dies once the stack is up is restarted
+after a capped backoff (1 s, 2 s, 4 s … SWARMDECK_RESTART_BACKOFF_MAX, 30 s); one that dies
+SWARMDECK_RESTART_LIMIT times (5) within SWARMDECK_RESTART_WINDOW seconds (60) stops everything,
+with its last lines. var/launcher.json always holds the current pids.
 """
 
 import json
@@ -18,7 +23,9 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from controlcenter import embedded_redis
 from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, envstr, var_dir
@@ -26,6 +33,8 @@ from controlcenter.processes import die_with_parent, pid_alive, port_free
 
 STOP_TIMEOUT = 15.0
 READY_TIMEOUT = 90.0
+FIRST_BACKOFF = 1.0  # seconds before the first restart of a process that died; doubles per recent death
+TAIL_LINES = 10      # of a process's output, shown when it keeps dying
 # What a load worker may see of our environment: it needs Redis and nothing secret.
 WORKER_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "REDIS_URL", "VAR_DIR", "SWARMDECK_LAUNCH_ID")
 
@@ -42,24 +51,65 @@ def say(prefix: str, line: str) -> None:
 
 
 @dataclass
+class Restarts:
+    """The recent deaths of one supervised process: when to restart it, and when to give up."""
+
+    limit: int
+    window: float
+    backoff_max: float
+    deaths: deque = field(default_factory=deque)
+    count: int = 0               # restarts so far
+    due: float | None = None     # monotonic time of the pending restart
+
+    @classmethod
+    def from_env(cls) -> "Restarts":
+        return cls(limit=envint("SWARMDECK_RESTART_LIMIT", 5, minimum=1),
+                   window=float(envint("SWARMDECK_RESTART_WINDOW", 60, minimum=1)),
+                   backoff_max=float(envint("SWARMDECK_RESTART_BACKOFF_MAX", 30, minimum=1)))
+
+    def died(self, now: float) -> float | None:
+        """Count a death; the delay before the restart, or None when it died `limit` times within `window`."""
+        self.deaths.append(now)
+        while now - self.deaths[0] > self.window:
+            self.deaths.popleft()
+        if len(self.deaths) >= self.limit:
+            return None
+        self.count += 1
+        delay = min(self.backoff_max, FIRST_BACKOFF * 2 ** (len(self.deaths) - 1))
+        self.due = now + delay
+        return delay
+
+
+@dataclass
 class Child:
     name: str
     argv: list[str]
     env: dict
     process: subprocess.Popen | None = None
     reader: threading.Thread | None = field(default=None, repr=False)
+    restarts: Restarts = field(default_factory=Restarts.from_env, repr=False)
+    tail: deque = field(default_factory=lambda: deque(maxlen=TAIL_LINES), repr=False)
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             self.argv, cwd=BASE_DIR, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent,
         )
-        self.reader = threading.Thread(target=self._pump, daemon=True)
+        self.reader = threading.Thread(target=self._pump, args=(self.process,), daemon=True)
         self.reader.start()
 
-    def _pump(self) -> None:
-        for raw in iter(self.process.stdout.readline, b""):
-            say(self.name, raw.decode("utf-8", "replace").rstrip())
+    def _pump(self, process: subprocess.Popen) -> None:
+        for raw in iter(process.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            self.tail.append(line)
+            say(self.name, line)
+        process.stdout.close()
+
+    def reap(self) -> None:
+        """After the main process died: kill what is left of its group, and read its last output."""
+        self.signal_group(signal.SIGKILL)
+        if self.reader:
+            self.reader.join(timeout=2)
 
     def signal_group(self, signum: int) -> None:
         try:
@@ -76,6 +126,8 @@ class Launcher:
         self.launch_id = uuid.uuid4().hex
         self.children: list[Child] = []
         self.redis: subprocess.Popen | None = None
+        self.redis_url: str | None = None
+        self.redis_restarts = Restarts.from_env()
         self.stopping = threading.Event()
         self.pid_file = self.var / "launcher.pid"
 
@@ -128,6 +180,7 @@ class Launcher:
                 key_file.chmod(0o600)
         if not env.get("REDIS_URL"):
             self.redis, url = embedded_redis.start(self.var)
+            self.redis_url = url
             shown = url.split("@", 1)[-1]
             say("redis", f"Embedded redis-server on {shown} (pid {self.redis.pid}), password in "
                          f"{self.var / 'redis' / 'password'}, data in {self.var / 'redis'}.")
@@ -200,11 +253,19 @@ class Launcher:
         for line in lines:
             say("swarmdeck", f"  {line}")
         say("swarmdeck", "=" * width)
-        (self.var / "launcher.json").write_text(json.dumps({
+        self._write_state()
+
+    def _write_state(self) -> None:
+        """var/launcher.json: where the stack runs and its current pids (rewritten after each restart)."""
+        shown = "127.0.0.1" if self.bind in ("0.0.0.0", "::") else self.bind
+        state = self.var / "launcher.json"
+        partial = state.with_suffix(".json.tmp")
+        partial.write_text(json.dumps({
             "url": f"http://{shown}:{self.port}/", "launch_id": self.launch_id, "pid": os.getpid(),
             "children": {child.name: child.process.pid for child in self.children},
             "redis_pid": self.redis.pid if self.redis else None,
         }))
+        os.replace(partial, state)  # readers never see half a file
 
     def _isolation_notice(self) -> None:
         """Say it once, in the banner's place, when this machine cannot sandbox locustfiles."""
@@ -216,20 +277,88 @@ class Launcher:
         required = envbool("SWARMDECK_REQUIRE_ISOLATION", not envbool("DEBUG", False))
         say("swarmdeck", f"Locustfiles cannot be isolated on this machine: {isolation.detail}.")
         if required:
-            say("swarmdeck", "Runs are refused until you install it, or set SWARMDECK_REQUIRE_ISOLATION=0 to run "
-                             "locustfiles unsandboxed (only if you trust everyone who can upload one).")
+            say("swarmdeck", f"{isolation.remedy}; until then runs are refused. Or set SWARMDECK_REQUIRE_ISOLATION=0 "
+                             "to run locustfiles unsandboxed (only if you trust everyone who can upload one).")
 
     # -- run and stop ---------------------------------------------------------------------
     def _supervise(self) -> int:
-        while not self.stopping.wait(0.5):
+        """Restart what dies, with backoff; 0 once stopped by a signal, 1 when something keeps dying."""
+        while not self.stopping.wait(self._next_wait()):
+            now = time.monotonic()
+            if self.redis and (code := self._redis_step(now)) is not None:
+                return code
             for child in self.children:
-                if child.process.poll() is not None:
-                    say("swarmdeck", f"{child.name} exited with code {child.process.returncode}; stopping the rest.")
-                    return 1
-            if self.redis and self.redis.poll() is not None:
-                say("swarmdeck", f"The embedded redis-server exited with code {self.redis.returncode}; stopping.")
-                return 1
+                if child.restarts.due is None and child.process.poll() is not None:
+                    child.reap()
+                    delay = child.restarts.died(now)
+                    if delay is None:
+                        self._give_up(child.name, child.restarts, list(child.tail))
+                        return 1
+                    say("swarmdeck", f"{child.name} exited with code {child.process.returncode}; restarting it in "
+                                     f"{delay:g} s (restart {child.restarts.count}).")
+                elif child.restarts.due is not None and now >= child.restarts.due:
+                    child.restarts.due = None
+                    try:
+                        child.start()
+                    except OSError as error:
+                        say("swarmdeck", f"Could not restart {child.name}: {error}; stopping everything.")
+                        return 1
+                    self._write_state()
         return 0
+
+    def _next_wait(self) -> float:
+        """Look every 0.5 s, or at the next pending restart if it is sooner."""
+        dues = [restarts.due for restarts in [self.redis_restarts, *(child.restarts for child in self.children)]
+                if restarts.due is not None]
+        return max(0.05, min([0.5, *(due - time.monotonic() for due in dues)]))
+
+    def _redis_step(self, now: float) -> int | None:
+        """The embedded redis-server: restarted on its port (the children's REDIS_URL names it), or stop."""
+        restarts = self.redis_restarts
+        if restarts.due is None:
+            if self.redis.poll() is None:
+                return None
+            delay = restarts.died(now)
+            if delay is None:
+                self._give_up("The embedded redis-server", restarts, self._redis_log_tail())
+                return 1
+            say("swarmdeck", f"The embedded redis-server exited with code {self.redis.returncode}; restarting it "
+                             f"in {delay:g} s (restart {restarts.count}).")
+            return None
+        if now < restarts.due:
+            return None
+        restarts.due = None
+        port = urlsplit(self.redis_url).port
+        if not port_free(port):
+            say("swarmdeck", f"The embedded redis-server cannot get its port {port} back (something else took it), "
+                             "and every process here knows Redis by that port; stopping everything.")
+            return 1
+        try:
+            self.redis, url = embedded_redis.start(self.var)
+        except embedded_redis.EmbeddedRedisError as error:
+            say("swarmdeck", f"The embedded redis-server could not be restarted: {error}\nStopping everything.")
+            return 1
+        if url != self.redis_url:  # lost the port in between: the children could not reach it
+            embedded_redis.stop(self.redis)
+            say("swarmdeck", f"The embedded redis-server came back on another port than {port}; stopping everything.")
+            return 1
+        say("redis", f"Embedded redis-server restarted on port {port} (pid {self.redis.pid}), same data and password.")
+        self._write_state()
+        return None
+
+    def _redis_log_tail(self) -> list[str]:
+        log = self.var / "redis" / "redis.log"
+        try:
+            return log.read_text(errors="replace").splitlines()[-TAIL_LINES:]
+        except OSError:
+            return []
+
+    def _give_up(self, name: str, restarts: Restarts, tail: list[str]) -> None:
+        shown = [line for line in tail if line.strip()]
+        say("swarmdeck", f"{name} died {len(restarts.deaths)} times within {restarts.window:g} s; stopping everything."
+                         + (" Its last lines:" if shown else " It printed nothing."))
+        for line in shown:
+            say("swarmdeck", f"    {line}")
 
     def _on_signal(self, signum, frame) -> None:
         if self.stopping.is_set():

@@ -2,7 +2,7 @@
 
 Starts the real launcher (embedded redis-server, migrations, Daphne, a Celery load worker,
 Celery beat, the control worker), logs in with the password it prints, then stops it and checks that nothing is
-left behind and that a second start is clean.
+left behind and that a second start is clean. A process that dies is restarted; one that keeps dying stops it all.
 """
 
 import json
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from controlcenter.env import BASE_DIR
@@ -29,10 +30,10 @@ READY = "Swarmdeck is running at"
 
 
 class LauncherProcess:
-    def __init__(self, var: Path, port: int):
+    def __init__(self, var: Path, port: int, **extra_env: str):
         env = {k: v for k, v in os.environ.items()
                if k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "VAR_DIR", "PORT")}
-        env.update(VAR_DIR=str(var), PORT=str(port), PYTHONUNBUFFERED="1")
+        env.update(VAR_DIR=str(var), PORT=str(port), PYTHONUNBUFFERED="1", **extra_env)
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "controlcenter.launcher"], cwd=BASE_DIR, env=env,
@@ -174,17 +175,56 @@ def test_it_runs_the_whole_stack_and_stops_without_leftovers(tmp_path):
     assert processes_of_launch(state["launch_id"]) == []
 
 
-def test_it_stops_everything_when_a_child_dies(tmp_path):
+def _state(var: Path) -> dict:
+    return json.loads((var / "launcher.json").read_text())
+
+
+def _wait_for_new_pid(var: Path, key, old: int, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = key(_state(var))
+        if pid != old:
+            return pid
+        time.sleep(0.1)
+    raise AssertionError(f"launcher.json still names pid {old} after {timeout:.0f} s: {_state(var)}")
+
+
+def test_it_restarts_a_child_that_dies_and_stops_everything_when_it_keeps_dying(tmp_path):
     var = tmp_path / "var"
-    launcher = LauncherProcess(var, free_port())
+    port = free_port()
+    launcher = LauncherProcess(var, port, SWARMDECK_RESTART_LIMIT="2")  # the second death within 60 s gives up
     try:
         launcher.wait_for(READY)
-        state = json.loads((var / "launcher.json").read_text())
-        os.kill(state["children"]["beat"], signal.SIGKILL)
+        state = _state(var)
+
+        # The collector is killed: a new one takes its place; the rest of the stack never stopped.
+        os.kill(state["children"]["collector"], signal.SIGKILL)
+        collector = _wait_for_new_pid(var, lambda s: s["children"]["collector"], state["children"]["collector"])
+        assert pid_alive(collector) and launcher.process.poll() is None
+        assert "collector exited with code -9; restarting it in 1 s (restart 1)." in launcher.output()
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        assert {name: pid for name, pid in _state(var)["children"].items() if name != "collector"} == {
+            name: pid for name, pid in state["children"].items() if name != "collector"}
+
+        # The embedded redis-server comes back on the same port, with the same password.
+        pointer = json.loads((var / "redis" / "embedded.json").read_text())
+        os.kill(state["redis_pid"], signal.SIGKILL)
+        redis_pid = _wait_for_new_pid(var, lambda s: s["redis_pid"], state["redis_pid"])
+        assert json.loads((var / "redis" / "embedded.json").read_text()) == {**pointer, "pid": redis_pid}
+        assert redis.Redis.from_url(pointer["url"], socket_connect_timeout=5).ping()
+        assert "The embedded redis-server exited with code -9; restarting it in 1 s (restart 1)." in launcher.output()
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+
+        # Killed again within the window: everything stops, with the collector's last lines.
+        os.kill(collector, signal.SIGKILL)
         assert launcher.process.wait(40) == 1
     finally:
         if launcher.process.poll() is None:
             launcher.stop()
     launcher.reader.join(5)
-    assert "beat exited with code -9; stopping the rest." in launcher.output()
+    output = launcher.output()
+    assert "collector died 2 times within 60 s; stopping everything. Its last lines:" in output, output[-3000:]
+    assert "Collector " in output.split("stopping everything. Its last lines:")[1]
+    assert "All processes stopped." in output
     assert processes_of_launch(state["launch_id"]) == []
+    assert not pid_alive(redis_pid)
