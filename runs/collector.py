@@ -47,6 +47,7 @@ class SlotState:
     cpu: float | None = None
     requests: int = 0
     last_seq: int = 0
+    merged: int = 0       # snapshots merged: last_seq - merged of them never arrived
     final: bool = False
     done: bool = False
     elapsed: float = 0.0  # seconds since go on the pool's own clock, as of its latest snapshot
@@ -100,6 +101,9 @@ class Collector:
         # Entries another collector (an earlier incarnation on another host) read but never acked.
         self.redis.xautoclaim(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, self.consumer,
                               min_idle_time=0, start_id="0-0", count=100_000)
+        # Redis may have restarted without its data: what slots poll is rebuilt from the database.
+        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS):
+            services.restore_control(run)
         self.ready = True
 
     def process_one(self) -> bool:
@@ -194,7 +198,8 @@ class Collector:
             return None
         stats = RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob else RunStats()
         slots = {s.index: SlotState(users=s.users, cpu=s.cpu, requests=s.requests, last_seq=s.last_seq,
-                                    final=s.got_final) for s in RunSlot.objects.filter(run_id=run_id)}
+                                    merged=s.snapshots, final=s.got_final)
+                 for s in RunSlot.objects.filter(run_id=run_id)}
         live = LiveRun(run_id=run_id, stats=stats, slots=slots, token=run.token, slots_requested=run.slots_requested)
         self.live[run_id] = live
         return live
@@ -205,6 +210,7 @@ class Collector:
         state.last_seen = time.monotonic()
         if live.stats.apply(snapshot):
             state.last_seq = snapshot["seq"]
+            state.merged += 1
             state.users = snapshot["users"]
             if snapshot["kind"] == "delta":  # a final snapshot's CPU covers a fraction of a second: noise
                 state.cpu = min(100.0, max(0.0, float(snapshot["cpu"])))
@@ -267,7 +273,11 @@ class Collector:
                 self.fail(run, note, detail)
                 return
             live.slots.setdefault(slot, SlotState()).done = True
-            RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.LOST, error=message)
+            RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED, error=message)
+            if not RunSlot.objects.filter(run=run).exclude(
+                    status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
+                self.fail(run, note, detail)  # nothing left running: the limit is the run's reason
+                return
             self.degrade(run, note)
             return
         if stage == "users":  # every user of the slot failed in on_start: the locustfile cannot run
@@ -348,7 +358,7 @@ class Collector:
             for index, state in live.slots.items():
                 RunSlot.objects.filter(run_id=live.run_id, index=index).update(
                     users=state.users, cpu=state.cpu, requests=state.requests, last_seq=state.last_seq,
-                    got_final=state.final,
+                    snapshots=state.merged, got_final=state.final,
                     last_seen=timezone.now() - timedelta(seconds=time.monotonic() - state.last_seen))
             RunTick.objects.bulk_create(
                 [RunTick(run_id=live.run_id, tick=t["tick"], users=t["users"], rps=t["rps"],
@@ -543,6 +553,7 @@ class Collector:
         live = self.live.get(run.pk)
         if live is not None:
             self.persist_run(live, final=True)  # keep what the slots sent before the failure
+            self.account_lost_snapshots(run.pk, live)
         run.refresh_from_db()
         # A run that failed after its users started is judged on what it measured; one that never started is not.
         verdict = self.verdict_fields(run) if run.started_at else {}
@@ -574,8 +585,25 @@ class Collector:
             log.info("Run %s: verdict %s (%s criteria).", run.pk, verdict, len(details))
         return {"verdict": verdict, "verdict_details": details}
 
+    def account_lost_snapshots(self, run_id: int, live: LiveRun) -> None:
+        """Say on the run what never reached the collector (an outage, a stream cap): per slot,
+        the snapshots between the ones merged, by their sequence numbers."""
+        lost = {index: state.last_seq - state.merged for index, state in live.slots.items()
+                if state.last_seq > state.merged}
+        if not lost:
+            return
+        run = Run.objects.filter(pk=run_id).only("warnings").first()
+        kept = [w for w in run.warnings if w.get("kind") != "lost_data"]
+        rows = [{"kind": "lost_data", "slot": index, "host": "", "count": count, "at": timezone.now().isoformat(),
+                 "message": f"data truncated: {count} snapshot{'s' if count != 1 else ''} (about {count} s) of "
+                            f"slot {index} never reached the collector"} for index, count in sorted(lost.items())]
+        Run.objects.filter(pk=run_id).update(warnings=[*kept, *rows])
+        for row in rows:
+            log.warning("Run %s: %s.", run_id, row["message"])
+
     def finish(self, run: Run, live: LiveRun) -> None:
         self.persist_run(live, final=True)
+        self.account_lost_snapshots(run.pk, live)
         run.refresh_from_db()
         if run.status in Run.TERMINAL:  # e.g. failed a moment ago because every slot was lost
             self.live.pop(run.pk, None)

@@ -151,6 +151,7 @@ class RunSlot(models.Model):
     cpu = models.FloatField(null=True, blank=True)
     requests = models.BigIntegerField(default=0)
     last_seq = models.IntegerField(default=0)
+    snapshots = models.IntegerField(default=0, help_text="Snapshots merged; fewer than last_seq means some were lost")
     last_seen = models.DateTimeField(null=True, blank=True)
     got_final = models.BooleanField(default=False)
     error = models.TextField(blank=True)

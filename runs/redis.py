@@ -8,4 +8,7 @@ from django.conf import settings
 
 @lru_cache(maxsize=1)
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, health_check_interval=30)
+    # Timeouts, so an outage raises instead of hanging; the collector's XREADGROUP blocks for
+    # at most its block_ms (well under the socket timeout).
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=10,
+                                health_check_interval=15)

@@ -163,6 +163,22 @@ def assignments(run: Run) -> list[dict]:
     ]
 
 
+def restore_control(run: Run) -> None:
+    """Write a run's control hash from the database (after Redis lost it): the slots go on."""
+    mapping = {"token": run.token, "users": run.params.get("live_users", run.params["users"]),
+               "spawn_rate": run.params.get("live_spawn_rate", run.params["spawn_rate"])}
+    if run.started_at:
+        mapping["go_at"] = repr(run.started_at.timestamp())
+    if run.status == Run.Status.STOPPING:
+        mapping["stop"] = "1"
+    redis = client()
+    if redis.exists(protocol.control_key(run.pk)):
+        return
+    redis.hset(protocol.control_key(run.pk), mapping=mapping)
+    redis.expire(protocol.control_key(run.pk), protocol.CLAIM_TTL_SECONDS)
+    log.info("Run %s: control hash restored from the database.", run.pk)
+
+
 def signal_stop(run_id: int) -> None:
     client().hset(protocol.control_key(run_id), "stop", "1")
 

@@ -48,6 +48,9 @@ SAFETY_MARGIN = 30.0          # after duration + stop_timeout: the slot stops th
 STOP_GRACE = 30.0             # after a stop: stop_timeout + this, then the pool is killed
 FLUSH_TIMEOUT = float(os.environ.get("SWARMDECK_FLUSH_TIMEOUT", 600))  # how long to keep retrying Redis at the end
 LEASE_REFRESH = 5.0
+# Dead-man switch: a slot that cannot read its run's control hash for this long stops its users
+# (keeping its snapshots for delivery): no runaway load after a partition.
+CONTROL_TIMEOUT = float(os.environ.get("SWARMDECK_CONTROL_TIMEOUT", 30))
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError)
 WATCH_EVERY = 0.25           # how often the slot measures its sandbox against its limits
 RUN_DIR_PREFIX = "swarmdeck-run"
@@ -305,6 +308,8 @@ class Slot:
                                       stop_timeout=float(self.params.get("stop_timeout") or 0))
         self.sandbox_user = sandbox.SandboxUser()
         self.limit_reason: str | None = None
+        self.control_failures = 0
+        self.control_seen = time.monotonic()
 
     # -- events ----------------------------------------------------------------------------------
     def error(self, stage: str, message: str, detail: str = "") -> None:
@@ -329,11 +334,19 @@ class Slot:
 
     # -- redis helpers ---------------------------------------------------------------------------
     def control(self) -> dict | None:
+        """The run's control hash; None when Redis is unreachable or the hash is gone (Redis
+        restarted without its data: the collector writes it again from the database)."""
         try:
             raw = self.redis.hgetall(protocol.control_key(self.run_id))
         except REDIS_ERRORS as error:
-            log.warning("Run %s slot %s: cannot read the control hash (%s).", self.run_id, self.index, error)
+            if self.control_failures == 0:
+                log.warning("Run %s slot %s: cannot read the control hash (%s).", self.run_id, self.index, error)
+            self.control_failures += 1
             return None
+        self.control_failures = 0
+        if not raw:
+            return None
+        self.control_seen = time.monotonic()
         return {_text(k): _text(v) for k, v in raw.items()}
 
     def refresh_lease(self, force: bool = False) -> None:
@@ -519,6 +532,11 @@ class Slot:
                     and time.time() > (go_at or 0) + duration + stop_timeout + SAFETY_MARGIN):
                 log.warning("Run %s slot %s: no stop %.0f s after the duration; stopping the pool.",
                             self.run_id, self.index, SAFETY_MARGIN)
+                pool.send({"type": "stop"})
+                stop_sent_at = now
+            if stop_sent_at is None and go_sent_at is not None and now - self.control_seen > CONTROL_TIMEOUT:
+                log.warning("Run %s slot %s: no word from the control plane for %.0f s; stopping the users "
+                            "(dead-man switch).", self.run_id, self.index, CONTROL_TIMEOUT)
                 pool.send({"type": "stop"})
                 stop_sent_at = now
             if stop_sent_at is not None and now - stop_sent_at > stop_timeout + STOP_GRACE:

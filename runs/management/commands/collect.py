@@ -1,13 +1,34 @@
+"""`manage.py collect`: the collector's loop. It never exits for an outage of Redis or the
+database: it logs one line when the outage starts and one when it ends, retries with capped
+backoff, and on recovery re-creates what Redis may have lost (consumer group, control hashes)."""
+
 import logging
 import signal
 import time
 
 import redis
 from django.core.management.base import BaseCommand
+from django.db import InterfaceError, OperationalError, connections
 
 from runs.collector import Collector
 
 log = logging.getLogger("swarmdeck.collector")
+
+OUTAGES = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError, InterfaceError)
+MAX_BACKOFF = 10.0
+
+
+def _lost_redis_state(error: Exception) -> bool:
+    """Redis came back without our consumer group (restarted without its data)."""
+    return isinstance(error, redis.exceptions.ResponseError) and "NOGROUP" in str(error)
+
+
+def _what(error: Exception) -> str:
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return "the database is unreachable"
+    if _lost_redis_state(error):
+        return "Redis lost the report stream's consumer group (restarted without its data?)"
+    return "Redis is unreachable"
 
 
 class Command(BaseCommand):
@@ -27,17 +48,33 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, on_signal)
         collector = Collector(consumer)
         backoff = 0.5
+        outage_since: float | None = None
         while not stopping:
             try:
                 if not collector.ready:
                     collector.setup()
                     log.info("Collector %s is reading %s.", collector.consumer, "sd:reports")
                 collector.process_one()
+                if outage_since is not None:
+                    log.info("Collector %s is back after %.0f s of outage.", collector.consumer,
+                             time.monotonic() - outage_since)
+                    outage_since = None
                 backoff = 0.5
-            except redis.exceptions.ConnectionError as error:
-                log.warning("Redis is unreachable (%s); retrying in %.1f s.", error, backoff)
+            except Exception as error:
+                if not isinstance(error, OUTAGES) and not _lost_redis_state(error):
+                    raise
+                if outage_since is None:  # one line per outage, not per retry
+                    outage_since = time.monotonic()
+                    log.warning("Collector %s: %s (%s: %s); retrying with backoff up to %.0f s.",
+                                collector.consumer, _what(error), type(error).__name__, error, MAX_BACKOFF)
+                connections.close_all()  # a fresh database connection on the next try
+                collector.ready = False  # re-create the group and control hashes, re-read pending entries
+                collector.recovering = True
+                collector.recovery_cursor = "0"
                 time.sleep(backoff)
-                backoff = min(backoff * 2, 10)
-                collector.recovering = True  # re-read our pending entries once Redis is back
-        collector.persist(force=True)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+        try:
+            collector.persist(force=True)
+        except OUTAGES as error:
+            log.warning("Collector %s stopped without its last persist: %s.", collector.consumer, error)
         log.info("Collector stopped.")

@@ -1,0 +1,128 @@
+"""Faults the control plane survives, with real processes: a Redis server this test starts and
+kills, a TCP proxy it cuts, a real Celery load worker and collector, and nginx counting what it
+served. Each test ends with the run's report next to nginx's count."""
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from controlcenter import embedded_redis
+from runs import services
+from runs.models import Run
+from tests.conftest import store_scenario
+from tests.runs.conftest import start_collector, start_worker, wait_for
+from tests.runs.test_limits import NORMAL
+from tests.workers.conftest import TcpProxy
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+class PrivateRedis:
+    """A password-protected redis-server of this test's own, without persistence: kill -9 and
+    restart it, and it comes back empty on the same port."""
+
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="swarmdeck-fault-redis-"))
+        self.process, self.url = embedded_redis.start(self.dir, appendonly=False)
+
+    def kill(self):
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def restart(self):
+        self.process, url = embedded_redis.start(self.dir, appendonly=False)
+        assert url == self.url
+
+    def stop(self):
+        embedded_redis.stop(self.process)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def private_redis():
+    server = PrivateRedis()
+    yield server
+    server.stop()
+
+
+def served(target, before):
+    return target.counts().get(("GET", "/ok", 200), 0) - before
+
+
+def wait_running(run, timeout=60):
+    wait_for(lambda: Run.objects.get(pk=run.pk).total_requests > 0, timeout, "the run never got going")
+
+
+def test_it_finishes_a_run_when_redis_restarts_without_its_data(private_redis, target, alice, project):
+    worker = start_worker("redis-fault", REDIS_URL=private_redis.url)
+    collector = start_collector(REDIS_URL=private_redis.url)
+    try:
+        scenario = store_scenario(project, alice, name="Redis restart", content=NORMAL)
+        before = target.counts().get(("GET", "/ok", 200), 0)
+        run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 12,
+                                                               "slots": 1, "host": target.url, "stop_timeout": 3})
+        wait_running(run)
+        time.sleep(1)
+        private_redis.kill()
+        time.sleep(2)
+        private_redis.restart()
+        run = services.wait_until_done(run, timeout=90)
+        assert collector.popen.poll() is None, collector.output()[-3000:]  # it never exited
+        assert worker.popen.poll() is None
+        assert run.status == Run.Status.FINISHED, run.reason
+        total = served(target, before)
+        row = next(r for r in run.totals if r["name"] == "/ok")
+        lost = [w for w in run.warnings if w["kind"] == "lost_data"]
+        # Accounted: either every request is in the report, or the report says what is missing.
+        if row["requests"] != total:
+            assert lost and lost[0]["message"].startswith("data truncated: "), run.warnings
+            assert row["requests"] < total
+        log = collector.output()
+        assert log.count("retrying with backoff") == 1, log[-3000:]  # one line per outage, not per retry
+        assert "Redis is unreachable" in log and "is back after" in log
+        assert "control hash restored from the database" in log
+    finally:
+        collector.kill(signal.SIGTERM)
+        worker.kill(signal.SIGTERM)
+
+
+def test_it_stops_load_within_the_control_timeout_when_a_worker_is_cut_off(target, alice, project, settings):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(os.environ["REDIS_URL"])
+    proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 6379)).start()
+    worker = start_worker("cut-off", REDIS_URL=proxy.url(os.environ["REDIS_URL"]), SWARMDECK_CONTROL_TIMEOUT="3")
+    collector = start_collector()
+    try:
+        from runs import cluster
+
+        wait_for(lambda: any(w.host == "cut-off" and w.online for w in cluster.workers()), 30, "no worker")
+        scenario = store_scenario(project, alice, name="Partition", content=NORMAL)
+        before = target.total()
+        run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 600,
+                                                               "slots": 1, "host": target.url, "stop_timeout": 1})
+        wait_running(run)
+        proxy.stop()  # the worker's machine loses Redis...
+        cut = time.monotonic()
+        services.request_stop(run)  # ... and Stop is pressed during the partition
+        time.sleep(3 + 2)
+        settled = target.total()
+        time.sleep(2)
+        assert target.total() == settled, "the cut-off worker kept loading the target past the control timeout"
+        # The partition heals before the slot counts as lost (10 s): its buffered snapshots arrive and
+        # the run ends with everything the slot measured.
+        assert time.monotonic() - cut < 9
+        proxy.start()
+        run = services.wait_until_done(run, timeout=90)
+        assert run.status == Run.Status.FINISHED, run.reason
+        row = next(r for r in run.totals if r["name"] == "/ok")
+        assert abs(row["requests"] - (target.total() - before)) <= 4  # in flight when the users stopped
+    finally:
+        proxy.stop()
+        collector.kill(signal.SIGTERM)
+        worker.kill(signal.SIGTERM)
