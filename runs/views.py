@@ -29,7 +29,7 @@ def run_create(request, scenario_id):
             return redirect(run)
     return render(request, "runs/run_form.html", {
         "form": form, "scenario": scenario, "project": scenario.project, "membership": membership,
-        "version": version, "capacity": cluster.capacity(),
+        "version": version, "capacity": cluster.capacity(), "unisolated_slots": cluster.unisolated_slots(),
     })
 
 
@@ -40,6 +40,8 @@ def run_detail(request, run_id):
     return render(request, "runs/run_detail.html", {
         "run": run, "project": run.project, "scenario": run.scenario, "membership": membership,
         "state": live.full_state(run), "queue_position": services.queue_position(run),
+        "waits_for_isolation": run.status == Run.Status.QUEUED and cluster.capacity() == 0
+        and cluster.unisolated_slots() > 0,
         "can_run": membership.allows(Role.RUNNER), "has_shape": shape,
         "users_form": LiveUsersForm(initial={
             "users": run.params.get("live_users", run.params.get("users")),

@@ -66,6 +66,15 @@ class Isolation:
     def as_dict(self) -> dict:
         return {"isolated": self.isolated, "isolation": self.detail}
 
+    @property
+    def remedy(self) -> str:
+        """What to do about it, in words."""
+        if self.isolated:
+            return ""
+        if "not installed" in self.detail:
+            return f"{INSTALL_HINT[0].upper()}{INSTALL_HINT[1:]} and restart the worker"
+        return "Make bubblewrap work on that machine (see the reason above) and restart the worker"
+
 
 def bwrap_binary() -> str | None:
     """SWARMDECK_BWRAP (a path or a name on PATH), else `bwrap` on PATH."""
@@ -191,17 +200,18 @@ def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = No
         args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         args += ["--unshare-user", "--disable-userns"]
+    # The private /tmp first: a runtime or checkout under /tmp is then bound on top of it.
+    args += ["--perms", "1777", "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp"]
     args += _system_binds()
     made: set[Path] = set()
     for path in _runtime_paths():
         # Parents as plain 0755 directories: bubblewrap would copy a host mode such as /root's 0700.
         for parent in reversed(path.parents[:-1]):
-            if parent not in made:
+            if parent not in made and parent != Path("/tmp"):
                 made.add(parent)
                 args += ["--perms", "0755", "--dir", str(parent)]
         args += ["--ro-bind", str(path), str(path)]
     args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp",
              "--perms", "0755", "--dir", str(Path(RUN_DIR).parent), "--bind", str(run_dir), RUN_DIR,
              "--chdir", RUN_DIR, "--clearenv"]
     env = pool_env()

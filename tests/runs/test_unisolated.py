@@ -32,6 +32,13 @@ def laptop(django_db_setup, django_db_blocker):
         worker.kill(signal.SIGTERM)
 
 
+def project_scenario(user):
+    from scenarios.services import create_project
+
+    project = create_project(user, name="Laptop", slug="laptop")
+    return store_scenario(project, user, name="Form").pk
+
+
 def test_it_registers_a_worker_without_bubblewrap_as_not_isolated(laptop, client, alice, settings):
     settings.SWARMDECK_REQUIRE_ISOLATION = True
     worker = next(w for w in registry.workers() if w.host == "laptop")
@@ -45,6 +52,8 @@ def test_it_registers_a_worker_without_bubblewrap_as_not_isolated(laptop, client
     assert "not isolated" in page and "takes no runs" in page
     assert "1 slot takes no runs: their worker is not isolated." in " ".join(page.split())
     assert services.capacity_problem(1).startswith("No isolated load worker is online")
+    form = " ".join(client.get(reverse("runs-create", args=[project_scenario(alice)])).content.decode().split())
+    assert "No isolated load worker is online: 1 slot online cannot sandbox locustfiles and takes no runs." in form
 
     settings.SWARMDECK_REQUIRE_ISOLATION = False
     assert registry.capacity() == 1 and services.capacity_problem(1) is None

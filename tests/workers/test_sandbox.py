@@ -34,6 +34,9 @@ def test_it_binds_only_the_runtime_the_workers_package_and_the_run_dir(tmp_path)
     for flag in ("--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session", "--clearenv"):
         assert flag in argv
     assert "--unshare-net" not in argv  # targets stay reachable
+    # The private /tmp comes first: a checkout or runtime under /tmp is bound on top of it, not hidden.
+    tmpfs = argv.index("--tmpfs")
+    assert argv[tmpfs + 1] == "/tmp" and all(argv.index(kind) > tmpfs for kind in ("--ro-bind", "--bind"))
     assert argv[argv.index("--chdir") + 1] == sandbox.RUN_DIR
 
 
