@@ -14,7 +14,7 @@ test: $(STAMP)
 
 check: $(STAMP)
 	$(PY) -m ruff check .
-	SECRET_KEY=$${SECRET_KEY:-make-check} $(PY) manage.py check
+	SECRET_KEY=$${SECRET_KEY:-make-check} REDIS_URL=$${REDIS_URL:-redis://127.0.0.1:6379/0} $(PY) manage.py check
 
 migrate: $(STAMP)
 	$(PY) manage.py migrate

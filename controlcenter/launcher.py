@@ -134,6 +134,7 @@ class Launcher:
     # -- start -------------------------------------------------------------------------
     def run(self) -> int:
         self.var.mkdir(parents=True, exist_ok=True)
+        self.var.chmod(0o700)  # the database, the Redis password and the secret key live here
         self._claim_pid_file()
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
