@@ -54,6 +54,7 @@ class SlotState:
     tick: int = -1        # the latest second this slot reported
     hot_since: int | None = None  # first tick of the current stretch above CPU_WARN_PERCENT
     cpu_warned: bool = False
+    lost: bool = False            # marked lost for its silence; its next snapshot makes it rejoin
 
 
 @dataclass
@@ -198,7 +199,8 @@ class Collector:
             return None
         stats = RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob else RunStats()
         slots = {s.index: SlotState(users=s.users, cpu=s.cpu, requests=s.requests, last_seq=s.last_seq,
-                                    merged=s.snapshots, final=s.got_final)
+                                    merged=s.snapshots, final=s.got_final, lost=s.status == RunSlot.Status.LOST,
+                                    done=s.status == RunSlot.Status.LOST)
                  for s in RunSlot.objects.filter(run_id=run_id)}
         live = LiveRun(run_id=run_id, stats=stats, slots=slots, token=run.token, slots_requested=run.slots_requested)
         self.live[run_id] = live
@@ -207,8 +209,11 @@ class Collector:
     # -- events --------------------------------------------------------------------------------
     def on_snapshot(self, live: LiveRun, slot: int, entry_id, snapshot: dict) -> None:
         state = live.slots.setdefault(slot, SlotState())
+        silent_for = time.monotonic() - state.last_seen
         state.last_seen = time.monotonic()
         if live.stats.apply(snapshot):
+            if state.lost:
+                self.rejoin(live, slot, state, silent_for)
             state.last_seq = snapshot["seq"]
             state.merged += 1
             state.users = snapshot["users"]
@@ -224,6 +229,21 @@ class Collector:
             live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
         live.pending_acks.append(entry_id)
+
+    def rejoin(self, live: LiveRun, slot: int, state: SlotState, gap: float) -> None:
+        """A slot marked lost reports again: it counts as running, and the run says for how long it was gone."""
+        state.lost, state.done = False, False
+        RunSlot.objects.filter(run_id=live.run_id, index=slot, status=RunSlot.Status.LOST).update(
+            status=RunSlot.Status.RUNNING, error=f"Rejoined after {gap:.0f} s of silence.")
+        run = Run.objects.filter(pk=live.run_id).first()
+        host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
+        note = (f"Slot {slot} on {host} rejoined after {gap:.0f} s of silence: what it measured during the gap "
+                "arrived late and is counted")
+        warning = {"kind": "rejoined", "slot": slot, "host": host, "gap_s": round(gap, 1),
+                   "at": timezone.now().isoformat(), "message": note + "."}
+        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
+        self.degrade(run, note + ".")
+        log.warning("Run %s: %s.", live.run_id, note)
 
     def watch_cpu(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:
         """Warn once per slot whose pool stayed above CPU_WARN_PERCENT for CPU_WARN_SECONDS of its own ticks."""
@@ -521,6 +541,7 @@ class Collector:
                 if RunSlot.objects.filter(pk=slot.pk, status=RunSlot.Status.RUNNING).update(
                         status=RunSlot.Status.LOST, error=f"Silent for more than {protocol.LOST_AFTER_SECONDS} s."):
                     state.done = True
+                    state.lost = True
                     self.degrade(run, f"Slot {slot.index} on {slot.host or '?'} was lost "
                                       f"(silent for more than {protocol.LOST_AFTER_SECONDS} s).")
         if not RunSlot.objects.filter(run=run).exclude(

@@ -9,11 +9,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from controlcenter import embedded_redis
 from runs import services
-from runs.models import Run
+from runs.models import Run, RunSlot
 from tests.conftest import store_scenario
 from tests.runs.conftest import start_collector, start_worker, wait_for
 from tests.runs.test_limits import NORMAL
@@ -138,3 +139,37 @@ def forget_worker(name: str) -> None:
 
     client().delete(protocol.worker_key(name))
     client().hdel(protocol.WORKERS_SEEN, name)
+
+
+def pool_process(slot_pid: int) -> psutil.Process:
+    """The pool's Python inside the sandbox whose bubblewrap has this pid."""
+    found = [p for p in psutil.Process(slot_pid).children(recursive=True) if p.name().startswith("python")]
+    assert found, "no pool process in the sandbox"
+    return found[0]
+
+
+def test_it_shows_a_slot_that_comes_back_after_being_lost_as_rejoined(cluster, target, alice, project):
+    scenario = store_scenario(project, alice, name="Frozen", content=NORMAL)
+    before = target.counts().get(("GET", "/ok", 200), 0)
+    run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 20,
+                                                           "slots": 2, "host": target.url, "stop_timeout": 3})
+    wait_running(run)
+    frozen = pool_process(RunSlot.objects.get(run=run, index=1).pid)
+    frozen.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: RunSlot.objects.get(run=run, index=1).status == RunSlot.Status.LOST, 20,
+                 "the frozen slot was never marked lost")
+        time.sleep(2)
+    finally:
+        frozen.send_signal(signal.SIGCONT)
+    wait_for(lambda: RunSlot.objects.get(run=run, index=1).status == RunSlot.Status.RUNNING, 20,
+             "the slot never rejoined")
+    run = services.wait_until_done(run, timeout=90)
+    assert run.status == Run.Status.FINISHED, run.reason
+    rejoined = [w for w in run.warnings if w["kind"] == "rejoined"]
+    assert len(rejoined) == 1 and rejoined[0]["slot"] == 1 and rejoined[0]["gap_s"] >= 10
+    assert "Slot 1" in rejoined[0]["message"] and "rejoined after" in rejoined[0]["message"]
+    assert "rejoined after" in run.reason
+    assert RunSlot.objects.get(run=run, index=1).status == RunSlot.Status.FINISHED
+    row = next(r for r in run.totals if r["name"] == "/ok")
+    assert abs(row["requests"] - served(target, before)) <= 4  # in flight when the users stopped
