@@ -160,6 +160,8 @@ def scenario_runs(request, scenario_id):
     try:
         run = services.start_run(scenario, user=request.user, params=form.params(), trigger=Run.Trigger.API,
                                  trigger_detail=_trigger_detail(request))
+    except services.BrokerUnavailable as problem:
+        return error(503, str(problem), **{"Retry-After": "5"})
     except services.RunError as problem:
         raise BadRequest({"__all__": [str(problem)]}) from None
     return _created(payloads.run_brief(request, run))

@@ -108,6 +108,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "scenarios.context_processors.navigation",
+                "runs.health.context",
             ],
             "builtins": ["scenarios.templatetags.swarmdeck", "django.contrib.humanize.templatetags.humanize"],
         },

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
-from runs import cluster, live
+from runs import cluster, health, live
 from runs import signals as run_signals
 from runs.models import Run, RunSlot
 from runs.redis import client
@@ -60,6 +60,10 @@ class RunError(Exception):
     """A run cannot be started or changed; the message is shown to the user."""
 
 
+class BrokerUnavailable(RunError):
+    """Redis is unreachable: nothing was created (the API answers 503)."""
+
+
 def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
     """The scenario's defaults with the given overrides: the frozen parameters of a new run."""
     params = {
@@ -89,6 +93,9 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     problem = host_problem(frozen["host"])
     if problem:
         raise RunError(problem)
+    if not health.redis_reachable():  # a queued run nobody could dispatch: create nothing
+        raise BrokerUnavailable("The broker (Redis) is unreachable, so the run was not created. Swarmdeck "
+                                "reconnects by itself: try again in a moment.")
     run = Run(project=scenario.project, scenario=scenario, version=version, params=frozen, trigger=trigger,
               trigger_detail=trigger_detail or {}, created_by=user if user and user.is_authenticated else None)
     run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)

@@ -173,3 +173,50 @@ def test_it_shows_a_slot_that_comes_back_after_being_lost_as_rejoined(cluster, t
     assert RunSlot.objects.get(run=run, index=1).status == RunSlot.Status.FINISHED
     row = next(r for r in run.totals if r["name"] == "/ok")
     assert abs(row["requests"] - served(target, before)) <= 4  # in flight when the users stopped
+
+
+@pytest.fixture
+def redis_for_pages(private_redis, settings):
+    """Pages and run starts talk to the private Redis, which the test can kill."""
+    from runs import health
+
+    settings.REDIS_URL = private_redis.url
+    health._client.cache_clear()
+    yield private_redis
+    health._client.cache_clear()
+
+
+def test_it_says_on_every_page_when_redis_or_the_collector_is_down_and_starts_nothing(
+        redis_for_pages, client, alice, project):
+    from django.urls import reverse
+
+    from tests.api.conftest import ApiClient, key_for
+    from workers import protocol
+
+    scenario = store_scenario(project, alice, name="Outage", content=NORMAL)
+    client.force_login(alice)
+    pages = [reverse("scenarios-project-list"), reverse("runs-cluster"), scenario.get_absolute_url()]
+    # Redis up, no collector: every page says so.
+    for url in pages:
+        page = " ".join(client.get(url).content.decode().split())
+        assert "The collector is not running: queued runs wait" in page, url
+    # With a collector's key alive, no banner.
+    import redis as redis_lib
+
+    redis_lib.Redis.from_url(redis_for_pages.url).set(protocol.collector_key("test"), "1", ex=30)
+    assert "data-control-plane" not in client.get(pages[0]).content.decode()
+    # Redis down: the banner says so, and starting a run creates nothing, in the form and the API.
+    redis_for_pages.kill()
+    for url in pages:
+        page = " ".join(client.get(url).content.decode().split())
+        assert "Redis, the broker, is unreachable: runs cannot start" in page, url
+    response = client.post(reverse("runs-create", args=[scenario.pk]), {
+        "users": 1, "spawn_rate": 1, "duration": "10s", "host": "http://127.0.0.1:9", "slots": 1, "stop_timeout": 1})
+    page = " ".join(response.content.decode().split())
+    assert response.status_code == 200 and "The broker (Redis) is unreachable, so the run was not created." in page
+    api = ApiClient(client, key_for(alice))
+    answer = api.post_json(f"/api/scenarios/{scenario.pk}/runs/", {"host": "http://127.0.0.1:9"})
+    assert answer.status_code == 503 and answer["Retry-After"] == "5"
+    assert answer.json()["error"].startswith("The broker (Redis) is unreachable")
+    assert not Run.objects.exists()
+    redis_for_pages.restart()
