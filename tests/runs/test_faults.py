@@ -220,3 +220,43 @@ def test_it_says_on_every_page_when_redis_or_the_collector_is_down_and_starts_no
     assert answer.json()["error"].startswith("The broker (Redis) is unreachable")
     assert not Run.objects.exists()
     redis_for_pages.restart()
+
+
+def _local_cluster_of(port: int) -> tuple[str, str] | None:
+    """(version, name) of the Debian PostgreSQL cluster on this port, if this machine runs it."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("pg_lsclusters"):
+        return None
+    for line in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout.splitlines():
+        version, name, cluster_port, *_ = line.split()
+        if int(cluster_port) == port:
+            return version, name
+    return None
+
+
+def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, alice, project):
+    import subprocess
+
+    from django.db import connection
+
+    settings_dict = connection.settings_dict
+    if not settings_dict["ENGINE"].endswith("postgresql") or settings_dict["HOST"] not in ("127.0.0.1", "localhost"):
+        pytest.skip("restarting the database needs a local PostgreSQL cluster (DATABASE_URL, as .ci/run sets)")
+    found = _local_cluster_of(int(settings_dict["PORT"] or 5432))
+    if found is None or os.geteuid() != 0:
+        pytest.skip("restarting the database needs root and Debian's pg_ctlcluster for that cluster")
+    scenario = store_scenario(project, alice, name="DB restart", content=NORMAL)
+    before = target.counts().get(("GET", "/ok", 200), 0)
+    run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 12,
+                                                           "slots": 2, "host": target.url, "stop_timeout": 3})
+    wait_running(run)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *found, "restart"], check=True, timeout=60)
+    connection.close()  # this test's own connection died with the server
+    run = services.wait_until_done(run, timeout=90)
+    assert cluster["collector"].popen.poll() is None, cluster["collector"].output()[-3000:]
+    assert run.status == Run.Status.FINISHED, run.reason
+    row = next(r for r in run.totals if r["name"] == "/ok")
+    assert abs(row["requests"] - served(target, before)) <= 4  # in flight when the users stopped
+    assert "the database is unreachable" in cluster["collector"].output()
