@@ -24,6 +24,7 @@ from runs import signals as run_signals
 from runs.models import Run, RunSlot, RunTick, Threshold
 from runs.redis import client
 from workers import protocol
+from workers import stats as stats_module
 from workers.stats import RunStats
 
 log = logging.getLogger("swarmdeck.collector")
@@ -65,6 +66,7 @@ class LiveRun:
     token: str = ""
     slots_requested: int = 1
     rejections: intake.Rejections = field(default_factory=intake.Rejections)
+    errors_capped: bool = False      # the run says that error rows were capped
     pending_acks: list = field(default_factory=list)
     dirty: bool = False
     last_persist: float = 0.0
@@ -339,6 +341,18 @@ class Collector:
                     live.pending_acks, live.dirty = [], False
                     live.rejections.add(None, f"statistics that could not be stored ({type(error).__name__})")
 
+    def warn_errors_capped(self, live: LiveRun) -> None:
+        live.errors_capped = True
+        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
+        if run is None or any(w.get("kind") == "errors_capped" for w in run.warnings):
+            return
+        message = (f"data truncated: more than {stats_module.MAX_ERRORS:,} distinct error messages (or "
+                   f"{stats_module.MAX_EXCEPTIONS} exceptions); the rest are counted as "
+                   f"“{stats_module.OTHER_ERRORS}” of their endpoint")
+        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, {
+            "kind": "errors_capped", "slot": None, "host": "", "at": timezone.now().isoformat(), "message": message}])
+        log.warning("Run %s: %s.", live.run_id, message)
+
     def save_rejections(self, live: LiveRun) -> None:
         """The run's "N invalid events from slot S rejected" warnings, as counted so far."""
         live.rejections.unsaved = False
@@ -386,6 +400,8 @@ class Collector:
                          endpoints=t["endpoints"]) for t in ticks],
                 ignore_conflicts=True,
             )
+        if live.stats.errors_overflowed and not live.errors_capped:
+            self.warn_errors_capped(live)
         self.ack(live.pending_acks)
         live.pending_acks = []
         live.dirty = False

@@ -33,6 +33,10 @@ PERCENTILES = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.
 TICK_PERCENTILES = (0.50, 0.95, 0.99)
 MAX_ENDPOINTS = 500
 OTHER_NAME = "(other)"
+MAX_ERRORS = 1_000          # distinct (method, name, error) rows of a run; the rest fold into OTHER_ERRORS
+OTHER_ERRORS = "(other errors)"
+MAX_EXCEPTIONS = 200        # distinct (message, traceback) rows of a run; the rest fold into OTHER_EXCEPTIONS
+OTHER_EXCEPTIONS = "(other exceptions)"
 AGGREGATE_NAME = "Aggregated"
 STATE_VERSION = 1
 
@@ -376,6 +380,7 @@ class RunStats:
         self.exceptions: dict[tuple[str, str], int] = {}
         self.slots: dict[int, SlotState] = {}
         self.overflowed = False
+        self.errors_overflowed = False  # error or exception rows past MAX_ERRORS / MAX_EXCEPTIONS
         self.closed_through = -1   # ticks up to this one were handed out by close_ticks
         self.late_snapshots = 0    # merged into the totals, but too late for their (closed) tick
         self._ticks: dict[int, _Tick] = {}
@@ -447,10 +452,17 @@ class RunStats:
                 # A new error, or one of a name folded into "(other)": fold it the same way.
                 method, name = self._names[self._row_of(key[0], key[1])]
                 key = (method, name, key[2])
+                if key not in errors and len(errors) >= MAX_ERRORS:
+                    key = (method, name, OTHER_ERRORS)  # like endpoint names: capped, counted, said
+                    self.errors_overflowed = True
                 errors[key] = errors.get(key, 0) + error["count"]
+        exceptions = self.exceptions
         for exception in snapshot["exceptions"]:
             key = (exception["message"], exception["traceback"])
-            self.exceptions[key] = self.exceptions.get(key, 0) + exception["count"]
+            if key not in exceptions and len(exceptions) >= MAX_EXCEPTIONS:
+                key = (OTHER_EXCEPTIONS, "")
+                self.errors_overflowed = True
+            exceptions[key] = exceptions.get(key, 0) + exception["count"]
 
         state.last_seq = seq
         state.users = snapshot["users"]
@@ -615,7 +627,8 @@ class RunStats:
             "errors": [[m, n, e, c] for (m, n, e), c in self.errors.items()],
             "exceptions": [[m, t, c] for (m, t), c in self.exceptions.items()],
             "slots": [[slot, s.last_seq, s.users, s.cpu, s.tick, s.final] for slot, s in self.slots.items()],
-            "overflowed": self.overflowed, "closed_through": self.closed_through,
+            "overflowed": self.overflowed, "errors_overflowed": self.errors_overflowed,
+            "closed_through": self.closed_through,
             "late_snapshots": self.late_snapshots, "ticks": ticks,
         }
         return msgpack.packb(state, use_bin_type=True)
@@ -637,6 +650,7 @@ class RunStats:
         stats.slots = {slot: SlotState(seq, users, cpu, tick, final)
                        for slot, seq, users, cpu, tick, final in state["slots"]}
         stats.overflowed = state["overflowed"]
+        stats.errors_overflowed = state.get("errors_overflowed", False)
         stats.closed_through = state["closed_through"]
         stats.late_snapshots = state["late_snapshots"]
         for number, users, rows, scalars, flat, counts in state["ticks"]:

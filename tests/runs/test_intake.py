@@ -129,3 +129,22 @@ def test_it_recovers_after_dying_between_commit_and_ack(redis, fake_workers, tas
     run.refresh_from_db()
     assert run.total_requests == 3 * 32 + 12 and run.total_failures == 8
     assert redis.xpending(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP)["pending"] == 0
+
+
+def test_it_caps_distinct_error_messages_and_says_so(redis, fake_workers, tasks, collector, alice, project):
+    from workers.stats import MAX_ERRORS, OTHER_ERRORS
+
+    run = running(redis, collector, project, alice)
+    recorder = Recorder()
+    for i in range(MAX_ERRORS + 500):  # e.g. an id in every message
+        recorder.record("GET", "/items", 1.0, 0, f"HTTPError('404 for /items/{i}')")
+    data = wire.encode(recorder.take_delta(run=run.pk, slot=0, seq=1, tick=0, elapsed=1.0, users=1, cpu=1.0))
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT, data)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).total_failures == MAX_ERRORS + 500)
+    run.refresh_from_db()
+    assert len(run.errors) == MAX_ERRORS + 1
+    other = next(row for row in run.errors if row["error"] == OTHER_ERRORS)
+    assert other["count"] == 500 and other["name"] == "/items"
+    assert sum(row["count"] for row in run.errors) == MAX_ERRORS + 500
+    capped = [w for w in run.warnings if w["kind"] == "errors_capped"]
+    assert capped and capped[0]["message"].startswith("data truncated: more than 1,000 distinct error messages")
