@@ -94,6 +94,14 @@ class Collector:
         self.ready = False
         self.malformed = 0
 
+    def step_down(self) -> None:
+        """Another collector leads: forget what is in memory (it lives in the database and the
+        stream's pending entries, which the leader claims)."""
+        self.live.clear()
+        self.ready = False
+        self.recovering = True
+        self.recovery_cursor = "0"
+
     # -- stream ------------------------------------------------------------------------------
     def setup(self) -> None:
         try:

@@ -260,3 +260,37 @@ def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, 
     row = next(r for r in run.totals if r["name"] == "/ok")
     assert abs(row["requests"] - served(target, before)) <= 4  # in flight when the users stopped
     assert "the database is unreachable" in cluster["collector"].output()
+
+
+LEADS = "Collector e2e-collector leads."
+
+
+def test_a_standby_collector_takes_over_within_5_s_of_the_leaders_death(cluster, target, alice, project):
+    from runs import leader
+    from runs.redis import client
+
+    cluster["collector"].kill(signal.SIGTERM)
+    first = start_collector()
+    wait_for(lambda: LEADS in first.output(), 20, "the first collector never took the lead")
+    second = start_collector()
+    wait_for(lambda: "stands by" in second.output(), 20, "the second collector never stood by")
+    cluster["collector"] = second  # the fixture stops whichever is left
+    try:
+        scenario = store_scenario(project, alice, name="Takeover", content=NORMAL)
+        before = target.counts().get(("GET", "/ok", 200), 0)
+        run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 10,
+                                                               "slots": 2, "host": target.url, "stop_timeout": 3})
+        wait_running(run)
+        assert LEADS not in second.output()  # the standby neither reads nor admits
+        first.kill(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: LEADS in second.output(), 10, "the standby never took over")
+        took = time.monotonic() - killed
+        assert took <= 5, f"the takeover took {took:.1f} s"
+        assert client().get(f"{leader.KEY}:holder") is not None
+        run = services.wait_until_done(run, timeout=90)
+        assert run.status == Run.Status.FINISHED, run.reason
+        row = next(r for r in run.totals if r["name"] == "/ok")
+        assert abs(row["requests"] - served(target, before)) <= 4  # in flight when the users stopped
+    finally:
+        first.kill(signal.SIGKILL)

@@ -10,7 +10,9 @@ import redis
 from django.core.management.base import BaseCommand
 from django.db import InterfaceError, OperationalError, connections
 
+from runs import leader
 from runs.collector import Collector
+from workers import protocol
 
 log = logging.getLogger("swarmdeck.collector")
 
@@ -47,10 +49,22 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         collector = Collector(consumer)
+        lease = leader.Lease(collector.redis, collector.consumer)
         backoff = 0.5
         outage_since: float | None = None
+        standing_by = False
         while not stopping:
             try:
+                if not lease.hold():
+                    if not standing_by:
+                        standing_by = True
+                        log.info("Collector %s stands by: another collector leads.", collector.consumer)
+                        collector.step_down()
+                    collector.redis.set(protocol.collector_key(collector.consumer), str(time.time()),
+                                        ex=protocol.COLLECTOR_TTL_SECONDS)
+                    time.sleep(leader.POLL)
+                    continue
+                standing_by = False
                 if not collector.ready:
                     collector.setup()
                     log.info("Collector %s is reading %s.", collector.consumer, "sd:reports")
@@ -74,7 +88,9 @@ class Command(BaseCommand):
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
         try:
-            collector.persist(force=True)
+            if lease.held:
+                collector.persist(force=True)
+            lease.release()  # a standby takes over at once
         except OUTAGES as error:
             log.warning("Collector %s stopped without its last persist: %s.", collector.consumer, error)
         log.info("Collector stopped.")
