@@ -112,9 +112,8 @@ def queue_position(run: Run) -> int | None:
 
 
 def split(total: int, parts: int) -> list[int]:
-    """Users per slot: equal shares, the remainder spread over the first slots."""
-    base, extra = divmod(int(total), parts)
-    return [base + (1 if index < extra else 0) for index in range(parts)]
+    """Users per slot (workers.protocol.share for each)."""
+    return [protocol.share(total, parts, index) for index in range(parts)]
 
 
 def dispatch(run: Run) -> bool:

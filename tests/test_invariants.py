@@ -7,7 +7,7 @@ import sys
 
 from controlcenter.env import BASE_DIR
 
-PROJECT_DIRS = ["controlcenter", "scenarios", "runs", "workers"]
+PROJECT_DIRS = ["controlcenter", "scenarios", "runs", "workers", "api", "automation"]
 
 
 def _python_files():
@@ -56,10 +56,14 @@ def test_it_loads_the_web_app_without_locust_or_gevent():
         "from django.apps import apps\n"
         "import importlib\n"
         "for app in apps.get_app_configs():\n"
-        "    for name in ('views', 'forms', 'services', 'admin', 'models'):\n"
+        "    for name in ('views', 'forms', 'services', 'admin', 'models', 'collector', 'intake', 'leader',\n"
+        "                 'health', 'webhooks', 'schedules', 'tasks', 'schema'):\n"
         "        try: importlib.import_module(f'{app.name}.{name}')\n"
         "        except ModuleNotFoundError as e:\n"
         "            if e.name != f'{app.name}.{name}': raise\n"
+        "from django.core.management import get_commands, load_command_class\n"
+        "for name, app in get_commands().items():\n"
+        "    if app in ('runs', 'controlcenter', 'scenarios', 'automation', 'api'): load_command_class(app, name)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent')))\n"
     )
     result = _python(code, {"DJANGO_SETTINGS_MODULE": "tests.settings"})

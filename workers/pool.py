@@ -99,12 +99,6 @@ class FrameIO:
                 data = data[written:]
 
 
-def split(total: int, parts: int, index: int) -> int:
-    """This slot's users of a run-wide count: the same split as runs.services.split."""
-    base, extra = divmod(int(total), max(1, int(parts)))
-    return base + (1 if index < extra else 0)
-
-
 def scale_shape(shape, slot: int, slots: int, share: float):
     """Make a LoadTestShape instance answer with this slot's share of users and spawn rate."""
     original = shape.tick
@@ -114,7 +108,7 @@ def scale_shape(shape, slot: int, slots: int, share: float):
         if result is None:
             return None
         users, spawn_rate, *rest = result
-        return (split(users, slots, slot) if slots else round(users * share), spawn_rate * share, *rest)
+        return (protocol.share(users, slots, slot) if slots else round(users * share), spawn_rate * share, *rest)
 
     shape.tick = tick
     return shape

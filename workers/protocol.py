@@ -58,6 +58,13 @@ CLAIM_TTL_SECONDS = 8 * 24 * 3600
 STREAM_MAXLEN = 1_000_000    # approximate cap; the collector acks long before this matters
 
 
+def share(total: int, parts: int, index: int) -> int:
+    """Slot `index`'s part of a run-wide count (users): equal shares, the remainder spread over the
+    first slots. The one rule the collector, the slots and the pools' LoadTestShape scaling use."""
+    base, extra = divmod(int(total), max(1, int(parts)))
+    return base + (1 if index < extra else 0)
+
+
 def claim_key(run: int, slot: int) -> str:
     return f"sd:run:{run}:slot:{slot}:claim"
 

@@ -70,12 +70,6 @@ def redis_client(url: str | None = None) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
 
 
-def split(total: int, parts: int, index: int) -> int:
-    """This slot's users of a run-wide count: the same split as runs.services.split."""
-    base, extra = divmod(int(total), max(1, int(parts)))
-    return base + (1 if index < extra else 0)
-
-
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -103,14 +97,24 @@ def read_frame(stream) -> dict | None:
 
 # -- the outbox --------------------------------------------------------------------------------
 
-class Outbox:
-    """Events in order to the report stream; buffered and retried with backoff while Redis is away."""
+OUTBOX_BYTES = int(float(os.environ.get("SWARMDECK_OUTBOX_MB", 64)) * 1024 * 1024)
 
-    def __init__(self, redis: redis_lib.Redis, run: int, slot: int, token: str = ""):
+
+class Outbox:
+    """Events in order to the report stream; buffered and retried with backoff while Redis is away.
+
+    The buffer is bounded (SWARMDECK_OUTBOX_MB): past it the oldest delta snapshots are dropped,
+    never control events or final snapshots. The collector counts every dropped snapshot from the
+    sequence numbers and says so on the run ("data truncated: ...")."""
+
+    def __init__(self, redis: redis_lib.Redis, run: int, slot: int, token: str = "", limit: int | None = None):
         self.redis = redis
         self.run = run
         self.slot = slot
         self.token = token
+        self.limit = OUTBOX_BYTES if limit is None else limit
+        self.bytes = 0
+        self.dropped = 0
         self.pending: collections.deque = collections.deque()
         self.cond = threading.Condition()
         self.closed = False
@@ -119,10 +123,30 @@ class Outbox:
         self.thread = threading.Thread(target=self._loop, name=f"outbox-{run}-{slot}", daemon=True)
         self.thread.start()
 
-    def put(self, kind: str, data: bytes) -> None:
+    def put(self, kind: str, data: bytes, droppable: bool = False) -> None:
         with self.cond:
-            self.pending.append({"type": kind, "run": self.run, "slot": self.slot, "token": self.token, "data": data})
+            entry = {"type": kind, "run": self.run, "slot": self.slot, "token": self.token, "data": data}
+            if droppable:
+                entry["_droppable"] = True
+            self.pending.append(entry)
+            self.bytes += len(data)
+            if self.bytes > self.limit:
+                self._shed()
             self.cond.notify()
+
+    def _shed(self) -> None:
+        """Drop the oldest droppable entries (not the one being sent) until under the limit."""
+        kept: collections.deque = collections.deque()
+        for index, entry in enumerate(self.pending):
+            if self.bytes > self.limit and index > 0 and entry.get("_droppable"):
+                self.bytes -= len(entry["data"])
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 100 == 0:
+                    log.warning("Run %s slot %s: the outbox is full (%s MiB); %s snapshot(s) dropped so far.",
+                                self.run, self.slot, self.limit // (1024 * 1024), self.dropped)
+                continue
+            kept.append(entry)
+        self.pending = kept
 
     def put_control(self, kind: str, payload: dict) -> None:
         self.put(kind, msgpack.packb(payload, use_bin_type=True))
@@ -135,7 +159,7 @@ class Outbox:
                     self.cond.wait()
                 if not self.pending:
                     return
-                fields = self.pending[0]
+                fields = {k: v for k, v in self.pending[0].items() if not k.startswith("_")}
             try:
                 self.redis.xadd(protocol.REPORT_STREAM, fields, maxlen=protocol.STREAM_MAXLEN, approximate=True)
             except REDIS_ERRORS as error:
@@ -148,7 +172,7 @@ class Outbox:
                 continue
             backoff = 0.05
             with self.cond:
-                self.pending.popleft()
+                self.bytes -= len(self.pending.popleft()["data"])
                 self.sent += 1
                 self.cond.notify_all()
 
@@ -322,7 +346,7 @@ class Slot:
         if kind == "snapshot":
             self.snapshots += 1
             self.final_seen = self.final_seen or frame.get("kind") == "final"
-            self.outbox.put(protocol.EVENT_SNAPSHOT, bytes(frame["data"]))
+            self.outbox.put(protocol.EVENT_SNAPSHOT, bytes(frame["data"]), droppable=frame.get("kind") == "delta")
         elif kind == "error":
             stage = frame.get("stage") or "run"
             if stage == "limit":  # the pool itself ran into one (a MemoryError): the slot kills it
@@ -521,7 +545,8 @@ class Slot:
                     users = (control.get("users"), control.get("spawn_rate"))
                     if users != self.control_users and users[0] is not None:
                         self.control_users = users
-                        pool.send({"type": "users", "users": split(int(float(users[0])), self.slots, self.index),
+                        mine = protocol.share(int(float(users[0])), self.slots, self.index)
+                        pool.send({"type": "users", "users": mine,
                                    "spawn_rate": float(users[1] or self.params.get("spawn_rate") or 1) * self.share})
             if go_sent_at is None and stop_sent_at is None and now - ready_at > self.start_timeout:
                 pool.send({"type": "stop"})
