@@ -498,8 +498,10 @@ class Collector:
         slots = list(run.slots.all())
         ready = [s for s in slots if s.status == RunSlot.Status.READY]
         if slots and len(ready) == len(slots):
-            go_at = time.time() + GO_DELAY
-            started = datetime.fromtimestamp(go_at, tz=UTC)
+            # The go time is in Redis's clock (every slot compares it with Redis's TIME), the
+            # recorded start in this machine's: neither depends on the workers' clocks.
+            go_at = protocol.redis_now(self.redis) + GO_DELAY
+            started = datetime.fromtimestamp(time.time() + GO_DELAY, tz=UTC)
             run.record(Run.Status.RUNNING, f"all {len(slots)} slot(s) ready")
             if Run.objects.filter(pk=run.pk, status=run.status).update(
                     status=Run.Status.RUNNING, started_at=started, history=run.history):

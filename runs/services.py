@@ -173,8 +173,8 @@ def restore_control(run: Run) -> None:
     """Write a run's control hash from the database (after Redis lost it): the slots go on."""
     mapping = {"token": run.token, "users": run.params.get("live_users", run.params["users"]),
                "spawn_rate": run.params.get("live_spawn_rate", run.params["spawn_rate"])}
-    if run.started_at:
-        mapping["go_at"] = repr(run.started_at.timestamp())
+    if run.started_at:  # in Redis's clock, as the barrier wrote it (near enough: the run has started)
+        mapping["go_at"] = repr(protocol.redis_now(client()) - (timezone.now() - run.started_at).total_seconds())
     if run.status == Run.Status.STOPPING:
         mapping["stop"] = "1"
     redis = client()

@@ -7,7 +7,7 @@ Frames (both directions): 4-byte big-endian length, then a msgpack map with a "t
 
 slot -> pool
     init   {run, slot, slots, params, locustfile}      once, first
-    go     {go_at}                                     start users at this wall-clock time
+    go     {delay}                                     start users this many seconds from now
     users  {users, spawn_rate}                         live change, already this slot's share
     stop   {}                                          stop users (stop_timeout), send final, exit 0
     (EOF on stdin: the slot is gone; the pool exits at once)
@@ -271,16 +271,16 @@ class Pool:
                 os._exit(3)
             kind = message.get("type")
             if kind == "go":
-                gevent.spawn(self.go, float(message.get("go_at") or time.time()))
+                gevent.spawn(self.go, float(message.get("delay") or 0.0))
             elif kind == "stop":
                 self.stop_requested.set()
             elif kind == "users":
                 self.change_users(int(message["users"]), float(message["spawn_rate"]))
 
-    def go(self, go_at: float) -> None:
+    def go(self, delay: float) -> None:
+        """Start users `delay` seconds from now (the slot computed it from Redis's clock)."""
         if self.t0 is not None or self.stop_requested.is_set():
             return
-        delay = go_at - time.time()
         if delay > 0:
             gevent.sleep(delay)
         if self.stop_requested.is_set():

@@ -16,8 +16,8 @@ Redis layout (all keys prefixed with ``sd:``)
                                      name and pid). A redelivered or duplicate task finds it
                                      taken and returns at once.
 ``sd:run:<run>:control``             Hash written by the collector, polled by slots:
-                                     ``token`` (fencing token of the dispatch), ``go_at`` (epoch
-                                     seconds at which users start), ``stop`` ("1" = stop now),
+                                     ``token`` (fencing token of the dispatch), ``go_at`` (when
+                                     users start, in Redis's clock: TIME), ``stop`` ("1" = stop now),
                                      ``users`` / ``spawn_rate`` (run-wide target, for live edits).
 ``sd:worker:<name>``                 JSON written every HEARTBEAT_SECONDS by each load worker
                                      (host, slots, busy, cpu, version, pid, started, heartbeat),
@@ -56,6 +56,13 @@ LOST_AFTER_SECONDS = 10      # a running slot silent this long is lost
 CLAIM_TTL_SECONDS = 8 * 24 * 3600
 
 STREAM_MAXLEN = 1_000_000    # approximate cap; the collector acks long before this matters
+
+
+def redis_now(redis) -> float:
+    """Redis's clock, the one every machine agrees on: the start barrier's go time is in it, so
+    a machine whose own clock is off still starts its users with the others."""
+    seconds, microseconds = redis.time()
+    return seconds + microseconds / 1_000_000
 
 
 def share(total: int, parts: int, index: int) -> int:

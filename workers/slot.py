@@ -538,9 +538,14 @@ class Slot:
                     pool.send({"type": "stop"})
                     stop_sent_at = now
                 elif go_sent_at is None and control.get("go_at"):
-                    go_at = float(control["go_at"])
-                    pool.send({"type": "go", "go_at": go_at})
-                    go_sent_at = now
+                    try:  # how long until go, by Redis's clock: this machine's clock may be off
+                        delay = float(control["go_at"]) - protocol.redis_now(self.redis)
+                    except REDIS_ERRORS:
+                        delay = None
+                    if delay is not None:
+                        pool.send({"type": "go", "delay": delay})
+                        go_sent_at = now
+                        go_at = now + max(0.0, delay)  # on this slot's monotonic clock
                 elif go_sent_at is not None:
                     users = (control.get("users"), control.get("spawn_rate"))
                     if users != self.control_users and users[0] is not None:
@@ -554,7 +559,7 @@ class Slot:
                 self.error("start", f"No go within {self.start_timeout:g} s of being ready: the run did not start "
                                     "(other slots not ready, or the run was cancelled).")
             if (stop_sent_at is None and go_sent_at is not None and duration > 0
-                    and time.time() > (go_at or 0) + duration + stop_timeout + SAFETY_MARGIN):
+                    and now > (go_at or 0) + duration + stop_timeout + SAFETY_MARGIN):
                 log.warning("Run %s slot %s: no stop %.0f s after the duration; stopping the pool.",
                             self.run_id, self.index, SAFETY_MARGIN)
                 pool.send({"type": "stop"})

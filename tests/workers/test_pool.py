@@ -74,7 +74,7 @@ def test_it_sends_a_delta_per_second_and_the_last_partial_second(pool_in, target
     target.reset()
     pool = pool_in("http_user", host=target.url)
     assert next_frame(pool)["type"] == "ready"
-    pool.send({"type": "go", "go_at": time.time() + 0.1})
+    pool.send({"type": "go", "delay": 0.1})
     time.sleep(2.6)
     pool.send({"type": "stop"})
     snapshots = [wire.decode(f["data"]) for f in frames_until_eof(pool)]
@@ -93,7 +93,7 @@ def test_it_sends_a_delta_per_second_and_the_last_partial_second(pool_in, target
 def test_it_applies_live_user_changes(pool_in, target):
     pool = pool_in("http_user", host=target.url, users=1)
     assert next_frame(pool)["type"] == "ready"
-    pool.send({"type": "go", "go_at": time.time()})
+    pool.send({"type": "go", "delay": 0.0})
     assert wire.decode(next_frame(pool)["data"])["users"] == 1
     pool.send({"type": "users", "users": 4, "spawn_rate": 100.0})
     wait_until(lambda: wire.decode(next_frame(pool)["data"])["users"] == 4, 5, 0, "4 users")
@@ -104,7 +104,7 @@ def test_it_applies_live_user_changes(pool_in, target):
 def test_it_exits_when_its_slot_goes_away(pool_in, target):
     pool = pool_in("http_user", host=target.url)
     assert next_frame(pool)["type"] == "ready"
-    pool.send({"type": "go", "go_at": time.time()})
+    pool.send({"type": "go", "delay": 0.0})
     next_frame(pool)
     pool.proc.stdin.close()  # the slot process died: EOF on the pool's stdin
     assert pool.proc.wait(5) == 3
