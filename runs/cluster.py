@@ -1,13 +1,17 @@
 """The worker registry as the web and the collector see it (written by workers/tasks.py)."""
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 
+import redis as redis_lib
 from django.conf import settings
 
 from runs.redis import client
 from workers import protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,7 +42,16 @@ class Worker:
 
 
 def workers() -> list[Worker]:
-    """Online workers (heartbeat key alive) plus recently seen ones, marked offline."""
+    """Online workers (heartbeat key alive) plus recently seen ones, marked offline; none while
+    Redis is unreachable (every page's banner says so)."""
+    try:
+        return _workers()
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+        log.warning("The worker registry is unreadable: %s", error)
+        return []
+
+
+def _workers() -> list[Worker]:
     redis = client()
     seen = redis.hgetall(protocol.WORKERS_SEEN)
     found: dict[str, Worker] = {}

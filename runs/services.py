@@ -5,7 +5,7 @@ import logging
 import time
 from urllib.parse import urlsplit
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from controlcenter.celery import app as celery_app
@@ -246,9 +246,22 @@ def change_users(run: Run, *, users: int, spawn_rate: float, user=None) -> None:
 
 
 def wait_until_done(run: Run, timeout: float | None = None, poll: float = 0.5) -> Run:
+    """Poll until the run ends; a database outage meanwhile is waited out (one log line)."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    outage = False
     while True:
-        run.refresh_from_db()
+        try:
+            run.refresh_from_db()
+        except (OperationalError, InterfaceError) as error:
+            if not outage:
+                log.warning("The database is unreachable (%s); still waiting for run %s.", error, run.pk)
+                outage = True
+            connections.close_all()
+            if deadline is not None and time.monotonic() > deadline:
+                return run
+            time.sleep(poll)
+            continue
+        outage = False
         if run.status in Run.TERMINAL:
             return run
         if deadline is not None and time.monotonic() > deadline:
