@@ -160,7 +160,10 @@ if envbool("BEHIND_PROXY", False):
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        # The layer's blocking reads wait 5 s; redis-py 8's default socket timeout is also 5 s,
+        # which made every quiet WebSocket fail. Reads get room; connecting stays quick.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5,
+                              "health_check_interval": 15}], "capacity": 1000, "expiry": 30},
     }
 }
 

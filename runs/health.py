@@ -43,7 +43,7 @@ def problems() -> list[str]:
                 "Swarmdeck reconnects by itself when it is back."]
     if not collector_alive():
         return ["The collector is not running: queued runs wait and live numbers stop until it is back "
-                "(`make run` restarts it; elsewhere, start `manage.py collect`)."]
+                "(make run restarts it by itself; elsewhere, start manage.py collect)."]
     return []
 
 

@@ -41,7 +41,8 @@ class Lease:
                 self.lock.reacquire()
             except LockError:
                 self.held = False
-                log.warning("Collector %s lost the lead (another collector leads now); standing by.", self.holder)
+                log.warning("Collector %s could not renew its lead in time (it was paused or cut off from Redis); "
+                            "standing by.", self.holder)
                 return False
             self.renewed = now
             return True

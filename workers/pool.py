@@ -246,7 +246,11 @@ class Pool:
         def on_user_error(user_instance, exception, tb, **_kw):
             if isinstance(exception, MemoryError) and not self.memory_reported:
                 self.memory_reported = True  # the slot kills the sandbox and names the limit
-                self.io.write({"type": "error", "stage": "limit", "message": memory_limit_message(), "detail": ""})
+                try:
+                    where = user_traceback(exception, os.getcwd())
+                except MemoryError:
+                    where = ""
+                self.io.write({"type": "error", "stage": "limit", "message": memory_limit_message(), "detail": where})
             formatted = "".join(traceback.format_tb(tb)) if tb is not None else ""
             self.recorder.record_exception(error_message(exception), formatted)
             # User.run fires with the User itself only when on_start failed (tasks fire with a TaskSet).

@@ -332,6 +332,7 @@ class Slot:
                                       stop_timeout=float(self.params.get("stop_timeout") or 0))
         self.sandbox_user = sandbox.SandboxUser()
         self.limit_reason: str | None = None
+        self.limit_detail = ""
         self.control_failures = 0
         self.control_seen = time.monotonic()
 
@@ -351,6 +352,7 @@ class Slot:
             stage = frame.get("stage") or "run"
             if stage == "limit":  # the pool itself ran into one (a MemoryError): the slot kills it
                 self.limit_reason = str(frame.get("message") or "the locustfile ran into a limit")
+                self.limit_detail = str(frame.get("detail") or "")
                 return
             self.error(stage, str(frame.get("message") or "error"), str(frame.get("detail") or ""))
         else:
@@ -593,7 +595,7 @@ class Slot:
             return False
         pool.kill()
         log.warning("Run %s slot %s: %s.", self.run_id, self.index, reason)
-        self.error("limit", reason, pool.tail())
+        self.error("limit", reason, self.limit_detail or pool.tail())
         return True
 
     def _wait_exit(self, pool: PoolProcess, timeout: float) -> int:

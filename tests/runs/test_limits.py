@@ -131,6 +131,8 @@ def test_it_stops_a_locustfile_at_its_limit_and_runs_the_next(limited_worker, ta
     assert reason in run.reason, run.reason
     slot = run.slots.get()
     assert slot.error.startswith(reason.removeprefix("Slot 0: ")), slot.error
+    if limit == "memory":  # where it happened, in the author's own file
+        assert 'File "locustfile.py", line 12, in grow' in run.reason and "MemoryError" in run.reason, run.reason
 
     before = target.total()
     normal = store_scenario(project, alice, name=f"After {limit}", content=NORMAL)

@@ -304,3 +304,24 @@ def test_it_caps_endpoint_names_like_locust_and_says_so(redis, fake_workers, tas
     client.force_login(alice)
     page = client.get(run.get_absolute_url()).content.decode()
     assert '"endpoints_overflowed": true' in page and "More than 500 distinct endpoint names" in page
+
+
+def test_it_keeps_a_quiet_connection_open(redis, fake_workers, tasks, collector, client, alice, project):
+    """A run that sends nothing for longer than the channel layer's 5 s blocking read (a frozen
+    pool, say) must not break the page's connection: the next push still arrives."""
+    run = running_run(redis, collector, alice, project)
+    cookie = cookie_of(client, alice)
+
+    async def scenario():
+        comm = communicator(run.pk, cookie)
+        connected, _ = await comm.connect()
+        assert connected
+        assert (await comm.receive_json_from(timeout=5))["type"] == "state"
+        assert await comm.receive_nothing(timeout=7)
+        await database_sync_to_async(both_slots_report)(redis, run, 1, 0)
+        await drive(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=0).exists())
+        delta = await receive_until(comm, "delta")
+        assert delta["series"]["tick"] == [0]
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
