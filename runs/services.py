@@ -53,7 +53,7 @@ def capacity_problem(slots: int) -> str | None:
 
 
 def collector_running() -> bool:
-    return any(True for _ in client().scan_iter(match=protocol.COLLECTOR_PATTERN, count=100))
+    return health.collector_alive()
 
 
 class RunError(Exception):
