@@ -189,6 +189,14 @@ def _wait_for_new_pid(var: Path, key, old: int, timeout: float = 10) -> int:
     raise AssertionError(f"launcher.json still names pid {old} after {timeout:.0f} s: {_state(var)}")
 
 
+def _wait_for_lines(launcher: LauncherProcess, text: str, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while launcher.output().count(text) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"fewer than {count} lines with {text!r}:\n{launcher.output()[-3000:]}")
+        time.sleep(0.1)
+
+
 def test_it_restarts_a_child_that_dies_and_stops_everything_when_it_keeps_dying(tmp_path):
     var = tmp_path / "var"
     port = free_port()
@@ -198,6 +206,7 @@ def test_it_restarts_a_child_that_dies_and_stops_everything_when_it_keeps_dying(
         state = _state(var)
 
         # The collector is killed: a new one takes its place; the rest of the stack never stopped.
+        started_collectors = launcher.output().count("swarmdeck.collector: Collector ")
         os.kill(state["children"]["collector"], signal.SIGKILL)
         collector = _wait_for_new_pid(var, lambda s: s["children"]["collector"], state["children"]["collector"])
         assert pid_alive(collector) and launcher.process.poll() is None
@@ -215,7 +224,8 @@ def test_it_restarts_a_child_that_dies_and_stops_everything_when_it_keeps_dying(
         assert "The embedded redis-server exited with code -9; restarting it in 1 s (restart 1)." in launcher.output()
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
 
-        # Killed again within the window: everything stops, with the collector's last lines.
+        # Killed again within the window, once it has said something: everything stops, with its last lines.
+        _wait_for_lines(launcher, "swarmdeck.collector: Collector ", started_collectors + 1)
         os.kill(collector, signal.SIGKILL)
         assert launcher.process.wait(40) == 1
     finally:
