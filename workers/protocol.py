@@ -55,7 +55,6 @@ SNAPSHOT_INTERVAL = 1.0      # a pool sends one delta per second
 LOST_AFTER_SECONDS = 10      # a running slot silent this long is lost
 CLAIM_TTL_SECONDS = 8 * 24 * 3600
 
-STREAM_MAXLEN = 1_000_000    # approximate cap; the collector acks long before this matters
 
 
 def redis_now(redis) -> float:

@@ -52,6 +52,8 @@ LEASE_REFRESH = 5.0
 # (keeping its snapshots for delivery): no runaway load after a partition.
 CONTROL_TIMEOUT = float(os.environ.get("SWARMDECK_CONTROL_TIMEOUT", 30))
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OSError)
+# What the outbox waits out: an outage, or a Redis at its maxmemory that refuses writes until the collector catches up.
+UNDELIVERABLE = (*REDIS_ERRORS, redis_lib.OutOfMemoryError)
 WATCH_EVERY = 0.25           # how often the slot measures its sandbox against its limits
 RUN_DIR_PREFIX = "swarmdeck-run"
 
@@ -161,11 +163,11 @@ class Outbox:
                     return
                 fields = {k: v for k, v in self.pending[0].items() if not k.startswith("_")}
             try:
-                self.redis.xadd(protocol.REPORT_STREAM, fields, maxlen=protocol.STREAM_MAXLEN, approximate=True)
-            except REDIS_ERRORS as error:
+                self.redis.xadd(protocol.REPORT_STREAM, fields)  # never capped: the collector trims what it acked
+            except UNDELIVERABLE as error:
                 self.failures += 1
                 if self.failures == 1 or self.failures % 20 == 0:
-                    log.warning("Run %s slot %s: Redis unreachable (%s); %s event(s) buffered.",
+                    log.warning("Run %s slot %s: Redis refuses the event (%s); %s event(s) buffered.",
                                 self.run, self.slot, error, len(self.pending))
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
