@@ -184,3 +184,5 @@ LOGGING = {
 SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PORT', 8000, minimum=1)}").rstrip("/")
 # Webhooks may reach loopback, private and link-local addresses only if an admin allows it (SSRF guard).
 SWARMDECK_WEBHOOK_ALLOW_PRIVATE = envbool("SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False)
+# Unread report-stream entries past which every page raises an alarm (nothing is trimmed unread).
+SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_000, minimum=1)

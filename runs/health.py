@@ -10,6 +10,7 @@ from functools import lru_cache
 import redis
 from django.conf import settings
 
+from runs import stream
 from workers import protocol
 
 CHECK_TIMEOUT = 0.5
@@ -44,7 +45,11 @@ def problems() -> list[str]:
     if not collector_alive():
         return ["The collector is not running: queued runs wait and live numbers stop until it is back "
                 "(make run restarts it by itself; elsewhere, start manage.py collect)."]
-    return []
+    try:
+        state = stream.backlog(_client())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return []
+    return [state.words()] if state is not None and state.alarming else []
 
 
 def context(request) -> dict:

@@ -13,10 +13,12 @@ import pytest
 from django.urls import reverse
 
 from controlcenter.env import BASE_DIR
-from runs import services
+from runs import services, stream
 from runs.models import Run, RunSlot
+from runs.redis import client
 from tests.conftest import store_scenario
 from tests.runs.conftest import database_url, start_collector, wait_for
+from workers import protocol
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -86,6 +88,12 @@ def test_it_runs_on_two_machines_and_reports_what_the_target_served(cluster, tar
     assert run.ticks.count() >= 4
     statuses = [h["status"] for h in run.history]
     assert statuses[:1] == ["queued"] and statuses[-1] == "finished" and "running" in statuses
+
+    # What the collector acked leaves the stream (the last delivered entry stays as its mark).
+    redis = client()
+    assert redis.xlen(protocol.REPORT_STREAM) >= 10
+    wait_for(lambda: redis.xlen(protocol.REPORT_STREAM) <= 1, stream.TRIM_SECONDS + 5,
+             f"the stream still holds {redis.xlen(protocol.REPORT_STREAM)} entries after the run")
 
 
 def test_it_fails_a_run_whose_locustfile_cannot_import_and_runs_the_next(cluster, target, alice, project):

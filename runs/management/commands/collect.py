@@ -10,7 +10,7 @@ import redis
 from django.core.management.base import BaseCommand
 from django.db import InterfaceError, OperationalError, connections
 
-from runs import leader
+from runs import leader, stream
 from runs.collector import Collector
 from workers import protocol
 
@@ -50,6 +50,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, on_signal)
         collector = Collector(consumer)
         lease = leader.Lease(collector.redis, collector.consumer)
+        keeper = stream.Keeper(collector.redis)
         backoff = 0.5
         outage_since: float | None = None
         standing_by = False
@@ -69,6 +70,7 @@ class Command(BaseCommand):
                     collector.setup()
                     log.info("Collector %s is reading %s.", collector.consumer, "sd:reports")
                 collector.process_one()
+                keeper.tend()
                 if outage_since is not None:
                     log.info("Collector %s is back after %.0f s of outage.", collector.consumer,
                              time.monotonic() - outage_since)

@@ -1,0 +1,121 @@
+"""The report stream's size: nothing unread is ever cut; what the collector acked is trimmed.
+
+Slots XADD without a cap, because a cap trims the oldest entries whether the collector read them
+or not (a long collector outage would lose them silently). Instead the leading collector trims,
+every TRIM_SECONDS, the entries older than the oldest one the group still needs: the oldest
+pending (delivered, not acked) entry, or, with none pending, the last delivered one.
+
+Unread entries that pile up (the collector down or behind) are kept and raise an alarm: every
+page says so once they pass SWARMDECK_STREAM_ALARM_ENTRIES. Should Redis then reach its
+maxmemory, slots buffer their events and, past their outbox bound, drop old snapshots, which
+their runs state ("data truncated: ...").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from workers import protocol
+
+log = logging.getLogger("swarmdeck.collector")
+
+TRIM_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Backlog:
+    entries: int       # in the stream now
+    unread: int        # not yet delivered to the collectors' group
+    used_memory: int   # bytes Redis uses, all keys
+
+    @property
+    def alarming(self) -> bool:
+        return self.unread >= settings.SWARMDECK_STREAM_ALARM_ENTRIES
+
+    def words(self) -> str:
+        return (f"The report stream holds {self.unread:,} unread entries (Redis uses "
+                f"{self.used_memory / 2**20:,.0f} MiB): the collector is down or behind. Nothing is dropped "
+                f"while Redis has memory; live numbers lag until the collector catches up.")
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _group(redis) -> dict | None:
+    for group in redis.xinfo_groups(protocol.REPORT_STREAM):
+        if _text(group["name"]) == protocol.COLLECTOR_GROUP:
+            return group
+    return None
+
+
+def backlog(redis) -> Backlog | None:
+    """The stream's unread entries, or None when there is no stream or group yet."""
+    if not redis.exists(protocol.REPORT_STREAM):
+        return None
+    group = _group(redis)
+    if group is None:
+        return None
+    entries = int(redis.xlen(protocol.REPORT_STREAM))
+    lag = group.get("lag")
+    # Redis reports no lag after a trim it cannot see past; then everything after the last
+    # delivered id is unread, which XRANGE counts (bounded: past the alarm the exact figure is moot).
+    if lag is None:
+        after = "(" + _text(group["last-delivered-id"])
+        cap = settings.SWARMDECK_STREAM_ALARM_ENTRIES
+        lag = len(redis.xrange(protocol.REPORT_STREAM, min=after, count=cap))
+    return Backlog(entries=entries, unread=int(lag), used_memory=int(redis.info("memory")["used_memory"]))
+
+
+def safe_min_id(redis) -> str | None:
+    """The oldest entry id the collectors' group still needs; entries before it were acked."""
+    group = _group(redis)
+    if group is None:
+        return None
+    oldest = _text(group["last-delivered-id"])
+    pending = redis.xpending(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP)
+    if pending["pending"]:
+        oldest = min(oldest, _text(pending["min"]), key=_id)
+    return None if oldest == "0-0" else oldest
+
+
+def trim(redis) -> int:
+    """Delete what was acked; returns how many entries went."""
+    if not redis.exists(protocol.REPORT_STREAM):
+        return 0
+    oldest = safe_min_id(redis)
+    if oldest is None:
+        return 0
+    return int(redis.xtrim(protocol.REPORT_STREAM, minid=oldest, approximate=False))
+
+
+class Keeper:
+    """The leader's periodic trim, and one log line each time the backlog starts and stops alarming."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self.next_at = 0.0
+        self.alarmed = False
+
+    def tend(self) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            return
+        self.next_at = now + TRIM_SECONDS
+        trim(self.redis)
+        state = backlog(self.redis)
+        alarming = state is not None and state.alarming
+        if alarming and not self.alarmed:
+            log.warning("%s", state.words())
+        elif self.alarmed and not alarming:
+            log.info("The report stream's backlog is below %s entries again.", settings.SWARMDECK_STREAM_ALARM_ENTRIES)
+        self.alarmed = alarming
