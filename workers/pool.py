@@ -3,7 +3,7 @@
 The only module of Swarmdeck that imports locust (and so gevent's monkey-patching). It holds
 no credentials: it talks to its slot over stdin/stdout only.
 
-Frames (both directions): 4-byte big-endian length, then a msgpack map with a "type".
+Frames (both directions, workers.frames): 4-byte big-endian length, then a msgpack map with a "type".
 
 slot -> pool
     init   {run, slot, slots, params, locustfile}      once, first
@@ -31,7 +31,6 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import struct  # noqa: E402
 import sys  # noqa: E402
 
 # Frames get a private copy of stdout; fd 1 (print, C extensions) now writes to stderr.
@@ -47,19 +46,15 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import gevent.lock  # noqa: E402
 import gevent.os  # noqa: E402
-import msgpack  # noqa: E402
 import psutil  # noqa: E402
 
-from workers import protocol, stats, wire  # noqa: E402
+from workers import frames, protocol, stats, wire  # noqa: E402
 
 log = logging.getLogger("swarmdeck.pool")
 
-HEADER = struct.Struct(">I")
-MAX_FRAME = 64 * 1024 * 1024
-
 
 class FrameIO:
-    """Cooperative (gevent) framed reads from stdin and writes to the private stdout copy."""
+    """Cooperative (gevent) framed reads from stdin and writes to the private stdout copy (workers.frames)."""
 
     def __init__(self, fd_in: int = _FRAME_IN, fd_out: int = _FRAME_OUT):
         self.fd_in = fd_in
@@ -68,31 +63,22 @@ class FrameIO:
         gevent.os.make_nonblocking(fd_out)
         self.lock = gevent.lock.RLock()
 
-    def _read_exact(self, n: int) -> bytes | None:
+    def _read_exact(self, n: int) -> bytes:
+        """n bytes, or fewer at EOF."""
         chunks = []
         while n:
             chunk = gevent.os.nb_read(self.fd_in, min(n, 1 << 20))
             if not chunk:
-                return None
+                break
             chunks.append(chunk)
             n -= len(chunk)
         return b"".join(chunks)
 
     def read(self) -> dict | None:
-        header = self._read_exact(HEADER.size)
-        if header is None:
-            return None
-        (length,) = HEADER.unpack(header)
-        if length > MAX_FRAME:
-            raise ValueError(f"frame of {length} bytes")
-        body = self._read_exact(length)
-        if body is None:
-            return None
-        return msgpack.unpackb(body, raw=False)
+        return frames.read(self._read_exact)
 
     def write(self, message: dict) -> None:
-        body = msgpack.packb(message, use_bin_type=True)
-        data = memoryview(HEADER.pack(len(body)) + body)
+        data = memoryview(frames.pack(message))
         with self.lock:
             while data:
                 written = gevent.os.nb_write(self.fd_out, data)

@@ -25,7 +25,6 @@ import queue
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
@@ -35,14 +34,12 @@ from pathlib import Path
 import msgpack
 import redis as redis_lib
 
-from workers import bundle, protocol, sandbox
+from workers import bundle, frames, protocol, sandbox
 from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-HEADER = struct.Struct(">I")
-MAX_FRAME = 64 * 1024 * 1024
 STDERR_LINES = 100
 SAFETY_MARGIN = 30.0          # after duration + stop_timeout: the slot stops the pool itself
 STOP_GRACE = 30.0             # after a stop: stop_timeout + this, then the pool is killed
@@ -74,27 +71,6 @@ def redis_client(url: str | None = None) -> redis_lib.Redis:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-# -- frames ------------------------------------------------------------------------------------
-
-def pack_frame(message: dict) -> bytes:
-    body = msgpack.packb(message, use_bin_type=True)
-    return HEADER.pack(len(body)) + body
-
-
-def read_frame(stream) -> dict | None:
-    """One frame from a binary stream; None at EOF (or a truncated frame)."""
-    header = stream.read(HEADER.size)
-    if len(header) < HEADER.size:
-        return None
-    (length,) = HEADER.unpack(header)
-    if length > MAX_FRAME:
-        raise ValueError(f"The pool sent a frame of {length} bytes.")
-    body = stream.read(length)
-    if len(body) < length:
-        return None
-    return msgpack.unpackb(body, raw=False)
 
 
 # -- the outbox --------------------------------------------------------------------------------
@@ -238,7 +214,7 @@ class PoolProcess:
     def _read_frames(self) -> None:
         try:
             while True:
-                frame = read_frame(self.proc.stdout)
+                frame = frames.read(self.proc.stdout.read)
                 if frame is None:
                     break
                 self.frames.put(frame)
@@ -256,7 +232,7 @@ class PoolProcess:
     def send(self, message: dict) -> bool:
         try:
             with self.write_lock:
-                self.proc.stdin.write(pack_frame(message))
+                self.proc.stdin.write(frames.pack(message))
                 self.proc.stdin.flush()
             return True
         except (BrokenPipeError, OSError, ValueError):
