@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from automation import schedules
 from automation.models import Schedule, ScheduleSkip, Webhook, WebhookAttempt, WebhookDelivery
 
 
@@ -9,6 +10,9 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     list_display = ["name", "scenario", "cron", "timezone", "every_seconds", "enabled", "overlap"]
     list_filter = ["enabled", "overlap"]
+
+    def save_model(self, request, obj, form, change):
+        schedules.save_schedule(obj)  # with its PeriodicTask; deleting removes it (automation.receivers)
 
 
 @admin.register(ScheduleSkip)

@@ -2,7 +2,7 @@ from zoneinfo import available_timezones
 
 from django import forms
 
-from automation import cron, safe_http
+from automation import cron, safe_http, schedules
 from automation.models import Event, Schedule, Webhook
 from runs.services import host_problem
 from scenarios.forms import DurationField
@@ -67,8 +67,12 @@ class ScheduleForm(forms.ModelForm):
         return data
 
     def save(self, commit=True):
+        """With commit, through automation.schedules.save_schedule (the views call that themselves)."""
         self.instance.scenario = self.scenario
-        return super().save(commit)
+        schedule = super().save(commit=False)
+        if commit:
+            schedules.save_schedule(schedule)
+        return schedule
 
 
 class WebhookForm(forms.ModelForm):

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models, transaction
+from django.db import models
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
@@ -22,7 +22,11 @@ class ScheduleQuerySet(models.QuerySet):
 
 class Schedule(models.Model):
     """A scenario started on a cron timetable. Beat fires its linked PeriodicTask; the control
-    worker runs automation.tasks.fire_schedule, which starts the run (or records a skip)."""
+    worker runs automation.tasks.fire_schedule, which starts the run (or records a skip).
+
+    Create and change schedules only with automation.schedules.save_schedule: beat reads only
+    django-celery-beat's tables, and neither save() nor QuerySet.update() touches them. Deleting
+    (also by cascade from the scenario) removes the PeriodicTask: automation.receivers."""
 
     class Preset(models.TextChoices):
         CUSTOM = "custom", "Cron expression"
@@ -68,17 +72,6 @@ class Schedule(models.Model):
 
     def get_absolute_url(self):
         return reverse("automation-schedule", args=[self.pk])
-
-    def save(self, *args, **kwargs):
-        """Saving keeps beat's PeriodicTask in step: beat reads only django-celery-beat's tables."""
-        from automation import schedules
-
-        if self.preset != self.Preset.CUSTOM:
-            self.cron = cron.PRESETS[self.preset]
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            schedules.sync_periodic_task(self)
-    # Deleting (also by cascade from the scenario) removes the PeriodicTask: automation.receivers.
 
     def overrides(self) -> dict:
         """Run parameters this schedule sets; the rest come from the scenario when it fires."""

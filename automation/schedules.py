@@ -1,4 +1,8 @@
-"""Schedules: keeping beat's PeriodicTask in step, the next fire times, and firing.
+"""Schedules: saving them with beat's PeriodicTask in step, the next fire times, and firing.
+
+Every path that creates or changes a schedule (its form, the toggle, the admin, tests) calls
+save_schedule(): beat reads only django-celery-beat's tables, so a Schedule.save() or a
+QuerySet.update() of its own would leave beat firing the old timing, or a disabled schedule.
 
 Beat only sends `automation.tasks.fire_schedule(schedule_id)` to the control queue; the control
 worker (one process, so two fires never race) calls fire() here.
@@ -35,10 +39,22 @@ def _interval_for(schedule: Schedule) -> IntervalSchedule:
     return existing or IntervalSchedule.objects.create(every=schedule.every_seconds, period=IntervalSchedule.SECONDS)
 
 
+def save_schedule(schedule: Schedule) -> Schedule:
+    """Save a new or changed schedule and its PeriodicTask, in one transaction."""
+    if schedule.preset != Schedule.Preset.CUSTOM:
+        schedule.cron = cron.PRESETS[schedule.preset]
+    with transaction.atomic():
+        schedule.save()
+        sync_periodic_task(schedule)
+    return schedule
+
+
 def sync_periodic_task(schedule: Schedule) -> PeriodicTask:
     """Create or update the PeriodicTask beat fires for this schedule (enabled, timing, args)."""
     with transaction.atomic():
-        task = schedule.periodic_task or PeriodicTask()
+        # From the database, not a cached relation: beat writes last_run_at and total_run_count,
+        # and saving back an older copy would undo them.
+        task = PeriodicTask.objects.filter(pk=schedule.periodic_task_id).first() or PeriodicTask()
         if schedule.every_seconds:
             task.interval, task.crontab = _interval_for(schedule), None
         else:
@@ -54,7 +70,7 @@ def sync_periodic_task(schedule: Schedule) -> PeriodicTask:
         task.save()  # PeriodicTask.save tells beat that the schedule changed
         if schedule.periodic_task_id != task.pk:
             Schedule.objects.filter(pk=schedule.pk).update(periodic_task=task)
-            schedule.periodic_task = task
+        schedule.periodic_task = task
     return task
 
 

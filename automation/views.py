@@ -37,7 +37,7 @@ def schedule_create(request, scenario_id):
     form = ScheduleForm(request.POST or None, scenario=scenario, initial={"preset": Schedule.Preset.NIGHTLY})
     if request.method == "POST" and form.is_valid():
         form.instance.created_by = request.user
-        schedule = form.save()
+        schedule = schedule_service.save_schedule(form.save(commit=False))
         messages.success(request, f"Schedule {schedule.name} saved.")
         return redirect(f"{scenario.get_absolute_url()}#schedules")
     return render(request, "automation/schedule_form.html",
@@ -59,7 +59,7 @@ def schedule_edit(request, schedule_id):
     scenario = schedule.scenario
     form = ScheduleForm(request.POST or None, instance=schedule, scenario=scenario)
     if request.method == "POST" and form.is_valid():
-        form.save()
+        schedule_service.save_schedule(form.save(commit=False))
         messages.success(request, f"Schedule {schedule.name} saved.")
         return redirect(schedule)
     return render(request, "automation/schedule_form.html", {
@@ -71,7 +71,7 @@ def schedule_edit(request, schedule_id):
 def schedule_toggle(request, schedule_id):
     schedule, _ = _get_schedule_for_user(request, schedule_id, Role.MAINTAINER)
     schedule.enabled = not schedule.enabled
-    schedule.save()
+    schedule_service.save_schedule(schedule)
     messages.success(request, f"Schedule {schedule.name} {'enabled' if schedule.enabled else 'disabled'}.")
     return redirect(request.POST.get("next") == "scenario" and f"{schedule.scenario.get_absolute_url()}#schedules"
                     or schedule.get_absolute_url())
@@ -81,7 +81,7 @@ def schedule_delete(request, schedule_id):
     schedule, membership = _get_schedule_for_user(request, schedule_id, Role.MAINTAINER)
     scenario = schedule.scenario
     if request.method == "POST":
-        schedule.delete()
+        schedule.delete()  # its PeriodicTask goes with it (automation.receivers)
         messages.success(request, f"Schedule {schedule.name} deleted.")
         return redirect(f"{scenario.get_absolute_url()}#schedules")
     return render(request, "automation/schedule_delete.html", {

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from automation import schedules
 from automation.models import Event, Schedule, ScheduleSkip, Webhook
 from runs import services
 from runs.models import Run
@@ -66,8 +67,8 @@ def test_beat_fires_a_schedule_that_runs_on_a_worker_and_notifies(project, alice
     target.reset()
     _clean_broker()
     scenario = store_scenario(project, alice, name="Ping", content=PING)
-    schedule = Schedule.objects.create(scenario=scenario, name="every 2 s", cron="* * * * *", every_seconds=2,
-                                       host=target.url, users=2, spawn_rate=20, duration=3, slots=1)
+    schedule = schedules.save_schedule(Schedule(scenario=scenario, name="every 2 s", cron="* * * * *", every_seconds=2,
+                                                host=target.url, users=2, spawn_rate=20, duration=3, slots=1))
     hook = Webhook.objects.create(project=project, url=receiver.url, events=[Event.RUN_FINISHED])
     processes = {"collector": start_collector(), "worker": start_worker("machine-s"),
                  "control": start_control(), "beat": start_beat(tmp_path)}
@@ -100,7 +101,8 @@ def test_beat_fires_a_schedule_that_runs_on_a_worker_and_notifies(project, alice
         assert payload["event"] == "run.finished" and payload["run"]["id"] == run.pk
         assert payload["run"]["trigger"] == "schedule" and payload["figures"]["requests"] > 0
     finally:
-        Schedule.objects.filter(pk=schedule.pk).update(enabled=False)
+        schedule.enabled = False
+        schedules.save_schedule(schedule)
         processes["beat"].kill(signal.SIGTERM)
         for active in Run.objects.filter(scenario=scenario).active():
             services.request_stop(active)

@@ -1,13 +1,17 @@
 """Schedules keep beat's PeriodicTask in step, and a fire starts a run or records why not."""
 
+import ast
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from automation import schedules
 from automation.models import Schedule, ScheduleSkip
 from automation.tasks import fire_schedule
+from controlcenter.env import BASE_DIR
 from runs import services
 from runs.models import Run
 
@@ -16,8 +20,8 @@ HOST = "http://127.0.0.1:9"
 
 @pytest.fixture
 def schedule(scenario, alice):
-    return Schedule.objects.create(scenario=scenario, name="nightly smoke", preset=Schedule.Preset.NIGHTLY,
-                                   timezone="Europe/Paris", host=HOST, users=5, created_by=alice)
+    return schedules.save_schedule(Schedule(scenario=scenario, name="nightly smoke", preset=Schedule.Preset.NIGHTLY,
+                                            timezone="Europe/Paris", host=HOST, users=5, created_by=alice))
 
 
 def test_it_creates_the_periodic_task_beat_fires(schedule):
@@ -32,14 +36,14 @@ def test_it_creates_the_periodic_task_beat_fires(schedule):
 def test_it_follows_edits_disabling_and_deletion(schedule):
     task_id = schedule.periodic_task_id
     schedule.preset, schedule.cron, schedule.timezone = Schedule.Preset.CUSTOM, "15 6 * * 1-5", "UTC"
-    schedule.save()
+    schedules.save_schedule(schedule)
     task = PeriodicTask.objects.get(pk=task_id)
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("15", "6", "1-5")
     assert str(task.crontab.timezone) == "UTC"
     assert PeriodicTask.objects.filter(task="automation.tasks.fire_schedule").count() == 1
 
     schedule.enabled = False
-    schedule.save()
+    schedules.save_schedule(schedule)
     assert not PeriodicTask.objects.get(pk=task_id).enabled
     assert schedules.next_fire_times(schedule) == []
 
@@ -54,8 +58,56 @@ def test_it_removes_the_periodic_task_when_the_scenario_goes(schedule, scenario)
     assert not PeriodicTask.objects.filter(pk=task_id).exists()
 
 
+def test_it_removes_the_periodic_tasks_of_a_queryset_delete(schedule, scenario):
+    other = schedules.save_schedule(Schedule(scenario=scenario, name="hourly", preset=Schedule.Preset.HOURLY))
+    assert PeriodicTask.objects.filter(task=schedules.FIRE_TASK).count() == 2
+    Schedule.objects.filter(pk__in=[schedule.pk, other.pk]).delete()
+    assert not PeriodicTask.objects.filter(task=schedules.FIRE_TASK).exists()
+
+
+def test_it_keeps_what_beat_wrote_when_an_older_copy_is_saved(schedule):
+    older = Schedule.objects.select_related("periodic_task").get(pk=schedule.pk)
+    fired = timezone.now() - timedelta(minutes=1)
+    PeriodicTask.objects.filter(pk=schedule.periodic_task_id).update(last_run_at=fired, total_run_count=3)
+    older.users = 9
+    schedules.save_schedule(older)
+    task = PeriodicTask.objects.get(pk=schedule.periodic_task_id)
+    assert (task.last_run_at, task.total_run_count) == (fired, 3)
+    assert older.periodic_task.total_run_count == 3
+
+
+WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "update", "bulk_update"}
+
+
+def _schedule_writes(path):
+    """Lines that create or update schedules through the ORM: Schedule.objects...update(...),
+    scenario.schedules.create(...) and the like."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in WRITES):
+            continue
+        part = node.func.value
+        while isinstance(part, (ast.Call, ast.Attribute)):
+            if isinstance(part, ast.Attribute) and part.attr == "schedules":
+                break
+            part = part.func if isinstance(part, ast.Call) else part.value
+        if isinstance(part, ast.Attribute) or (isinstance(part, ast.Name) and part.id == "Schedule"):
+            yield node.lineno
+
+
+def test_it_creates_and_updates_schedules_only_through_the_service():
+    """Beat follows a schedule only through save_schedule: a QuerySet.update() of a schedule elsewhere
+    would change what the pages show and leave beat firing the old timing."""
+    service = BASE_DIR / "automation" / "schedules.py"
+    files = [path for directory in ("controlcenter", "scenarios", "runs", "workers", "api", "automation", "tests")
+             for path in (BASE_DIR / directory).rglob("*.py") if "migrations" not in path.parts and path != service]
+    offenders = [f"{path.relative_to(BASE_DIR)}:{line}" for path in files for line in _schedule_writes(path)]
+    assert offenders == []
+    assert list(_schedule_writes(service))  # the check does see the service's own update()
+
+
 def test_it_uses_an_interval_when_firing_every_few_seconds(scenario):
-    schedule = Schedule.objects.create(scenario=scenario, name="fast", cron="* * * * *", every_seconds=3, host=HOST)
+    schedule = schedules.save_schedule(Schedule(scenario=scenario, name="fast", cron="* * * * *", every_seconds=3,
+                                                host=HOST))
     task = schedule.periodic_task
     assert task.crontab is None and task.interval.every == 3 and task.interval.period == "seconds"
     times = schedules.next_fire_times(schedule)
@@ -94,14 +146,14 @@ def test_it_skips_a_fire_while_the_previous_run_is_active(schedule, scenario):
 
 def test_it_queues_behind_an_active_run_when_told_to(schedule):
     schedule.overlap = Schedule.Overlap.QUEUE
-    schedule.save()
+    schedules.save_schedule(schedule)
     first, second = schedules.fire(schedule), schedules.fire(schedule)
     assert isinstance(second, Run) and second.pk != first.pk
     assert second.status == Run.Status.QUEUED and not schedule.skips.exists()
 
 
 def test_it_records_a_fire_that_cannot_start(scenario):
-    schedule = Schedule.objects.create(scenario=scenario, name="no host", cron="0 * * * *")
+    schedule = schedules.save_schedule(Schedule(scenario=scenario, name="no host", cron="0 * * * *"))
     skip = schedules.fire(schedule)
     assert skip.kind == ScheduleSkip.Kind.ERROR and "Set a host" in skip.reason
     assert not Run.objects.exists()
@@ -109,11 +161,11 @@ def test_it_records_a_fire_that_cannot_start(scenario):
 
 def test_the_task_ignores_gone_and_disabled_schedules(schedule):
     schedule.enabled = False
-    schedule.save()
+    schedules.save_schedule(schedule)
     fire_schedule(schedule.pk)
     fire_schedule(999999)
     assert not Run.objects.exists()
     schedule.enabled = True
-    schedule.save()
+    schedules.save_schedule(schedule)
     fire_schedule(schedule.pk)
     assert Run.objects.get().trigger == Run.Trigger.SCHEDULE

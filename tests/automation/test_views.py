@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
+from automation import schedules
 from automation.models import Event, Schedule, Webhook
 from scenarios.models import Role
 
@@ -18,7 +19,8 @@ def allow_loopback_webhooks(settings):
 
 @pytest.fixture
 def schedule(scenario):
-    return Schedule.objects.create(scenario=scenario, name="nightly", preset=Schedule.Preset.NIGHTLY, host=HOST)
+    return schedules.save_schedule(Schedule(scenario=scenario, name="nightly", preset=Schedule.Preset.NIGHTLY,
+                                            host=HOST))
 
 
 @pytest.fixture
@@ -133,10 +135,59 @@ def test_a_preset_replaces_the_cron_expression(client, alice, scenario):
     assert Schedule.objects.get().cron == "0 2 * * 1"
 
 
+def _beat_entry(schedule_id):
+    """What beat reads for a schedule: its PeriodicTask's timing and switch."""
+    task = PeriodicTask.objects.select_related("crontab").get(pk=Schedule.objects.get(pk=schedule_id).periodic_task_id)
+    crontab = task.crontab
+    return (crontab.minute, crontab.hour, crontab.day_of_week, str(crontab.timezone)), task.enabled
+
+
+def test_it_keeps_beat_in_step_with_every_change_made_in_the_pages(client, alice, scenario):
+    client.force_login(alice)
+    client.post(reverse("automation-schedule-create", args=[scenario.pk]), _schedule_data(timezone="Asia/Tokyo"))
+    schedule = Schedule.objects.get()
+    task_id = schedule.periodic_task_id
+    assert _beat_entry(schedule.pk) == (("5", "*", "*", "Asia/Tokyo"), True)
+
+    response = client.post(reverse("automation-schedule-edit", args=[schedule.pk]),
+                           _schedule_data(preset="custom", cron="30 6 * * 1-5", timezone="Europe/Paris"))
+    assert response.status_code == 302
+    assert _beat_entry(schedule.pk) == (("30", "6", "1-5", "Europe/Paris"), True)
+    client.post(reverse("automation-schedule-edit", args=[schedule.pk]), _schedule_data(preset="weekly", cron=""))
+    assert _beat_entry(schedule.pk) == (("0", "2", "1", "UTC"), True)
+
+    client.post(reverse("automation-schedule-toggle", args=[schedule.pk]))
+    assert _beat_entry(schedule.pk) == (("0", "2", "1", "UTC"), False)
+    client.post(reverse("automation-schedule-edit", args=[schedule.pk]), _schedule_data(enabled=""))
+    assert _beat_entry(schedule.pk)[1] is False
+    client.post(reverse("automation-schedule-toggle", args=[schedule.pk]))
+    assert _beat_entry(schedule.pk)[1] is True
+    assert list(PeriodicTask.objects.values_list("pk", flat=True)) == [task_id]
+
+    client.post(reverse("automation-schedule-delete", args=[schedule.pk]))
+    assert not Schedule.objects.exists() and not PeriodicTask.objects.exists()
+
+
+def test_it_keeps_beat_in_step_with_changes_made_in_the_admin(client, alice, scenario, schedule):
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    client.force_login(alice)
+    url = reverse("admin:automation_schedule_change", args=[schedule.pk])
+    data = {"scenario": scenario.pk, "name": "nightly", "preset": "custom", "cron": "45 23 * * *", "timezone": "UTC",
+            "every_seconds": "", "users": "", "spawn_rate": "", "duration": "", "host": HOST, "slots": "",
+            "overlap": "skip", "created_by": ""}  # "enabled" left out: the checkbox is cleared
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert _beat_entry(schedule.pk) == (("45", "23", "*", "UTC"), False)
+
+    response = client.post(reverse("admin:automation_schedule_changelist"),
+                           {"action": "delete_selected", "_selected_action": [schedule.pk], "post": "yes"})
+    assert response.status_code == 302
+    assert not Schedule.objects.exists() and not PeriodicTask.objects.exists()
+
+
 def test_the_scenario_page_shows_schedules_with_next_times_runs_and_skips(client, alice, bob, bob_membership,
                                                                           scenario, schedule):
-    from automation import schedules
-
     run = schedules.fire(schedule)
     skip = schedules.fire(schedule)
     client.force_login(alice)
