@@ -7,6 +7,8 @@ delivers webhooks) configure Django, through Celery's Django fix-up; automation'
 registers the control tasks.
 """
 
+import logging
+
 from celery import Celery
 
 from controlcenter.env import envint, resolve_redis_url
@@ -29,10 +31,36 @@ def _transport_options() -> dict:
     return options
 
 
+class OneLinePerOutage(logging.Filter):
+    """Celery logs every reconnection attempt; an outage gets its first line and its end only."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if message.startswith("consumer: Cannot connect to"):
+            seen, self.down = self.down, True
+            return not seen
+        if message.startswith("Connected to"):
+            self.down = False
+        return True
+
+
+_outages = OneLinePerOutage()
+logging.getLogger("celery.worker.consumer.consumer").addFilter(_outages)
+logging.getLogger("celery.worker.consumer.connection").addFilter(_outages)
+
 app = Celery("controlcenter", include=["workers.tasks"])
 app.conf.update(
     broker_url=resolve_redis_url(),
     broker_connection_retry_on_startup=True,
+    # Workers and beat never give up on Redis (Celery's default stops a worker after 100 attempts).
+    broker_connection_max_retries=None,
+    # Celery 6's default, set now (silences its warning at each reconnect). No task is acks_late,
+    # so a connection loss cancels nothing.
+    worker_cancel_long_running_tasks_on_connection_loss=True,
     task_default_queue=CONTROL_QUEUE,
     task_routes={"automation.*": {"queue": CONTROL_QUEUE}},
     task_serializer="json",
@@ -47,6 +75,6 @@ app.conf.update(
     # a running slot (a redelivered one would find its claim taken and return anyway).
     task_acks_late=False,
     broker_transport_options=_transport_options(),
-    beat_scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+    beat_scheduler="automation.beat:Scheduler",
     timezone="UTC",
 )

@@ -168,7 +168,7 @@ CHANNEL_LAYERS = {
 }
 
 # django-celery-beat: recurring runs live in the database.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "automation.beat:Scheduler"
 
 LOGGING = {
     "version": 1,

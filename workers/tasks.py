@@ -69,11 +69,18 @@ class Heartbeat:
         pipe.execute()
 
     def _loop(self) -> None:
+        failing_since: float | None = None
         while not self.stopped.is_set():
             try:
                 self.beat()
+                if failing_since is not None:
+                    log.info("Heartbeat of %s is back after %.0f s.", self.name, time.monotonic() - failing_since)
+                    failing_since = None
             except Exception as error:  # noqa: BLE001 - keep beating through Redis hiccups
-                log.warning("Heartbeat of %s failed: %s", self.name, error)
+                if failing_since is None:  # one line per outage, not per beat
+                    failing_since = time.monotonic()
+                    log.warning("Heartbeat of %s failed: %s; retrying every %s s.", self.name, error,
+                                protocol.HEARTBEAT_SECONDS)
             self.stopped.wait(protocol.HEARTBEAT_SECONDS)
 
     def start(self) -> Heartbeat:
