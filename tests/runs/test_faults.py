@@ -240,7 +240,7 @@ def _local_cluster_of(port: int) -> tuple[str, str] | None:
     return None
 
 
-def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, alice, project):
+def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, alice, project, tmp_path):
     import subprocess
 
     from django.db import connection
@@ -251,19 +251,43 @@ def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, 
     found = _local_cluster_of(int(settings_dict["PORT"] or 5432))
     if found is None or os.geteuid() != 0:
         pytest.skip("restarting the database needs root and Debian's pg_ctlcluster for that cluster")
+    from automation.models import Schedule, ScheduleSkip
+    from automation.schedules import save_schedule
+    from tests.automation.test_beat_end_to_end import start_beat, start_control
+
     scenario = store_scenario(project, alice, name="DB restart", content=NORMAL)
     before = target.counts().get(("GET", "/ok", 200), 0)
-    run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 12,
+    run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 20,
                                                            "slots": 2, "host": target.url, "stop_timeout": 3})
     wait_running(run)
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *found, "restart"], check=True, timeout=60)
-    connection.close()  # this test's own connection died with the server
+    # Beat fires a schedule of the same scenario every 2 s; the control worker records each fire
+    # as skipped (the run is active): both need the database.
+    schedule = save_schedule(Schedule(scenario=scenario, name="every 2 s", cron="* * * * *", every_seconds=2,
+                                      host=target.url, users=1, spawn_rate=1, duration=5, slots=1))
+    beat, control = start_beat(tmp_path), start_control()
+    try:
+        wait_for(lambda: ScheduleSkip.objects.filter(schedule=schedule).exists(), 30, "beat fired nothing")
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *found, "restart"], check=True, timeout=60)
+        connection.close()  # this test's own connection died with the server
+        restarted = ScheduleSkip.objects.latest("at").at
+        wait_for(lambda: ScheduleSkip.objects.filter(schedule=schedule, at__gt=restarted).exists(), 30,
+                 "beat and the control worker recorded nothing after the restart")
+        schedule.enabled = False
+        save_schedule(schedule)
+        assert beat.popen.poll() is None and control.popen.poll() is None
+    except AssertionError:
+        print(beat.output()[-3000:], control.output()[-3000:])
+        raise
+    finally:
+        beat.kill(signal.SIGTERM)
+        control.kill(signal.SIGTERM)
     run = services.wait_until_done(run, timeout=90)
     assert cluster["collector"].popen.poll() is None, cluster["collector"].output()[-3000:]
     assert run.status == Run.Status.FINISHED, run.reason
     row = next(r for r in run.totals if r["name"] == "/ok")
     assert abs(row["requests"] - served(target, before)) <= 4  # in flight when the users stopped
     assert "the database is unreachable" in cluster["collector"].output()
+    assert not Run.objects.exclude(pk=run.pk).exists()  # every fire was an overlap skip
 
 
 LEADS = "Collector e2e-collector leads."
