@@ -1,84 +1,37 @@
-"""The collector: reads the report stream, merges statistics, persists them and drives every run.
+"""The collector: reads the report stream, merges statistics, and has them persisted and the runs driven.
 
 One loop (`Collector.process_one`) does three things:
-1. read a batch of events from the Redis Stream through the consumer group and apply them;
-2. persist each changed run (totals, closed one-second ticks, the mergeable state) and only
-   then XACK its events, so a collector killed at any point re-reads what it had not saved
-   and, merging idempotently by slot + sequence, ends with the same totals;
-3. move runs along their lifecycle: admission, start barrier, deadline, lost slots, finish.
+1. read a batch of events from the Redis Stream through the consumer group, check them
+   (runs/intake.py) and apply them to the live runs in memory (runs/liverun.py);
+2. persist each changed run and only then XACK its events (runs/persistence.py), so a collector
+   killed at any point re-reads what it had not saved and, merging idempotently by slot +
+   sequence, ends with the same totals;
+3. move runs along their lifecycle (runs/lifecycle.py): admission, start barrier, deadline, lost
+   slots, finish.
+Only the leader does any of it (runs/leader.py).
 """
 
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import redis as redis_lib
-from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from runs import cluster, intake, services, thresholds
-from runs import live as live_updates
-from runs import signals as run_signals
-from runs.models import Run, RunSlot, RunTick, Threshold
+from runs import intake, services
+from runs.lifecycle import Lifecycle, degrade, rejoin, transition
+from runs.liverun import LiveRun, SlotState
+from runs.models import Run, RunSlot
+from runs.persistence import FAULTS, Persistence
 from runs.redis import client
 from workers import protocol
-from workers import stats as stats_module
 from workers.stats import RunStats
 
 log = logging.getLogger("swarmdeck.collector")
 
-TICK_GRACE = 2            # seconds a tick stays open for late slots before it is written
-GO_DELAY = 1.0            # users start this long after the barrier opens, so every slot sees go in time
-FINISH_GRACE = 20.0       # after stop: stop timeout + this, then slots without a final are lost
 LIFECYCLE_EVERY = 0.25
-PERSIST_EVERY = 1.0       # at the latest; a run is persisted (and pushed) as soon as every slot reported a second
 CPU_WARN_PERCENT = 90.0   # a pool above this for CPU_WARN_SECONDS may be what limits the results
 CPU_WARN_SECONDS = 5
-# An outage, not a bad entry: these stop the iteration (the loop retries), everything else is
-# contained to the entry or the run it concerns.
-FAULTS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OperationalError, InterfaceError)
-
-
-@dataclass
-class SlotState:
-    last_seen: float = field(default_factory=time.monotonic)
-    users: int = 0
-    cpu: float | None = None
-    requests: int = 0
-    last_seq: int = 0
-    merged: int = 0       # snapshots merged: last_seq - merged of them never arrived
-    final: bool = False
-    done: bool = False
-    elapsed: float = 0.0  # seconds since go on the pool's own clock, as of its latest snapshot
-    tick: int = -1        # the latest second this slot reported
-    hot_since: int | None = None  # first tick of the current stretch above CPU_WARN_PERCENT
-    cpu_warned: bool = False
-    lost: bool = False            # marked lost for its silence; its next snapshot makes it rejoin
-
-
-@dataclass
-class LiveRun:
-    run_id: int
-    stats: RunStats
-    slots: dict[int, SlotState]
-    token: str = ""
-    slots_requested: int = 1
-    rejections: intake.Rejections = field(default_factory=intake.Rejections)
-    errors_capped: bool = False      # the run says that error rows were capped
-    pending_acks: list = field(default_factory=list)
-    dirty: bool = False
-    last_persist: float = 0.0
-    written_through: int = -1       # ticks up to this one are persisted and pushed
-    newest_entry_ms: int = 0        # stream time of the newest snapshot merged since the last push
-    newest_elapsed: float = 0.0     # its time since go on the pool's clock: go time + this = when the pool made it
-    exceptions_seen: int = -1       # exception count last pushed: tracebacks travel only when they change
-
-    def complete_tick(self) -> int:
-        """The latest second every running slot has reported (its deltas arrive in order)."""
-        reporting = [s.tick for s in self.slots.values() if not s.done and not s.final]
-        return min(reporting) if reporting else -1
 
 
 class Collector:
@@ -87,12 +40,14 @@ class Collector:
         self.consumer = consumer or f"collector-{socket.gethostname()}"
         self.batch = batch
         self.block_ms = block_ms
-        self.live: dict[int, LiveRun] = {}
+        self.live: dict[int, LiveRun] = {}   # shared with its parts: cleared, never replaced
         self.last_lifecycle = 0.0
         self.recovering = True
         self.recovery_cursor = "0"   # pending entries are re-read in id order, each once
         self.ready = False
         self.malformed = 0
+        self.persistence = Persistence(self.live, ack=self.ack)
+        self.lifecycle = Lifecycle(self.redis, self.consumer, self.live, self.live_run, self.persistence)
 
     def step_down(self) -> None:
         """Another collector leads: forget what is in memory (it lives in the database and the
@@ -137,7 +92,7 @@ class Collector:
         now = time.monotonic()
         if now - self.last_lifecycle >= LIFECYCLE_EVERY:
             self.last_lifecycle = now
-            self.lifecycle()
+            self.lifecycle.advance()
         return bool(entries)
 
     def handle(self, entry_id, fields: dict) -> None:
@@ -223,7 +178,7 @@ class Collector:
         state.last_seen = time.monotonic()
         if live.stats.apply(snapshot):
             if state.lost:
-                self.rejoin(live, slot, state, silent_for)
+                rejoin(live, slot, state, silent_for)
             state.last_seq = snapshot["seq"]
             state.merged += 1
             state.users = snapshot["users"]
@@ -239,21 +194,6 @@ class Collector:
             live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
         live.pending_acks.append(entry_id)
-
-    def rejoin(self, live: LiveRun, slot: int, state: SlotState, gap: float) -> None:
-        """A slot marked lost reports again: it counts as running, and the run says for how long it was gone."""
-        state.lost, state.done = False, False
-        RunSlot.objects.filter(run_id=live.run_id, index=slot, status=RunSlot.Status.LOST).update(
-            status=RunSlot.Status.RUNNING, error=f"Rejoined after {gap:.0f} s of silence.")
-        run = Run.objects.filter(pk=live.run_id).first()
-        host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
-        note = (f"Slot {slot} on {host} rejoined after {gap:.0f} s of silence: what it measured during the gap "
-                "arrived late and is counted")
-        warning = {"kind": "rejoined", "slot": slot, "host": host, "gap_s": round(gap, 1),
-                   "at": timezone.now().isoformat(), "message": note + "."}
-        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
-        self.degrade(run, note + ".")
-        log.warning("Run %s: %s.", live.run_id, note)
 
     def watch_cpu(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:
         """Warn once per slot whose pool stayed above CPU_WARN_PERCENT for CPU_WARN_SECONDS of its own ticks."""
@@ -286,7 +226,7 @@ class Collector:
             host=str(payload.get("host", ""))[:200], pid=payload.get("pid"), last_seen=timezone.now())
         run = Run.objects.get(pk=live.run_id)
         if run.status == Run.Status.DISPATCHING:
-            self.transition(run, Run.Status.DISPATCHING, Run.Status.STARTING, "first slot ready")
+            transition(run, Run.Status.DISPATCHING, Run.Status.STARTING, "first slot ready")
         log.info("Run %s: slot %s ready on %s.", live.run_id, slot, payload.get("host"))
 
     def on_error(self, live: LiveRun, slot: int, payload: dict) -> None:
@@ -300,376 +240,35 @@ class Collector:
             note = f"Slot {slot}: {message}"
             if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
                 RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED, error=message)
-                self.fail(run, note, detail)
+                self.lifecycle.fail(run, note, detail)
                 return
             live.slots.setdefault(slot, SlotState()).done = True
             RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED, error=message)
             if not RunSlot.objects.filter(run=run).exclude(
                     status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
-                self.fail(run, note, detail)  # nothing left running: the limit is the run's reason
+                self.lifecycle.fail(run, note, detail)  # nothing left running: the limit is the run's reason
                 return
-            self.degrade(run, note)
+            degrade(run, note)
             return
         if stage == "users":  # every user of the slot failed in on_start: the locustfile cannot run
             RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED,
                                                                error=f"{message}\n{detail}".strip())
-            self.fail(run, f"Slot {slot} on {host}: {message}", detail)
+            self.lifecycle.fail(run, f"Slot {slot} on {host}: {message}", detail)
             return
         if stage in ("claim", "import", "start") or run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
             RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.FAILED,
                                                                error=f"{message}\n{detail}".strip())
-            self.fail(run, f"Slot {slot} could not start: {message}", detail)
+            self.lifecycle.fail(run, f"Slot {slot} could not start: {message}", detail)
             return
         # The pool died mid-run: the run goes on degraded; what the slot sent so far is kept.
         state = live.slots.setdefault(slot, SlotState())
         state.done = True
         RunSlot.objects.filter(run=run, index=slot).update(status=RunSlot.Status.LOST,
                                                            error=f"{message}\n{detail}".strip())
-        self.degrade(run, f"Slot {slot} on {host} was lost: {message}")
+        degrade(run, f"Slot {slot} on {host} was lost: {message}")
 
-    # -- persistence -------------------------------------------------------------------------
     def persist(self, force: bool) -> None:
-        now = time.monotonic()
-        for live in list(self.live.values()):
-            if live.rejections.unsaved:
-                self.save_rejections(live)
-            if live.pending_acks and not live.dirty:  # duplicates only: nothing to persist first
-                self.ack(live.pending_acks)
-                live.pending_acks = []
-            # Once per batch, not per snapshot: complete_tick() looks at every slot of the run.
-            if live.dirty and (force or now - live.last_persist >= PERSIST_EVERY
-                               or live.complete_tick() > live.written_through):
-                try:
-                    self.persist_run(live)
-                except FAULTS:
-                    raise
-                except Exception as error:  # noqa: BLE001 - contained to this run
-                    log.exception("Run %s: its statistics could not be stored.", live.run_id)
-                    self.ack(live.pending_acks)
-                    live.pending_acks, live.dirty = [], False
-                    live.rejections.add(None, f"statistics that could not be stored ({type(error).__name__})")
-
-    def warn_errors_capped(self, live: LiveRun) -> None:
-        live.errors_capped = True
-        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
-        if run is None or any(w.get("kind") == "errors_capped" for w in run.warnings):
-            return
-        message = (f"data truncated: more than {stats_module.MAX_ERRORS:,} distinct error messages (or "
-                   f"{stats_module.MAX_EXCEPTIONS} exceptions); the rest are counted as "
-                   f"“{stats_module.OTHER_ERRORS}” of their endpoint")
-        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, {
-            "kind": "errors_capped", "slot": None, "host": "", "at": timezone.now().isoformat(), "message": message}])
-        log.warning("Run %s: %s.", live.run_id, message)
-
-    def save_rejections(self, live: LiveRun) -> None:
-        """The run's "N invalid events from slot S rejected" warnings, as counted so far."""
-        live.rejections.unsaved = False
-        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
-        if run is None:
-            return
-        kept = [w for w in run.warnings if w.get("kind") != "rejected"]
-        at = timezone.now().isoformat()
-        Run.objects.filter(pk=live.run_id).update(
-            warnings=[*kept, *({**row, "at": at} for row in live.rejections.warnings())])
-        live_updates.publish_meta(live.run_id)
-
-    def persist_run(self, live: LiveRun, final: bool = False) -> None:
-        run = Run.objects.filter(pk=live.run_id).only("started_at", "status", "params", "scenario_id").first()
-        if run is None:
-            self.live.pop(live.run_id, None)
-            return
-        elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
-        # A second is complete once every running slot reported it; one that went silent is
-        # waited for TICK_GRACE seconds at most.
-        up_to = None if final else max(int(elapsed) - TICK_GRACE, live.complete_tick())
-        ticks = live.stats.close_ticks(up_to)
-        # RPS over the time users ran, as the pools measured it (like Locust), not until this write.
-        measured = max((s.elapsed for s in live.slots.values()), default=0.0)
-        duration = max(measured if measured > 0 else elapsed, 1e-9)
-        totals = live.stats.totals(duration)
-        aggregate = totals[-1] if totals else {}
-        with transaction.atomic():
-            Run.objects.filter(pk=live.run_id).update(
-                stats_blob=live.stats.to_bytes(), totals=totals, errors=live.stats.error_rows(),
-                exceptions=live.stats.exception_rows(), endpoints_overflowed=live.stats.overflowed,
-                total_requests=aggregate.get("requests", 0), total_failures=aggregate.get("failures", 0),
-                rps=aggregate.get("rps"), p50_ms=aggregate.get("p50"), p95_ms=aggregate.get("p95"),
-                p99_ms=aggregate.get("p99"), current_users=sum(s.users for s in live.slots.values() if not s.done),
-                stats_updated_at=timezone.now(),
-            )
-            for index, state in live.slots.items():
-                RunSlot.objects.filter(run_id=live.run_id, index=index).update(
-                    users=state.users, cpu=state.cpu, requests=state.requests, last_seq=state.last_seq,
-                    snapshots=state.merged, got_final=state.final,
-                    last_seen=timezone.now() - timedelta(seconds=time.monotonic() - state.last_seen))
-            RunTick.objects.bulk_create(
-                [RunTick(run_id=live.run_id, tick=t["tick"], users=t["users"], rps=t["rps"],
-                         fails_per_s=t["fails_per_s"], p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"],
-                         endpoints=t["endpoints"]) for t in ticks],
-                ignore_conflicts=True,
-            )
-        if live.stats.errors_overflowed and not live.errors_capped:
-            self.warn_errors_capped(live)
-        self.ack(live.pending_acks)
-        live.pending_acks = []
-        live.dirty = False
-        live.last_persist = time.monotonic()
-        if ticks:
-            live.written_through = max(live.written_through, max(t["tick"] for t in ticks))
-        if not final:
-            self.enforce_thresholds(run, totals, elapsed)
-        self.push(live, totals, ticks)
-
-    def enforce_thresholds(self, run: Run, totals: list[dict], elapsed: float) -> None:
-        """Stop a running run as soon as an abort-on-fail criterion is broken past its grace period.
-
-        The broken criteria are stored on the run at once (verdict fail), so the verdict at the
-        end keeps the value that broke them; the stop goes through services like a user's.
-        """
-        if run.status != Run.Status.RUNNING or not run.started_at or elapsed <= 0:
-            return
-        criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True, abort_on_fail=True))
-        broken = thresholds.broken(criteria, totals, elapsed) if criteria else []
-        if not broken:
-            return
-        note = "; ".join(thresholds.abort_reason(entry) for entry in broken)
-        current = Run.objects.filter(pk=run.pk).values_list("reason", flat=True).first() or ""
-        if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
-                reason=f"{current}\n{note}".strip(), verdict=Run.Verdict.FAIL, verdict_details=broken):
-            return
-        log.warning("Run %s: %s.", run.pk, note)
-        services.request_stop(run, note=note)
-        for entry in broken:
-            for receiver, result in run_signals.threshold_broken.send_robust(sender=Run, run_id=run.pk,
-                                                                             criterion=entry):
-                if isinstance(result, Exception):
-                    log.error("Run %s: a threshold_broken receiver (%s) failed: %r", run.pk, receiver, result)
-
-    def push(self, live: LiveRun, totals: list[dict], ticks: list[dict]) -> None:
-        """One message per run per persist (about one per second) to the pages watching it."""
-        run = Run.objects.filter(pk=live.run_id).defer("stats_blob", "totals", "errors", "exceptions").first()
-        if run is None:
-            return
-        message = {
-            "type": "delta", "meta": live_updates.meta(run), "totals": totals, "errors": live.stats.error_rows(),
-            "slots": live_updates.slot_rows(live.run_id), "series": live_updates.series_of(ticks),
-            "produced_at": _produced_at(run, live),
-        }
-        if ticks:
-            message["current"] = ticks[-1]["endpoints"]
-        exceptions = live.stats.exception_rows()
-        seen = sum(row["count"] for row in exceptions)
-        if seen != live.exceptions_seen:
-            message["exceptions"] = exceptions
-            live.exceptions_seen = seen
-        live.newest_entry_ms = 0
-        live.newest_elapsed = 0.0
-        live_updates.publish(live.run_id, message)
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def lifecycle(self) -> None:
-        self.redis.set(protocol.collector_key(self.consumer), str(time.time()), ex=protocol.COLLECTOR_TTL_SECONDS)
-        self.admit()
-        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
-            if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
-                self.barrier(run)
-            elif run.status == Run.Status.RUNNING:
-                self.watch_running(run)
-            elif run.status == Run.Status.STOPPING:
-                self.watch_stopping(run)
-        for run_id in [r for r in self.live if not Run.objects.filter(pk=r, status__in=Run.ACTIVE).exists()]:
-            self.live.pop(run_id, None)  # cancelled or finished elsewhere
-
-    def admit(self) -> None:
-        queued = list(Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "id"))
-        if not queued:
-            return
-        capacity = cluster.capacity()
-        in_use = sum(r.slots_requested for r in Run.objects.filter(status__in=Run.HOLDING_SLOTS).only("params"))
-        for run in queued:  # FIFO across projects: the head waits until it fits
-            if run.slots_requested > capacity:
-                continue  # more than the whole cluster: it waits for machines, without blocking the runs behind it
-            if run.slots_requested > capacity - in_use:
-                return
-            if services.dispatch(run):
-                in_use += run.slots_requested
-
-    def barrier(self, run: Run) -> None:
-        slots = list(run.slots.all())
-        ready = [s for s in slots if s.status == RunSlot.Status.READY]
-        if slots and len(ready) == len(slots):
-            # The go time is in Redis's clock (every slot compares it with Redis's TIME), the
-            # recorded start in this machine's: neither depends on the workers' clocks.
-            go_at = protocol.redis_now(self.redis) + GO_DELAY
-            started = datetime.fromtimestamp(time.time() + GO_DELAY, tz=UTC)
-            run.record(Run.Status.RUNNING, f"all {len(slots)} slot(s) ready")
-            if Run.objects.filter(pk=run.pk, status=run.status).update(
-                    status=Run.Status.RUNNING, started_at=started, history=run.history):
-                self.redis.hset(protocol.control_key(run.pk), "go_at", repr(go_at))
-                run.slots.update(status=RunSlot.Status.RUNNING)
-                live_updates.publish_meta(run.pk)
-                live = self.live_run(run.pk)
-                if live:
-                    for state in live.slots.values():
-                        state.last_seen = time.monotonic() + GO_DELAY
-                log.info("Run %s running: go at %.3f on %s slot(s).", run.pk, go_at, len(slots))
-            return
-        waited = (timezone.now() - run.dispatched_at).total_seconds() if run.dispatched_at else 0
-        if waited > services.START_TIMEOUT:
-            missing = [s for s in slots if s.status != RunSlot.Status.READY]
-            claimed = {s.index for s in missing if self.redis.exists(protocol.claim_key(run.pk, s.index))}
-            parts = []
-            unclaimed = [str(s.index) for s in missing if s.index not in claimed]
-            if unclaimed:
-                parts.append(f"slot(s) {', '.join(unclaimed)} were never picked up by a load worker "
-                             "(are enough workers running? see Cluster)")
-            if claimed:
-                parts.append(f"slot(s) {', '.join(map(str, sorted(claimed)))} were claimed but not ready "
-                             "(still importing the locustfile?)")
-            self.fail(run, f"Not all slots were ready within {services.START_TIMEOUT:.0f} s: {'; '.join(parts)}.")
-
-    def watch_running(self, run: Run) -> None:
-        live = self.live_run(run.pk)
-        if live is None:
-            return
-        self.mark_lost(run, live)
-        if live.slots and all(s.done or s.final for s in live.slots.values()):
-            self.finish(run, live)  # e.g. a LoadTestShape ended the test on every slot
-            return
-        if run.duration and run.started_at and timezone.now() >= run.started_at + timedelta(seconds=run.duration):
-            services.request_stop(run, note="duration reached")
-
-    def watch_stopping(self, run: Run) -> None:
-        live = self.live_run(run.pk)
-        if live is None:
-            return
-        self.mark_lost(run, live)
-        slots = RunSlot.objects.filter(run=run)
-        settled = all(live.slots.get(s.index, SlotState()).final
-                      or s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED)
-                      for s in slots)
-        limit = float(run.params.get("stop_timeout", services.DEFAULT_STOP_TIMEOUT)) + FINISH_GRACE
-        overdue = run.stopping_at and (timezone.now() - run.stopping_at).total_seconds() > limit
-        if settled or overdue:
-            if overdue and not settled:
-                late = [s.index for s in slots if not live.slots.get(s.index, SlotState()).final
-                        and s.status not in (RunSlot.Status.LOST, RunSlot.Status.FAILED)]
-                RunSlot.objects.filter(run=run, index__in=late).update(status=RunSlot.Status.LOST,
-                                                                      error="No final snapshot after stop.")
-                self.degrade(run, f"Slot(s) {', '.join(map(str, late))} sent no final snapshot after stop.")
-            self.finish(run, live)
-
-    def mark_lost(self, run: Run, live: LiveRun) -> None:
-        now = time.monotonic()
-        for slot in RunSlot.objects.filter(run=run, status=RunSlot.Status.RUNNING):
-            state = live.slots.setdefault(slot.index, SlotState())
-            if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS:
-                if RunSlot.objects.filter(pk=slot.pk, status=RunSlot.Status.RUNNING).update(
-                        status=RunSlot.Status.LOST, error=f"Silent for more than {protocol.LOST_AFTER_SECONDS} s."):
-                    state.done = True
-                    state.lost = True
-                    self.degrade(run, f"Slot {slot.index} on {slot.host or '?'} was lost "
-                                      f"(silent for more than {protocol.LOST_AFTER_SECONDS} s).")
-        if not RunSlot.objects.filter(run=run).exclude(
-                status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
-            self.persist_run(live, final=True)
-            self.fail(run, "Every slot was lost: " + run.reason)
-
-    # -- state changes -------------------------------------------------------------------------
-    def transition(self, run: Run, from_status: str, to_status: str, note: str = "", **fields) -> bool:
-        run.record(to_status, note)
-        changed = bool(Run.objects.filter(pk=run.pk, status=from_status).update(status=to_status, history=run.history,
-                                                                             **fields))
-        if changed:
-            live_updates.publish_meta(run.pk)
-        return changed
-
-    def degrade(self, run: Run, note: str) -> None:
-        run.refresh_from_db(fields=["reason", "history", "status"])
-        reason = f"{run.reason}\n{note}".strip()
-        run.record(run.status, note)
-        Run.objects.filter(pk=run.pk).update(degraded=True, reason=reason, history=run.history)
-        run.reason = reason
-        live_updates.publish_meta(run.pk)
-
-    def fail(self, run: Run, reason: str, detail: str = "") -> None:
-        run.refresh_from_db(fields=["status", "history"])
-        if run.status in Run.TERMINAL:
-            return
-        services.signal_stop(run.pk)
-        live = self.live.get(run.pk)
-        if live is not None:
-            self.persist_run(live, final=True)  # keep what the slots sent before the failure
-            self.account_lost_snapshots(run.pk, live)
-        run.refresh_from_db()
-        # A run that failed after its users started is judged on what it measured; one that never started is not.
-        verdict = self.verdict_fields(run) if run.started_at else {}
-        full = f"{reason}\n\n{detail}".strip() if detail else reason
-        if self.transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now(),
-                           **verdict):
-            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
-                                                        RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
-            live_updates.publish_meta(run.pk)  # with the slots' final states
-            log.warning("Run %s failed: %s", run.pk, reason)
-            run_signals.run_ended.send(sender=Run, run_id=run.pk)
-        self.live.pop(run.pk, None)
-
-    def verdict_fields(self, run: Run) -> dict:
-        """verdict and verdict_details of a run that ended, for the update that ends it.
-
-        A bug in the criteria must not leave the run stuck in stopping, nor pass it silently.
-        """
-        try:
-            verdict, details = thresholds.evaluate_run(run)
-        except Exception as error:  # noqa: BLE001
-            log.exception("Run %s: its pass/fail criteria could not be evaluated.", run.pk)
-            verdict, details = Run.Verdict.FAIL, [{
-                "id": None, "criterion": "Pass/fail criteria could not be evaluated", "metric": "", "scope": "total",
-                "operator": "", "unit": "", "limit": None, "limit_text": "–", "measured": None,
-                "measured_text": f"error: {error}", "passed": False, "applicable": True, "aborted": False,
-                "detail": "See the collector's log."}]
-        if verdict:
-            log.info("Run %s: verdict %s (%s criteria).", run.pk, verdict, len(details))
-        return {"verdict": verdict, "verdict_details": details}
-
-    def account_lost_snapshots(self, run_id: int, live: LiveRun) -> None:
-        """Say on the run what never reached the collector (an outage, a stream cap): per slot,
-        the snapshots between the ones merged, by their sequence numbers."""
-        lost = {index: state.last_seq - state.merged for index, state in live.slots.items()
-                if state.last_seq > state.merged}
-        if not lost:
-            return
-        run = Run.objects.filter(pk=run_id).only("warnings").first()
-        kept = [w for w in run.warnings if w.get("kind") != "lost_data"]
-        rows = [{"kind": "lost_data", "slot": index, "host": "", "count": count, "at": timezone.now().isoformat(),
-                 "message": f"data truncated: {count} snapshot{'s' if count != 1 else ''} (about {count} s) of "
-                            f"slot {index} never reached the collector"} for index, count in sorted(lost.items())]
-        Run.objects.filter(pk=run_id).update(warnings=[*kept, *rows])
-        for row in rows:
-            log.warning("Run %s: %s.", run_id, row["message"])
-
-    def finish(self, run: Run, live: LiveRun) -> None:
-        self.persist_run(live, final=True)
-        self.account_lost_snapshots(run.pk, live)
-        run.refresh_from_db()
-        if run.status in Run.TERMINAL:  # e.g. failed a moment ago because every slot was lost
-            self.live.pop(run.pk, None)
-            return
-        if run.total_requests == 0 and not any(w.get("kind") == "no_requests" for w in run.warnings):
-            run.warnings = [*run.warnings, {
-                "kind": "no_requests", "slot": None, "host": "", "at": timezone.now().isoformat(),
-                "message": "The run sent no requests: check the host and the Exceptions tab."}]
-            Run.objects.filter(pk=run.pk).update(warnings=run.warnings)
-        note = "finished degraded" if run.degraded else "finished"
-        verdict = self.verdict_fields(run)
-        if verdict["verdict"]:
-            note += f", verdict {verdict['verdict']}"
-        if self.transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now(), **verdict):
-            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
-                status=RunSlot.Status.FINISHED)
-            log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
-            run_signals.run_ended.send(sender=Run, run_id=run.pk)
-        self.live.pop(run.pk, None)
+        self.persistence.persist(force)
 
 
 def _text(value) -> str:
@@ -684,11 +283,3 @@ def _entry_ms(entry_id) -> int:
     except ValueError:
         return 0
 
-
-def _produced_at(run: Run, live: LiveRun) -> float | None:
-    """When the newest snapshot in this push was made by its pool (epoch s): users start at the
-    run's go time on every pool, and each snapshot says how long after go it was taken. Without
-    a go time, the moment its slot put it on the stream."""
-    if run.started_at and live.newest_elapsed:
-        return run.started_at.timestamp() + live.newest_elapsed
-    return live.newest_entry_ms / 1000 if live.newest_entry_ms else None

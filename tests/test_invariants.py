@@ -44,6 +44,34 @@ def test_it_keeps_workers_independent_of_runs_and_scenarios():
     assert offenders == []
 
 
+# The collector's parts, each with the parts it may import: the collector composes them, never the reverse.
+COLLECTOR_PARTS = {"intake": set(), "leader": set(), "liverun": {"intake"}, "persistence": {"liverun"},
+                   "lifecycle": {"liverun", "persistence"}}
+
+
+def _runs_modules(path):
+    """The runs.<name> modules a file imports, by name (`from runs import x` included)."""
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        yield from (name.split(".")[1] for name in names if name.startswith("runs."))
+
+
+def test_it_keeps_the_collectors_parts_importing_one_way():
+    parts = {"collector", *COLLECTOR_PARTS}
+    offenders = [
+        (name, module)
+        for name, allowed in COLLECTOR_PARTS.items()
+        for module in _runs_modules(BASE_DIR / "runs" / f"{name}.py")
+        if module in parts and module not in allowed
+    ]
+    assert offenders == []
+
+
 def _python(code, env):
     return subprocess.run([sys.executable, "-c", code], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
                           env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"} | env)
@@ -57,7 +85,8 @@ def test_it_loads_the_web_app_without_locust_or_gevent():
         "import importlib\n"
         "for app in apps.get_app_configs():\n"
         "    for name in ('views', 'forms', 'services', 'admin', 'models', 'collector', 'intake', 'leader',\n"
-        "                 'health', 'webhooks', 'schedules', 'tasks', 'schema'):\n"
+        "                 'liverun', 'persistence', 'lifecycle', 'health', 'webhooks', 'schedules', 'tasks',\n"
+        "                 'schema'):\n"
         "        try: importlib.import_module(f'{app.name}.{name}')\n"
         "        except ModuleNotFoundError as e:\n"
         "            if e.name != f'{app.name}.{name}': raise\n"

@@ -4,94 +4,18 @@ The engine end to end (real workers and pools) is in test_engine.py; here each l
 is driven precisely: admission, barrier, deadline, duplicates, restarts, lost slots, failures.
 """
 
-import json
 import time
 
-import msgpack
 import pytest
 from django.utils import timezone
 
-from runs import collector as collector_module
-from runs import services
+from runs import lifecycle, services
 from runs.collector import Collector
 from runs.models import Run, RunSlot
-from runs.redis import client
-from tests.conftest import store_scenario
-from workers import protocol, wire
-from workers.stats import Recorder
+from tests.runs.conftest import event, ready_both, snapshot, spin, start
+from workers import protocol
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def redis():
-    return client()
-
-
-@pytest.fixture
-def fake_workers(redis):
-    """Two registered, isolated load workers with 2 free slots in all, as the heartbeat would write them."""
-    names = ["loadgen@fake-a", "loadgen@fake-b"]
-    for name in names:
-        redis.set(protocol.worker_key(name), json.dumps({"name": name, "host": name.split("@")[1], "slots": 1,
-                                                         "busy": 0, "heartbeat": time.time(), "isolated": True,
-                                                         "isolation": "bubblewrap (fake)"}), ex=60)
-    yield names
-    for name in names:
-        redis.delete(protocol.worker_key(name))
-        redis.hdel(protocol.WORKERS_SEEN, name)
-
-
-@pytest.fixture
-def tasks(monkeypatch):
-    """Capture dispatched slot tasks instead of sending them to a broker no worker reads here."""
-    sent = []
-    monkeypatch.setattr(services.celery_app, "send_task", lambda name, args, queue: sent.append((name, args, queue)))
-    return sent
-
-
-@pytest.fixture
-def collector(redis):
-    instance = Collector("test-collector", block_ms=50)
-    instance.setup()
-    return instance
-
-
-def event(redis, run, slot, kind, data, token=None):
-    """An entry as a slot XADDs it, with the fencing token of the run's dispatch."""
-    payload = data if isinstance(data, bytes) else msgpack.packb(data)
-    if token is None:
-        token = Run.objects.values_list("token", flat=True).get(pk=run.pk)
-    redis.xadd(protocol.REPORT_STREAM, {"type": kind, "run": run.pk, "slot": slot, "token": token, "data": payload})
-
-
-def snapshot(run, slot, seq, tick, requests, kind="delta", users=2):
-    recorder = Recorder()
-    for i in range(requests):
-        recorder.record("GET", "/ok", 5.0 + i % 3, 3, None)
-    recorder.record("GET", "/status/500", 1.0, 5, "HTTPError('500 Server Error')")
-    return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0,
-                                           users=users, cpu=12.5, kind=kind))
-
-
-def spin(collector, until, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        collector.process_one()
-        collector.last_lifecycle = 0  # run the lifecycle on every iteration
-        if until():
-            return
-    raise AssertionError("condition not reached")
-
-
-def start(project, user, **params):
-    scenario = project.scenarios.first() or store_scenario(project, user)
-    return services.start_run(scenario, user=user, params={"host": "http://127.0.0.1:9", "slots": 2, **params})
-
-
-def ready_both(redis, run):
-    for slot in (0, 1):
-        event(redis, run, slot, protocol.EVENT_READY, {"host": f"fake-{slot}", "pid": 100 + slot, "worker": "w"})
 
 
 def test_it_admits_dispatches_and_opens_the_barrier_when_all_slots_are_ready(
@@ -108,7 +32,7 @@ def test_it_admits_dispatches_and_opens_the_barrier_when_all_slots_are_ready(
     event(redis, run, 1, protocol.EVENT_READY, {"host": "fake-1", "pid": 101, "worker": "w"})
     spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
     go_at = float(redis.hget(protocol.control_key(run.pk), "go_at"))
-    assert time.time() < go_at <= time.time() + collector_module.GO_DELAY + 0.5
+    assert time.time() < go_at <= time.time() + lifecycle.GO_DELAY + 0.5
     assert set(RunSlot.objects.filter(run=run).values_list("host", flat=True)) == {"fake-0", "fake-1"}
 
 

@@ -10,17 +10,7 @@ from django.urls import reverse
 
 from runs import services
 from runs.models import Run, RunSlot
-from tests.runs.test_collector import (  # noqa: F401  (fixtures)
-    collector,
-    event,
-    fake_workers,
-    ready_both,
-    redis,
-    snapshot,
-    spin,
-    start,
-    tasks,
-)
+from tests.runs.conftest import event, ready_both, spin, start
 from workers import protocol, wire
 from workers.stats import Recorder
 

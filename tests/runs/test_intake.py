@@ -8,17 +8,7 @@ import pytest
 
 from runs.collector import Collector
 from runs.models import Run
-from tests.runs.test_collector import (  # noqa: F401  (fixtures)
-    collector,
-    event,
-    fake_workers,
-    ready_both,
-    redis,
-    snapshot,
-    spin,
-    start,
-    tasks,
-)
+from tests.runs.conftest import event, ready_both, snapshot, spin, start
 from workers import protocol, wire
 from workers.stats import Recorder
 
@@ -111,7 +101,7 @@ def test_it_recovers_after_dying_between_commit_and_ack(redis, fake_workers, tas
     ready_both(redis, run)
     spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
     # The collector commits its totals, then dies before its XACK: its entries stay pending.
-    collector.ack = lambda ids: None
+    collector.persistence.ack = lambda ids: None
     for seq in (1, 2, 3):
         event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, seq, seq - 1, 10))
         event(redis, run, 1, protocol.EVENT_SNAPSHOT, snapshot(run, 1, seq, seq - 1, 20))

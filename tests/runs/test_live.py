@@ -15,22 +15,11 @@ from django.conf import settings
 from django.urls import reverse
 
 from controlcenter.asgi import application
-from runs import collector as collector_module
-from runs import services
+from runs import persistence, services
 from runs.models import Run
 from scenarios.models import Membership, Role
 from tests.conftest import store_scenario
-from tests.runs.test_collector import (  # noqa: F401  (fixtures)
-    collector,
-    event,
-    fake_workers,
-    ready_both,
-    redis,
-    snapshot,
-    spin,
-    start,
-    tasks,
-)
+from tests.runs.conftest import event, ready_both, snapshot, spin, start
 from workers import protocol, wire
 from workers.stats import Recorder
 
@@ -222,7 +211,7 @@ def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_w
 
 def test_it_closes_a_second_as_soon_as_every_slot_reported_it(redis, fake_workers, tasks, collector, alice, project,
                                                                monkeypatch):
-    monkeypatch.setattr(collector_module, "PERSIST_EVERY", 3600.0)  # only completeness may trigger the write
+    monkeypatch.setattr(persistence, "PERSIST_EVERY", 3600.0)  # only completeness may trigger the write
     run = running_run(redis, collector, alice, project)
     event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, 1, 0, 5))
     for _ in range(10):

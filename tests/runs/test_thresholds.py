@@ -17,7 +17,7 @@ from runs import signals as run_signals
 from runs.management.commands.runscenario import EXIT_COULD_NOT_RUN, EXIT_FAILURES, EXIT_OK, exit_code
 from runs.models import Run, Threshold
 from scenarios.models import Membership, Role
-from tests.runs.test_collector import collector, event, fake_workers, ready_both, redis, snapshot, spin, start, tasks  # noqa: F401 - fixtures and helpers of the collector tests
+from tests.runs.conftest import event, ready_both, snapshot, spin, start
 from tests.runs.test_history import make_run, row
 from workers import protocol
 

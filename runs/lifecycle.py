@@ -1,0 +1,247 @@
+"""The run lifecycle, driven by the leading collector a few times a second.
+
+Admission (FIFO across projects, when the cluster has room), the start barrier (go once every
+slot is ready, fail with what was missing after the start timeout), the deadline and the stop,
+slots lost for their silence or rejoining after it, and the end of a run: failed, or finished
+with its verdict.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import redis as redis_lib
+from django.utils import timezone
+
+from runs import cluster, services, thresholds
+from runs import live as live_updates
+from runs import signals as run_signals
+from runs.liverun import LiveRun, SlotState
+from runs.models import Run, RunSlot
+from runs.persistence import Persistence, account_lost_snapshots
+from workers import protocol
+
+log = logging.getLogger("swarmdeck.collector")
+
+GO_DELAY = 1.0            # users start this long after the barrier opens, so every slot sees go in time
+FINISH_GRACE = 20.0       # after stop: stop timeout + this, then slots without a final are lost
+
+
+class Lifecycle:
+    """Moves the collector's runs along; `live_run` loads a run's live state (None once it ended)."""
+
+    def __init__(self, redis: redis_lib.Redis, consumer: str, live: dict[int, LiveRun],
+                 live_run: Callable[[int], LiveRun | None], persistence: Persistence):
+        self.redis = redis
+        self.consumer = consumer
+        self.live = live
+        self.live_run = live_run
+        self.persistence = persistence
+
+    def advance(self) -> None:
+        self.redis.set(protocol.collector_key(self.consumer), str(time.time()), ex=protocol.COLLECTOR_TTL_SECONDS)
+        admit()
+        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
+            if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
+                self.barrier(run)
+            elif run.status == Run.Status.RUNNING:
+                self.watch_running(run)
+            elif run.status == Run.Status.STOPPING:
+                self.watch_stopping(run)
+        for run_id in [r for r in self.live if not Run.objects.filter(pk=r, status__in=Run.ACTIVE).exists()]:
+            self.live.pop(run_id, None)  # cancelled or finished elsewhere
+
+    def barrier(self, run: Run) -> None:
+        slots = list(run.slots.all())
+        ready = [s for s in slots if s.status == RunSlot.Status.READY]
+        if slots and len(ready) == len(slots):
+            # The go time is in Redis's clock (every slot compares it with Redis's TIME), the
+            # recorded start in this machine's: neither depends on the workers' clocks.
+            go_at = protocol.redis_now(self.redis) + GO_DELAY
+            started = datetime.fromtimestamp(time.time() + GO_DELAY, tz=UTC)
+            run.record(Run.Status.RUNNING, f"all {len(slots)} slot(s) ready")
+            if Run.objects.filter(pk=run.pk, status=run.status).update(
+                    status=Run.Status.RUNNING, started_at=started, history=run.history):
+                self.redis.hset(protocol.control_key(run.pk), "go_at", repr(go_at))
+                run.slots.update(status=RunSlot.Status.RUNNING)
+                live_updates.publish_meta(run.pk)
+                live = self.live_run(run.pk)
+                if live:
+                    for state in live.slots.values():
+                        state.last_seen = time.monotonic() + GO_DELAY
+                log.info("Run %s running: go at %.3f on %s slot(s).", run.pk, go_at, len(slots))
+            return
+        waited = (timezone.now() - run.dispatched_at).total_seconds() if run.dispatched_at else 0
+        if waited > services.START_TIMEOUT:
+            missing = [s for s in slots if s.status != RunSlot.Status.READY]
+            claimed = {s.index for s in missing if self.redis.exists(protocol.claim_key(run.pk, s.index))}
+            parts = []
+            unclaimed = [str(s.index) for s in missing if s.index not in claimed]
+            if unclaimed:
+                parts.append(f"slot(s) {', '.join(unclaimed)} were never picked up by a load worker "
+                             "(are enough workers running? see Cluster)")
+            if claimed:
+                parts.append(f"slot(s) {', '.join(map(str, sorted(claimed)))} were claimed but not ready "
+                             "(still importing the locustfile?)")
+            self.fail(run, f"Not all slots were ready within {services.START_TIMEOUT:.0f} s: {'; '.join(parts)}.")
+
+    def watch_running(self, run: Run) -> None:
+        live = self.live_run(run.pk)
+        if live is None:
+            return
+        self.mark_lost(run, live)
+        if live.slots and all(s.done or s.final for s in live.slots.values()):
+            self.finish(run, live)  # e.g. a LoadTestShape ended the test on every slot
+            return
+        if run.duration and run.started_at and timezone.now() >= run.started_at + timedelta(seconds=run.duration):
+            services.request_stop(run, note="duration reached")
+
+    def watch_stopping(self, run: Run) -> None:
+        live = self.live_run(run.pk)
+        if live is None:
+            return
+        self.mark_lost(run, live)
+        slots = RunSlot.objects.filter(run=run)
+        settled = all(live.slots.get(s.index, SlotState()).final
+                      or s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED)
+                      for s in slots)
+        limit = float(run.params.get("stop_timeout", services.DEFAULT_STOP_TIMEOUT)) + FINISH_GRACE
+        overdue = run.stopping_at and (timezone.now() - run.stopping_at).total_seconds() > limit
+        if settled or overdue:
+            if overdue and not settled:
+                late = [s.index for s in slots if not live.slots.get(s.index, SlotState()).final
+                        and s.status not in (RunSlot.Status.LOST, RunSlot.Status.FAILED)]
+                RunSlot.objects.filter(run=run, index__in=late).update(status=RunSlot.Status.LOST,
+                                                                      error="No final snapshot after stop.")
+                degrade(run, f"Slot(s) {', '.join(map(str, late))} sent no final snapshot after stop.")
+            self.finish(run, live)
+
+    def mark_lost(self, run: Run, live: LiveRun) -> None:
+        now = time.monotonic()
+        for slot in RunSlot.objects.filter(run=run, status=RunSlot.Status.RUNNING):
+            state = live.slots.setdefault(slot.index, SlotState())
+            if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS:
+                if RunSlot.objects.filter(pk=slot.pk, status=RunSlot.Status.RUNNING).update(
+                        status=RunSlot.Status.LOST, error=f"Silent for more than {protocol.LOST_AFTER_SECONDS} s."):
+                    state.done = True
+                    state.lost = True
+                    degrade(run, f"Slot {slot.index} on {slot.host or '?'} was lost "
+                                 f"(silent for more than {protocol.LOST_AFTER_SECONDS} s).")
+        if not RunSlot.objects.filter(run=run).exclude(
+                status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
+            self.persistence.persist_run(live, final=True)
+            self.fail(run, "Every slot was lost: " + run.reason)
+
+    def fail(self, run: Run, reason: str, detail: str = "") -> None:
+        run.refresh_from_db(fields=["status", "history"])
+        if run.status in Run.TERMINAL:
+            return
+        services.signal_stop(run.pk)
+        live = self.live.get(run.pk)
+        if live is not None:
+            self.persistence.persist_run(live, final=True)  # keep what the slots sent before the failure
+            account_lost_snapshots(run.pk, live)
+        run.refresh_from_db()
+        # A run that failed after its users started is judged on what it measured; one that never started is not.
+        verdict = verdict_fields(run) if run.started_at else {}
+        full = f"{reason}\n\n{detail}".strip() if detail else reason
+        if transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now(), **verdict):
+            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
+                                                        RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
+            live_updates.publish_meta(run.pk)  # with the slots' final states
+            log.warning("Run %s failed: %s", run.pk, reason)
+            run_signals.run_ended.send(sender=Run, run_id=run.pk)
+        self.live.pop(run.pk, None)
+
+    def finish(self, run: Run, live: LiveRun) -> None:
+        self.persistence.persist_run(live, final=True)
+        account_lost_snapshots(run.pk, live)
+        run.refresh_from_db()
+        if run.status in Run.TERMINAL:  # e.g. failed a moment ago because every slot was lost
+            self.live.pop(run.pk, None)
+            return
+        if run.total_requests == 0 and not any(w.get("kind") == "no_requests" for w in run.warnings):
+            run.warnings = [*run.warnings, {
+                "kind": "no_requests", "slot": None, "host": "", "at": timezone.now().isoformat(),
+                "message": "The run sent no requests: check the host and the Exceptions tab."}]
+            Run.objects.filter(pk=run.pk).update(warnings=run.warnings)
+        note = "finished degraded" if run.degraded else "finished"
+        verdict = verdict_fields(run)
+        if verdict["verdict"]:
+            note += f", verdict {verdict['verdict']}"
+        if transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now(), **verdict):
+            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
+                status=RunSlot.Status.FINISHED)
+            log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
+            run_signals.run_ended.send(sender=Run, run_id=run.pk)
+        self.live.pop(run.pk, None)
+
+
+def admit() -> None:
+    queued = list(Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "id"))
+    if not queued:
+        return
+    capacity = cluster.capacity()
+    in_use = sum(r.slots_requested for r in Run.objects.filter(status__in=Run.HOLDING_SLOTS).only("params"))
+    for run in queued:  # FIFO across projects: the head waits until it fits
+        if run.slots_requested > capacity:
+            continue  # more than the whole cluster: it waits for machines, without blocking the runs behind it
+        if run.slots_requested > capacity - in_use:
+            return
+        if services.dispatch(run):
+            in_use += run.slots_requested
+
+
+def rejoin(live: LiveRun, slot: int, state: SlotState, gap: float) -> None:
+    """A slot marked lost reports again: it counts as running, and the run says for how long it was gone."""
+    state.lost, state.done = False, False
+    RunSlot.objects.filter(run_id=live.run_id, index=slot, status=RunSlot.Status.LOST).update(
+        status=RunSlot.Status.RUNNING, error=f"Rejoined after {gap:.0f} s of silence.")
+    run = Run.objects.filter(pk=live.run_id).first()
+    host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
+    note = (f"Slot {slot} on {host} rejoined after {gap:.0f} s of silence: what it measured during the gap "
+            "arrived late and is counted")
+    warning = {"kind": "rejoined", "slot": slot, "host": host, "gap_s": round(gap, 1),
+               "at": timezone.now().isoformat(), "message": note + "."}
+    Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
+    degrade(run, note + ".")
+    log.warning("Run %s: %s.", live.run_id, note)
+
+
+# -- state changes -----------------------------------------------------------------------------
+def transition(run: Run, from_status: str, to_status: str, note: str = "", **fields) -> bool:
+    run.record(to_status, note)
+    changed = bool(Run.objects.filter(pk=run.pk, status=from_status).update(status=to_status, history=run.history,
+                                                                         **fields))
+    if changed:
+        live_updates.publish_meta(run.pk)
+    return changed
+
+
+def degrade(run: Run, note: str) -> None:
+    run.refresh_from_db(fields=["reason", "history", "status"])
+    reason = f"{run.reason}\n{note}".strip()
+    run.record(run.status, note)
+    Run.objects.filter(pk=run.pk).update(degraded=True, reason=reason, history=run.history)
+    run.reason = reason
+    live_updates.publish_meta(run.pk)
+
+
+def verdict_fields(run: Run) -> dict:
+    """verdict and verdict_details of a run that ended, for the update that ends it.
+
+    A bug in the criteria must not leave the run stuck in stopping, nor pass it silently.
+    """
+    try:
+        verdict, details = thresholds.evaluate_run(run)
+    except Exception as error:  # noqa: BLE001
+        log.exception("Run %s: its pass/fail criteria could not be evaluated.", run.pk)
+        verdict, details = Run.Verdict.FAIL, [{
+            "id": None, "criterion": "Pass/fail criteria could not be evaluated", "metric": "", "scope": "total",
+            "operator": "", "unit": "", "limit": None, "limit_text": "–", "measured": None,
+            "measured_text": f"error: {error}", "passed": False, "applicable": True, "aborted": False,
+            "detail": "See the collector's log."}]
+    if verdict:
+        log.info("Run %s: verdict %s (%s criteria).", run.pk, verdict, len(details))
+    return {"verdict": verdict, "verdict_details": details}
