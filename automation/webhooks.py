@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import time
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Swarmdeck-Signature"
 EVENT_HEADER = "X-Swarmdeck-Event"
 DELIVERY_HEADER = "X-Swarmdeck-Delivery"
+USER_AGENT = "Swarmdeck-Webhook/1"
 DEFAULT_BACKOFF = (10, 30, 120, 600)  # seconds before attempts 2..5
 REQUEST_TIMEOUT = 10.0
 
@@ -54,19 +55,42 @@ def encode(payload: dict) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
+def _plain(value):
+    """JSON for what json cannot encode: datetimes as ISO 8601 (with "T", as the API writes them),
+    anything else (choices, criterion objects) as its string."""
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return str(value)
+
+
+def project_object(project) -> dict:
+    """The project as every payload names it, the test ping included."""
+    return {"slug": project.slug, "name": project.name}
+
+
+def headers(event: str, secret: str, body: bytes, delivery_id=None) -> dict:
+    """The headers of every POST, real events and pings alike."""
+    result = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: event}
+    if delivery_id is not None:
+        result[DELIVERY_HEADER] = str(delivery_id)
+    result[SIGNATURE_HEADER] = sign(secret, body)
+    return result
+
+
 def run_payload(run: Run, event: str, criterion=None) -> dict:
     base = base_url()
     requests_total = run.total_requests or 0
+    # The verdict is null without criteria, as in the API.
     payload = {
         "event": event,
         "run": {
-            "id": run.pk, "status": run.status, "reason": run.reason, "verdict": getattr(run, "verdict", None),
+            "id": run.pk, "status": run.status, "reason": run.reason, "verdict": run.verdict or None,
             "trigger": run.trigger, "trigger_detail": run.trigger_detail, "degraded": run.degraded,
             "created_at": run.created_at, "started_at": run.started_at, "ended_at": run.ended_at,
             "url": base + run.get_absolute_url(), "report_url": base + reverse("runs-report-html", args=[run.pk]),
         },
         "scenario": {"id": run.scenario_id, "name": run.scenario.name},
-        "project": {"slug": run.project.slug, "name": run.project.name},
+        "project": project_object(run.project),
         "figures": {
             "requests": requests_total, "failures": run.total_failures or 0,
             "failure_ratio": (run.total_failures / requests_total) if requests_total else 0.0,
@@ -75,8 +99,8 @@ def run_payload(run: Run, event: str, criterion=None) -> dict:
     }
     if criterion is not None:
         payload["criterion"] = criterion
-    # Plain JSON types only (datetimes, choices, criterion objects become strings), as it will be sent.
-    return json.loads(json.dumps(payload, default=str))
+    # Plain JSON types only, as it will be sent.
+    return json.loads(json.dumps(payload, default=_plain))
 
 
 def event_for_end(run: Run) -> str | None:
@@ -111,15 +135,11 @@ def post(url: str, body: bytes, headers: dict) -> tuple[int | None, str]:
 
 def ping(webhook) -> tuple[int | None, str, float]:
     """Send a signed test event now (not recorded as a delivery): (status, error, seconds taken)."""
-    from django.utils import timezone
-
-    body = encode({"event": "ping", "webhook": webhook.pk, "project": webhook.project.slug,
+    body = encode({"event": "ping", "webhook": webhook.pk, "project": project_object(webhook.project),
                    "sent_at": timezone.now().isoformat(),
                    "links": {"webhook": base_url() + webhook.get_absolute_url()}})
     started = time.monotonic()
-    status, error = post(webhook.url, body, {"Content-Type": "application/json", "User-Agent": "Swarmdeck-Webhook",
-                                             "X-Swarmdeck-Event": "ping",
-                                             "X-Swarmdeck-Signature": sign(webhook.secret, body)})
+    status, error = post(webhook.url, body, headers("ping", webhook.secret, body))
     return status, error, time.monotonic() - started
 
 
@@ -143,12 +163,8 @@ def attempt_delivery(delivery_id: int) -> float | None:
                                           attempts=delivery.attempts).update(attempts=number):
         return None
     body = encode(delivery.payload)
-    headers = {
-        "Content-Type": "application/json", "User-Agent": "Swarmdeck-Webhook/1",
-        EVENT_HEADER: delivery.event, DELIVERY_HEADER: str(delivery.pk), SIGNATURE_HEADER: sign(webhook.secret, body),
-    }
     started = time.monotonic()
-    status, error = post(webhook.url, body, headers)
+    status, error = post(webhook.url, body, headers(delivery.event, webhook.secret, body, delivery.pk))
     WebhookAttempt.objects.create(delivery=delivery, number=number, status_code=status, error=error[:2000],
                                   duration_ms=(time.monotonic() - started) * 1000)
     now = timezone.now()

@@ -196,3 +196,33 @@ def test_a_maintainer_sends_a_signed_test_ping(client, alice, bob, charlie, char
     client.force_login(charlie)
     assert client.post(url).status_code == 404
     assert len(receiver.requests) == 2
+
+
+def test_it_sends_one_shape_null_verdict_and_iso_timestamps(receiver, hook, finished_run,
+                                                           django_capture_on_commit_callbacks):
+    """Without criteria the verdict is JSON null, as the API says (not ""); every timestamp is
+    ISO 8601 with a "T", as the API writes them."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    Run.objects.filter(pk=finished_run.pk).update(started_at=timezone.now(), ended_at=timezone.now())
+    _end(finished_run, django_capture_on_commit_callbacks)
+    webhooks.attempt_delivery(WebhookDelivery.objects.get().pk)
+    run = _verify(hook.secret, receiver.requests[0])["run"]
+    assert finished_run.verdict == "" and run["verdict"] is None
+    for key in ("created_at", "started_at", "ended_at"):
+        assert "T" in run[key] and " " not in run[key], (key, run[key])
+        assert datetime.fromisoformat(run[key]).tzinfo is not None, key
+
+
+def test_a_ping_has_the_project_object_and_user_agent_of_real_events(receiver, hook, finished_run,
+                                                                     django_capture_on_commit_callbacks):
+    assert webhooks.ping(hook)[:2] == (200, "")
+    _end(finished_run, django_capture_on_commit_callbacks)
+    webhooks.attempt_delivery(WebhookDelivery.objects.get().pk)
+    ping, event = receiver.requests
+    assert ping["headers"]["User-Agent"] == event["headers"]["User-Agent"]
+    assert _verify(hook.secret, ping)["project"] == _verify(hook.secret, event)["project"] == {
+        "slug": "shop", "name": "Shop"}
+    assert "T" in _verify(hook.secret, ping)["sent_at"]
