@@ -46,7 +46,8 @@ def schedule_create(request, scenario_id):
 
 def schedule_detail(request, schedule_id):
     schedule, membership = _get_schedule_for_user(request, schedule_id)
-    runs = schedule_service.runs_of(schedule).select_related("created_by", "scenario").defer("stats_blob", "totals")
+    runs = (schedule_service.runs_of(schedule).with_peak_users()
+            .select_related("created_by", "scenario", "stop_requested_by").defer("stats_blob", "totals"))
     return render(request, "automation/schedule_detail.html", {
         "schedule": schedule, "scenario": schedule.scenario, "project": schedule.scenario.project,
         "membership": membership, "can_edit": membership.allows(Role.MAINTAINER),

@@ -15,8 +15,8 @@ def run_list(request, slug):
     form = history.RunFilterForm(request.GET, project=project)
     form.is_valid()
     runs = history.filter_runs(
-        project.runs.select_related("scenario", "created_by").defer("stats_blob", "totals", "errors", "exceptions",
-                                                                     "history", "warnings"),
+        project.runs.with_peak_users().select_related("scenario", "created_by", "stop_requested_by")
+        .defer("stats_blob", "totals", "errors", "exceptions", "warnings"),
         form,
     )
     page = Paginator(runs, history.PAGE_SIZE).get_page(request.GET.get("page"))

@@ -20,6 +20,12 @@ class RunQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=Run.ACTIVE)
 
+    def with_peak_users(self):
+        """Annotate each run with the most users of any recorded second (Run.peak_users reads it)."""
+        peak = (RunTick.objects.filter(run=models.OuterRef("pk")).order_by().values("run")
+                .annotate(peak=models.Max("users")).values("peak"))
+        return self.annotate(peak_users_seen=models.Subquery(peak))
+
 
 class Run(models.Model):
     class Status(models.TextChoices):
@@ -116,6 +122,33 @@ class Run(models.Model):
     @property
     def duration(self) -> float:
         return float(self.params.get("duration", 0))
+
+    @property
+    def peak_users(self) -> int | None:
+        """The most users that ran at once, None before any second ran. Users change mid-run
+        (by hand or by a LoadTestShape), so this is not params["users"]."""
+        if "peak_users_seen" in self.__dict__:
+            seen = self.peak_users_seen
+        else:
+            seen = self.ticks.aggregate(peak=models.Max("users"))["peak"]
+        if self.is_active and self.current_users:
+            seen = max(seen or 0, self.current_users)
+        return seen
+
+    @property
+    def ending(self) -> str:
+        """How an ended run was ended, when not by its duration or its own end: "aborted" (by an
+        abort-on-fail criterion), "stopped by alice", or "stopped" (by a stop without a user, e.g.
+        runscenario interrupted). Empty otherwise."""
+        if self.status not in (self.Status.FINISHED, self.Status.FAILED) or not self.stopping_at:
+            return ""
+        if any(entry.get("aborted") for entry in self.verdict_details or []):
+            return "aborted"
+        if self.stop_requested_by_id:
+            return f"stopped by {self.stop_requested_by.username}"
+        # services.request_stop's note: "stopped by <user>" (kept when the user is deleted) or "stopped".
+        note = next((e.get("note", "") for e in self.history if e.get("status") == self.Status.STOPPING), "")
+        return note if note == "stopped" or note.startswith("stopped by ") else ""
 
     def elapsed_seconds(self) -> float | None:
         if not self.started_at:

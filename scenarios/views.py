@@ -165,7 +165,8 @@ def scenario_detail(request, scenario_id):
         {"scenario": scenario, "project": scenario.project, "membership": membership, "versions": versions,
          "version": current, "locustfile_host": current.locustfile_host if current else "",
          "upload_form": upload_form, "can_run": membership.allows(Role.RUNNER),
-         "runs": scenario.runs.select_related("created_by", "scenario").defer("stats_blob", "totals")[:10],
+         "runs": scenario.runs.with_peak_users().select_related("created_by", "scenario", "stop_requested_by")
+         .defer("stats_blob", "totals")[:10],
          **_source_context(request, current)},
     )
 

@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from runs import history
 from runs.models import Run, RunTick
@@ -121,6 +122,56 @@ def test_it_shows_each_runs_headline_figures(client, alice, scenario):
     for text in ("12,345", "205.8", "2.00%", "12.3", "45.7", "1m30s", "alice · Command line", "status-finished",
                  f'name="runs" value="{run.pk}"', reverse("runs-compare", args=["shop"])):
         assert text in page, text
+
+
+def _columns(page: str, run) -> dict[str, str]:
+    """One run's row of a run table, as {column heading: the cell's text}."""
+    import re
+
+    def text(html):
+        return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+    table = page[page.index('class="compact striped run-rows"'):]
+    headings = [text(h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table.split("</thead>")[0], re.S)]
+    rows = re.findall(r"<tr>(.*?)</tr>", table.split("</thead>")[1], re.S)
+    (row,) = [r for r in rows if f'href="{run.get_absolute_url()}"' in r]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert len(cells) == len(headings)
+    return {**dict(zip(headings, map(text, cells))), "html": row}
+
+
+def test_it_shows_the_peak_users_not_the_initial_ones(client, alice, scenario):
+    """10 users asked for, raised to 40 mid-run, then down to 20: the history says 40."""
+    changed = make_run(scenario, alice, params={"users": 10, "spawn_rate": 1, "duration": 60, "slots": 1})
+    RunTick.objects.bulk_create([RunTick(run=changed, tick=t, users=u) for t, u in enumerate([5, 10, 25, 40, 20])])
+    queued = make_run(scenario, alice, status=Run.Status.QUEUED, params={"users": 7, "duration": 60, "slots": 1})
+    client.force_login(alice)
+    for url in (reverse("runs-list", args=["shop"]), scenario.get_absolute_url()):
+        page = client.get(url).content.decode()
+        assert _columns(page, changed)["Users"] == "40", url
+        assert _columns(page, queued)["Users"] == "—", url  # no second ran yet: no peak, not the 7 asked for
+
+
+def test_it_says_who_stopped_a_run_and_which_runs_aborted(client, alice, bob, bob_membership, scenario):
+    def ended(note, **fields):
+        run = make_run(scenario, alice)
+        Run.objects.filter(pk=run.pk).update(
+            stopping_at=NOW, history=[{"status": "stopping", "at": NOW.isoformat(), "note": note}], **fields)
+        return run
+
+    by_duration = ended("duration reached")
+    stopped = ended("stopped by bob", stop_requested_by=bob)
+    note = "Aborted: failure ratio 34.2% > 20% after 31 s"
+    aborted = ended(note, verdict=Run.Verdict.FAIL, reason=note, verdict_details=[
+        {"criterion": "failure ratio ≤ 20%", "aborted": True, "passed": False, "applicable": True}])
+    interrupted = ended("stopped")  # runscenario interrupted: a stop without a user
+    client.force_login(alice)
+    for url in (reverse("runs-list", args=["shop"]), scenario.get_absolute_url()):
+        page = client.get(url).content.decode()
+        states = {run.pk: _columns(page, run)["State"] for run in (by_duration, stopped, aborted, interrupted)}
+        assert states == {by_duration.pk: "Finished", stopped.pk: "Finished · stopped by bob",
+                          aborted.pk: "Finished · aborted", interrupted.pk: "Finished · stopped"}, url
+        assert escape(note) in _columns(page, aborted)["html"]  # the reason, as the title
 
 
 def test_it_explains_an_empty_history(client, alice, scenario):
