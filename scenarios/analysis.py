@@ -38,6 +38,10 @@ _MAX_EXPRESSION_TEXT = 200
 # task sets are listed without their own tasks. Real locustfiles stay far below it.
 _MAX_TASK_ENTRIES = 5000
 _CUSTOM_WAIT_TIME = "custom wait_time() method"
+# How locustfiles add command-line options: `@events.init_command_line_parser.add_listener` (or a call of it).
+_PARSER_HOOK = "locust.events.init_command_line_parser.add_listener"
+COMPUTED_DEFAULT = "(computed at start)"
+_OPTION_TYPES = ("str", "int", "float")
 
 
 class LocustfileError(Exception):
@@ -679,7 +683,50 @@ class _Analyzer:
             "all_tags": sorted(tags),
             "warnings": [text for _, _, text in sorted(warnings_, key=lambda item: item[:2])],
             "modules": sorted(self.trees),
+            "options": self.command_line_options(),
         }
+
+    # --- custom command-line options (init_command_line_parser listeners) ---
+
+    def command_line_options(self) -> list[dict[str, Any]]:
+        """The options `parser.add_argument(...)` adds in init_command_line_parser listeners, as Locust's web UI
+        lists them. Only literal values are read; an option whose default is computed is still listed."""
+        options: dict[str, dict[str, Any]] = {}
+        for path, listener in self._parser_listeners():
+            for node in ast.walk(listener):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "add_argument"):
+                    option = _option(path, node)
+                    if option is not None and option["dest"] not in options:
+                        options[option["dest"]] = option
+        return list(options.values())
+
+    def _parser_listeners(self) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+        found: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]] = []
+        where: dict[int, str] = {}
+        calls: list[tuple[_Scope, ast.expr]] = []
+        for path, tree in self.trees.items():
+            scope = self.scopes[path]
+            for stmt in _statements(tree.body):
+                if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    where[id(stmt)] = path
+                    if any(self._is_parser_hook(scope, decorator) for decorator in stmt.decorator_list):
+                        found.append((path, stmt))
+                elif (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and stmt.value.args
+                      and self._is_parser_hook(scope, stmt.value.func)):
+                    calls.append((scope, stmt.value.args[0]))
+        for scope, argument in calls:
+            value = self.evaluate(scope, argument)
+            if isinstance(value, _Function) and id(value.node) in where:
+                found.append((where[id(value.node)], value.node))
+        unique: dict[int, tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+        for path, node in found:
+            unique.setdefault(id(node), (path, node))
+        return sorted(unique.values(), key=lambda item: (item[0], item[1].lineno))
+
+    def _is_parser_hook(self, scope: _Scope, node: ast.expr) -> bool:
+        value = self.evaluate(scope, node)
+        return isinstance(value, _External) and value.dotted == _PARSER_HOOK
 
     def _user_dict(self, cls: _Class) -> dict[str, Any]:
         wait_time = self.inherited_def(cls, "wait_time")
@@ -877,6 +924,98 @@ def _source(node: ast.AST) -> str:
 
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _literal(node: ast.AST | None) -> tuple[bool, Any]:
+    """(True, value) for a literal expression (ast.literal_eval), (False, None) for anything computed."""
+    if node is None:
+        return False, None
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def _json_value(value: Any) -> tuple[bool, Any]:
+    """A literal as JSON can store it (tuples and sets become lists), or (False, None)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True, value
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_json_value(item) for item in (sorted(value, key=repr) if isinstance(value, (set, frozenset))
+                                                  else value)]
+        if all(ok for ok, _ in items):
+            return True, [item for _, item in items]
+    return False, None
+
+
+def _flag(call: ast.Call, keyword: str, default: bool, unknown: bool) -> bool:
+    node = next((kw.value for kw in call.keywords if kw.arg == keyword), None)
+    if node is None:
+        return default
+    ok, value = _literal(node)
+    return bool(value) if ok else unknown
+
+
+def _option(path: str, call: ast.Call) -> dict[str, Any] | None:
+    """One `add_argument(...)` call as the analysis records it; None for a positional or unreadable one."""
+    flags = [value for value in map(_str_literal, call.args) if value is not None]
+    if not flags or len(flags) != len(call.args) or not all(flag.startswith("-") for flag in flags):
+        return None
+    keywords = {kw.arg: kw.value for kw in call.keywords if kw.arg is not None}
+    name = next((flag for flag in flags if flag.startswith("--")), flags[0])
+    dest = _str_literal(keywords.get("dest")) or name.lstrip("-").replace("-", "_")
+    action = _str_literal(keywords.get("action")) or "store"
+    type_node = keywords.get("type")
+    type_source = None
+    if action in ("store_true", "store_false"):
+        kind = "bool"
+    elif action == "count":
+        kind = "int"
+    elif type_node is None:
+        kind = "str"
+    elif isinstance(type_node, ast.Name) and type_node.id in _OPTION_TYPES:
+        kind = type_node.id
+    else:
+        kind, type_source = "str", _source(type_node)  # converted by the locustfile's own function at start
+    if "default" in keywords:
+        known, default = _literal(keywords["default"])
+        if known:
+            known, default = _json_value(default)
+        if known and isinstance(default, str) and kind in ("int", "float"):
+            try:  # argparse converts a string default with the option's type, so does Locust
+                default = int(default) if kind == "int" else float(default)
+            except ValueError:
+                pass
+    else:
+        known, default = True, {"store_true": False, "store_false": True}.get(action)
+    choices = None
+    if "choices" in keywords:
+        ok, value = _literal(keywords["choices"])
+        ok, value = _json_value(value) if ok else (False, None)
+        choices = value if ok and isinstance(value, list) else None
+    help_node = keywords.get("help")
+    help_text = _str_literal(help_node)
+    if help_text is None and help_node is not None:
+        help_text = _source(help_node)
+    return {
+        "name": name,
+        "dest": dest,
+        "flags": flags,
+        "action": action,
+        "type": kind,
+        "type_source": type_source,
+        "default": default if known else None,
+        "default_known": known,
+        "default_text": (None if default is None else str(default)) if known else COMPUTED_DEFAULT,
+        "choices": choices,
+        "help": help_text,
+        "required": _flag(call, "required", False, False) or _flag(call, "is_required", False, False),
+        "include_in_web_ui": _flag(call, "include_in_web_ui", True, True),
+        # A secret flag we cannot read is taken as secret: masking too much is the safe mistake.
+        "is_secret": _flag(call, "is_secret", False, True),
+        "module": path,
+        "line": call.lineno,
+    }
 
 
 def _collect_tags(item: dict[str, Any], into: set[str]) -> None:

@@ -82,6 +82,7 @@ def test_it_describes_the_quickstart_locustfile():
         "all_tags": [],
         "warnings": [],
         "modules": ["locustfile.py"],
+        "options": [],
     }
     assert json.loads(json.dumps(findings)) == findings
 
