@@ -12,6 +12,15 @@
  *   });
  *   chart.setData(newData);   // replace all points (cheap: uPlot redraws once)
  *
+ * With `rest: {label: "whole run", values: [...]}` (one value per series), the legend shows those
+ * values whenever the cursor is off the chart; chart.setData(newData, newRest) updates both.
+ * Without it, the legend shows the newest point at rest.
+ *
+ *   SwarmCharts.run({rps: el, latency: el, users: el}, series, totals, {active, users})
+ * draws the three charts of one run (live page and HTML report) and returns {setData(series,
+ * totals, live)}: their legends at rest say what the run's Aggregated row says, and the peak
+ * users (the current users while it runs), never the last second, which is usually a partial one.
+ *
  * Charts follow their container's width.
  */
 (function () {
@@ -74,7 +83,12 @@
       label: x === "elapsed" ? "Elapsed" : x === "index" ? "Run" : "Time",
       value: x === "elapsed" ? (u, v) => clock(v) : x === "index" ? (u, v) => (v == null ? "" : "#" + v) : undefined,
     }];
-    for (const s of options.series) {
+    let rest = options.rest || null;
+    const xValue = series[0].value || ((u, v) => (v == null ? "" : String(v)));
+    // uPlot asks for a value with idx null when the cursor is off the chart: the rest values then.
+    series[0].value = (u, v, sidx, idx) => (idx == null && rest ? rest.label || "" : xValue(u, v));
+    options.series.forEach((s, i) => {
+      const format = (v) => (s.integer ? (v == null ? "–" : Math.round(v).toLocaleString("en-US")) : number(v, s.unit || unit));
       series.push({
         label: s.label,
         stroke: s.color,
@@ -83,10 +97,10 @@
         dash: s.dash || undefined,
         spanGaps: !!s.spanGaps,
         points: {show: x === "index" || !!s.points},
-        value: (u, v) => number(v, s.unit || unit),
+        value: (u, v, sidx, idx) => format(idx == null && rest ? (rest.values || [])[i] : v),
         scale: s.scale || "y",
       });
-    }
+    });
     const axes = [
       Object.assign({stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}}, xAxis(x)),
       {stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}, size: 56,
@@ -104,13 +118,14 @@
                y: options.log ? {distr: 3, log: 10}
                               : {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1]}},
       legend: {live: true},
-      // Off the chart, the legend shows the latest values instead of dashes.
-      hooks: {setCursor: [(u) => { if (u.cursor.idx == null) showLatest(u); }]},
+      // Off the chart, the legend shows the rest values, or else the latest ones, instead of dashes.
+      hooks: {setCursor: [(u) => { if (u.cursor.idx == null) atRest(u); }]},
       cursor: {drag: {x: true, y: false}},
     };
     const data = options.data || [[], ...options.series.map(() => [])];
+    const atRest = (u) => (rest ? u.setLegend({idx: null}) : showLatest(u));
     const plot = new uPlot(opts, data, element);
-    showLatest(plot);
+    atRest(plot);
     let last = width;
     const observer = new ResizeObserver(() => {
       const w = Math.max(240, element.clientWidth);
@@ -119,10 +134,66 @@
     observer.observe(element);
     return {
       plot: plot,
-      setData(next) { plot.setData(next); if (plot.cursor.idx == null) showLatest(plot); },
+      setData(next, nextRest) {
+        if (nextRest !== undefined) rest = nextRest;
+        plot.setData(next);
+        if (plot.cursor.idx == null) atRest(plot);
+      },
       destroy() { observer.disconnect(); plot.destroy(); },
     };
   }
 
-  window.SwarmCharts = {timeseries: timeseries, colors: colors, clock: clock, number: number};
+  // ---- the three charts of one run ----------------------------------------------------------------
+
+  function aggregated(totals) {
+    return (totals || []).find((row) => row.name === "Aggregated") || {};
+  }
+
+  function peak(values) {
+    let most = null;
+    for (const v of values || []) if (v != null && (most == null || v > most)) most = v;
+    return most;
+  }
+
+  // What each legend says at rest: the run's figures. `live`: {active, users} while it runs.
+  function runFigures(series, totals, live) {
+    const row = aggregated(totals);
+    const active = !!(live && live.active);
+    const label = active ? "so far" : "whole run";
+    return {
+      rps: {label: label, values: [row.rps, row.failures_per_s]},
+      latency: {label: label, values: [row.p50, row.p95, row.p99]},
+      users: {label: active ? "now" : "peak", values: [active && live.users != null ? live.users : peak(series.users)]},
+    };
+  }
+
+  function run(elements, series, totals, live) {
+    const c = colors;
+    const rest = runFigures(series, totals, live);
+    const charts = {
+      rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", rest: rest.rps,
+        series: [{label: "RPS", color: c.rps, fill: "rgba(37,99,235,.08)"}, {label: "Failures/s", color: c.fail}],
+        data: [series.tick, series.rps, series.fails_per_s]}),
+      // Percentiles often coincide (few requests in a second: p95 = p99). Each line drawn over
+      // another is dashed, so the one beneath shows through its gaps instead of vanishing.
+      latency: timeseries(elements.latency, {title: "Response times (ms)", unit: "ms", rest: rest.latency,
+        series: [{label: "p50", color: c.p50}, {label: "p95", color: c.p95, width: 2, dash: [10, 4]},
+                 {label: "p99", color: c.p99, dash: [3, 5]}],
+        data: [series.tick, series.p50_ms, series.p95_ms, series.p99_ms]}),
+      users: timeseries(elements.users, {title: "Users", rest: rest.users,
+        series: [{label: "Users", color: c.users, fill: "rgba(5,150,105,.08)", integer: true}],
+        data: [series.tick, series.users]}),
+    };
+    return {
+      charts: charts,
+      setData(nextSeries, nextTotals, nextLive) {
+        const figures = runFigures(nextSeries, nextTotals, nextLive);
+        charts.rps.setData([nextSeries.tick, nextSeries.rps, nextSeries.fails_per_s], figures.rps);
+        charts.latency.setData([nextSeries.tick, nextSeries.p50_ms, nextSeries.p95_ms, nextSeries.p99_ms], figures.latency);
+        charts.users.setData([nextSeries.tick, nextSeries.users], figures.users);
+      },
+    };
+  }
+
+  window.SwarmCharts = {timeseries: timeseries, run: run, colors: colors, clock: clock, number: number};
 })();

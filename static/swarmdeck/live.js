@@ -17,7 +17,7 @@
   let state = JSON.parse($("run-state").textContent);
   let socket = null, retry = 0, retryTimer = null, countdownTimer = null, clockSkew = 0;
   let sortKey = null, sortDir = 1, renderQueued = false;
-  const charts = {};
+  let charts = null;   // SwarmCharts.run, once the Charts tab was opened
   const timings = [];
 
   // ---- helpers --------------------------------------------------------------------------------
@@ -243,20 +243,14 @@
     const s = state.series;
     const panel = document.querySelector('[data-panel="charts"]');
     $("charts-empty").hidden = s.tick.length > 0;
-    if (panel.hidden && charts.rps) return;   // drawn when the tab opens
-    if (!charts.rps) {
-      if (panel.hidden) return;
-      const c = SwarmCharts.colors;
-      charts.rps = SwarmCharts.timeseries($("chart-rps"), {title: "Requests per second", series: [
-        {label: "RPS", color: c.rps, fill: "rgba(37,99,235,.08)"}, {label: "Failures/s", color: c.fail}]});
-      charts.latency = SwarmCharts.timeseries($("chart-latency"), {title: "Response times (ms)", unit: "ms", series: [
-        {label: "p50", color: c.p50}, {label: "p95", color: c.p95}, {label: "p99", color: c.p99}]});
-      charts.users = SwarmCharts.timeseries($("chart-users"), {title: "Users", series: [
-        {label: "Users", color: c.users, fill: "rgba(5,150,105,.08)"}]});
+    if (panel.hidden) return;   // drawn when the tab opens
+    const live = {active: state.meta.active, users: state.meta.users};
+    if (!charts) {
+      charts = SwarmCharts.run({rps: $("chart-rps"), latency: $("chart-latency"), users: $("chart-users")},
+                               s, state.totals, live);
+    } else {
+      charts.setData(s, state.totals, live);
     }
-    charts.rps.setData([s.tick, s.rps, s.fails_per_s]);
-    charts.latency.setData([s.tick, s.p50_ms, s.p95_ms, s.p99_ms]);
-    charts.users.setData([s.tick, s.users]);
   }
 
   function renderFailures() {
