@@ -145,6 +145,7 @@ JSON_TYPES = {
     "number": ((int, float), "a number"),
     "duration": ((int,), "seconds or a duration such as \"30s\" or \"5m\""),
     "string": ((), "a string"),
+    "object": ((dict,), "an object"),
 }
 
 

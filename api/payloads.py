@@ -4,6 +4,7 @@ from django.urls import reverse
 
 from runs import reporting, reports
 from runs.models import Run
+from scenarios import options as locust_options
 from scenarios.models import LocustfileVersion, Project, Scenario
 
 DEFAULT_FIELDS = ("default_host", "default_users", "default_spawn_rate", "default_duration", "default_slots")
@@ -35,8 +36,15 @@ def version(request, version: LocustfileVersion | None) -> dict | None:
         "tags": findings.get("all_tags", []),
         "shape": bool(findings.get("shape")),
         "warnings": findings.get("warnings", []),
+        "options": [_option(option) for option in locust_options.shown(findings)],
         "url": request.build_absolute_uri(version.get_absolute_url()),
     }
+
+
+def _option(option: dict) -> dict:
+    """A custom option as a client needs it to set one (`options` when starting a run)."""
+    return {key: option.get(key) for key in ("name", "dest", "type", "default", "default_known", "default_text",
+                                             "choices", "help", "required", "include_in_web_ui", "is_secret")}
 
 
 def scenario(request, scenario: Scenario) -> dict:
@@ -87,7 +95,7 @@ def run(request, run: Run) -> dict:
         "project": run.project.slug,
         "scenario": {"id": run.scenario_id, "name": run.scenario.name},
         "locustfile_version": run.version.number,
-        "params": run.params,
+        "params": locust_options.masked_params(run.params),
         "trigger": run.trigger,
         "created_by": run.created_by.username if run.created_by else None,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),

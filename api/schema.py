@@ -73,6 +73,12 @@ _VERSION_PROPS = {
     "user_classes": {"type": "array", "items": {"type": "string"}},
     "tags": {"type": "array", "items": {"type": "string"}}, "shape": {"type": "boolean"},
     "warnings": {"type": "array", "items": {}}, "url": {"type": "string", "format": "uri"},
+    "options": {"type": "array", "description": "The custom command-line options the locustfile adds "
+                "(parser.add_argument in an init_command_line_parser listener), read statically: name (--region), "
+                "dest (the key in a run's `options`), type (str, int, float or bool), default (null with "
+                "default_known false when computed at start), choices, help, required, include_in_web_ui, "
+                "is_secret (its default is masked).",
+                "items": {"type": "object"}},
 }
 
 _FIGURES = {
@@ -163,6 +169,13 @@ COMPONENTS = {
                 "host": {"type": "string", "format": "uri", "description": "http:// or https:// base URL."},
                 "slots": {"type": "integer", "minimum": 1, "maximum": 1000,
                           "description": "Worker slots; at most what the cluster has online."},
+                "options": {"type": "object", "additionalProperties": True, "example": {"region": "eu"},
+                            "description": "The locustfile's own command-line options (its version's `options`), "
+                                           "by name without dashes: `locust --region eu` is {\"region\": \"eu\"}. "
+                                           "Values are converted to the option's type (\"3\" or 3 for an int); an "
+                                           "unknown option, a wrong type or a value outside its choices is refused. "
+                                           "Options hidden from the web UI may be set here too. Secret ones are "
+                                           "masked wherever the run is shown."},
             },
         },
         "RunBrief": {

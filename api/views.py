@@ -28,7 +28,7 @@ PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
 SCENARIO_FIELDS = {"name": "string", "description": "string", "default_host": "string", "default_users": "integer",
                    "default_spawn_rate": "number", "default_duration": "duration", "default_slots": "integer"}
 RUN_FIELDS = {"users": "integer", "spawn_rate": "number", "duration": "duration", "host": "string",
-              "slots": "integer"}
+              "slots": "integer", "options": "object"}
 # A multipart body a little over the largest allowed file (form fields, boundaries), as on the upload pages.
 UPLOAD_REQUEST_LIMIT = bundles.MAX_ZIP_BYTES + 1024 * 1024
 
@@ -153,13 +153,26 @@ def scenario_runs(request, scenario_id):
     version = scenario.current_version
     if version is None:
         raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
-    form = RunForm({**RunForm.defaults(scenario), **{k: v for k, v in data.items() if v is not None}},
-                   scenario=scenario, version=version)
-    if not form.is_valid():
-        raise BadRequest(form_errors(form))
+    fields = {k: v for k, v in data.items() if v is not None and k != "options"}
+    form = RunForm({**RunForm.defaults(scenario), **fields}, scenario=scenario, version=version, with_options=False)
+    errors = {} if form.is_valid() else form_errors(form)
+    # The locustfile's own options, hidden ones (include_in_web_ui=False) included, as `locust --region eu`.
+    given = data.get("options")
+    if isinstance(given, str):  # form data: the object as JSON text
+        try:
+            given = json.loads(given) if given.strip() else None
+        except ValueError:
+            pass
+    options: dict = {}
     try:
-        run = services.start_run(scenario, user=request.user, params=form.params(), trigger=Run.Trigger.API,
-                                 trigger_detail=_trigger_detail(request))
+        options = services.clean_options(version, given)
+    except services.OptionsRefused as problem:
+        errors["options"] = list(problem.errors.values())
+    if errors:
+        raise BadRequest(errors)
+    try:
+        run = services.start_run(scenario, user=request.user, params={**form.params(), "options": options},
+                                 trigger=Run.Trigger.API, trigger_detail=_trigger_detail(request))
     except services.BrokerUnavailable as problem:
         return error(503, str(problem), **{"Retry-After": "5"})
     except services.RunError as problem:

@@ -4,6 +4,7 @@ from django import forms
 
 from automation import cron, safe_http, schedules
 from automation.models import Event, Schedule, Webhook
+from runs.forms import clean_option_fields, option_fields
 from runs.services import host_problem
 from scenarios.forms import DurationField
 
@@ -34,6 +35,15 @@ class ScheduleForm(forms.ModelForm):
         for name in ("users", "slots"):  # the model says at least 1; PositiveIntegerField tells browsers 0
             self.fields[name].min_value = 1
             self.fields[name].widget.attrs["min"] = 1
+        # The locustfile's own options, as on the run form; a secret left empty keeps the one stored.
+        version = scenario.current_version
+        self.version_findings = version.findings if version is not None else {}
+        self.options = dict(self.instance.options or {})
+        fields = option_fields(self.version_findings, initial_values=self.options)
+        for field in fields.values():
+            if field.option.get("is_secret") and field.option["dest"] in self.options:
+                field.help_text = "Set (hidden). Type a new value to replace it; empty keeps it."
+        self.fields.update(fields)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -64,12 +74,17 @@ class ScheduleForm(forms.ModelForm):
                 data["cron"] = expression
         elif preset:
             data["cron"] = cron.PRESETS[preset]
+        kept = {name: value for name, value in self.options.items()
+                if any(getattr(f, "option", {}).get("dest") == name and f.option.get("is_secret")
+                       and not data.get(key) for key, f in self.fields.items())}
+        self.options = {**kept, **clean_option_fields(self)}
         return data
 
     def save(self, commit=True):
         """With commit, through automation.schedules.save_schedule (the views call that themselves)."""
         self.instance.scenario = self.scenario
         schedule = super().save(commit=False)
+        schedule.options = self.options
         if commit:
             schedules.save_schedule(schedule)
         return schedule

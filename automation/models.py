@@ -52,6 +52,8 @@ class Schedule(models.Model):
                                                                                 MaxValueValidator(7 * 24 * 3600)])
     host = models.URLField(max_length=500, blank=True)
     slots = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    # The locustfile's own command-line options (scenarios.options), by dest; left out: its default.
+    options = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.SKIP)
     periodic_task = models.OneToOneField(PeriodicTask, null=True, blank=True, editable=False,
@@ -77,6 +79,7 @@ class Schedule(models.Model):
         """Run parameters this schedule sets; the rest come from the scenario when it fires."""
         values = {"users": self.users, "spawn_rate": self.spawn_rate, "duration": self.duration,
                   "host": self.host or None, "slots": self.slots}
+        values["options"] = dict(self.options or {}) or None
         return {key: value for key, value in values.items() if value is not None}
 
     @property

@@ -2,8 +2,72 @@ from django import forms
 
 from runs import cluster, services
 from runs.models import Threshold
+from scenarios import options as locust_options
 from scenarios.forms import DurationField
 from scenarios.models import LocustfileVersion, Scenario
+
+OPTION_PREFIX = "option_"
+
+
+def option_fields(findings: dict, *, initial_values: dict | None = None) -> dict[str, forms.Field]:
+    """One form field per custom option the locustfile adds that Locust's web UI would show
+    (include_in_web_ui), named option_<dest>; a secret one is a password input that never shows a value."""
+    fields: dict[str, forms.Field] = {}
+    for option in locust_options.declared(findings):
+        if not option.get("include_in_web_ui", True):
+            continue
+        name, kind = option["name"], option.get("type") or "str"
+        default = (initial_values or {}).get(option["dest"], option.get("default"))
+        text = option.get("help") or ""
+        common = {"label": name, "required": False}
+        if option.get("is_secret"):
+            field: forms.Field = forms.CharField(
+                widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+                help_text=(text + " " if text else "") + "Secret: never shown again. Empty: the locustfile's default.",
+                **common)
+        elif kind == "bool":
+            field = forms.BooleanField(initial=bool(default), help_text=text, **common)
+        elif option.get("choices"):
+            choices = [(str(choice), str(choice)) for choice in option["choices"]]
+            listed = ", ".join(value for value, _ in choices)
+            field = forms.ChoiceField(choices=([("", "— the locustfile's default —")] if default is None else [])
+                                      + choices, initial="" if default is None else str(default), help_text=text,
+                                      error_messages={"invalid_choice": f"{name} must be one of {listed}; "
+                                                                        "%(value)s is not."},
+                                      **common)
+        else:
+            computed = "" if option.get("default_known", True) else option.get("default_text")
+            field = forms.CharField(initial=None if default is None else str(default),
+                                    help_text=text or ("Empty: the locustfile's default" if default is None else ""),
+                                    **common)
+            if computed:
+                field.widget.attrs["placeholder"] = computed
+            if kind in ("int", "float"):
+                field.widget.attrs["inputmode"] = "numeric" if kind == "int" else "decimal"
+        field.option = option
+        fields[OPTION_PREFIX + option["dest"]] = field
+    return fields
+
+
+def clean_option_fields(form: forms.Form) -> dict:
+    """The option fields' values, by dest, checked like every other way of starting a run; errors on the fields."""
+    given: dict = {}
+    for name, field in form.fields.items():
+        option = getattr(field, "option", None)
+        if option is None:
+            continue
+        value = form.cleaned_data.get(name)
+        if option.get("type") == "bool":
+            given[option["dest"]] = bool(value)
+        elif value not in (None, ""):
+            given[option["dest"]] = value
+    try:
+        return locust_options.clean(form.version_findings, given)
+    except locust_options.OptionError as problem:
+        by_name = {field.option["name"]: name for name, field in form.fields.items() if hasattr(field, "option")}
+        for option_name, message in problem.errors.items():
+            form.add_error(by_name.get(option_name), message)
+        return {}
 
 
 class RunForm(forms.Form):
@@ -26,7 +90,8 @@ class RunForm(forms.Form):
         return {"users": scenario.default_users, "spawn_rate": scenario.default_spawn_rate,
                 "duration": scenario.default_duration, "host": scenario.default_host, "slots": scenario.default_slots}
 
-    def __init__(self, *args, scenario: Scenario, version: LocustfileVersion, **kwargs):
+    def __init__(self, *args, scenario: Scenario, version: LocustfileVersion, with_options: bool = True, **kwargs):
+        """`with_options=False`: no fields for the locustfile's options (the API takes them as one object)."""
         kwargs.setdefault("initial", self.defaults(scenario))
         super().__init__(*args, **kwargs)
         self.version = version
@@ -42,6 +107,11 @@ class RunForm(forms.Form):
         if not tags:
             del self.fields["tags"], self.fields["exclude_tags"]
         self.has_shape = bool(findings.get("shape"))
+        self.version_findings = findings
+        self.options: dict = {}
+        self.with_options = with_options
+        if with_options:
+            self.fields.update(option_fields(findings))
 
     def clean(self):
         data = super().clean()
@@ -59,6 +129,8 @@ class RunForm(forms.Form):
         tags, excluded = set(data.get("tags") or []), set(data.get("exclude_tags") or [])
         if tags & excluded:
             self.add_error("exclude_tags", f"Tagged both to run and to skip: {', '.join(sorted(tags & excluded))}.")
+        if self.with_options:
+            self.options = clean_option_fields(self)
         return data
 
     def params(self) -> dict:
@@ -67,7 +139,7 @@ class RunForm(forms.Form):
             "users": data["users"], "spawn_rate": data["spawn_rate"], "duration": data["duration"],
             "host": data.get("host") or "", "slots": data["slots"],
             "user_classes": data.get("user_classes") or [], "tags": data.get("tags") or [],
-            "exclude_tags": data.get("exclude_tags") or [],
+            "exclude_tags": data.get("exclude_tags") or [], "options": self.options,
         }
 
 

@@ -18,6 +18,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from runs.models import Run, RunSlot, RunTick
+from scenarios.options import masked_params
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ def meta(run: Run) -> Meta:
     return {
         "id": run.pk, "status": run.status, "status_label": run.get_status_display(), "active": run.is_active,
         "reason": run.reason, "degraded": run.degraded, "warnings": run.warnings or [], "history": run.history or [],
-        "params": run.params or {},
+        "params": masked_params(run.params),
         "started_at": run.started_at.timestamp() if run.started_at else None,
         "ended_at": run.ended_at.timestamp() if run.ended_at else None,
         "now": timezone.now().timestamp(), "users": run.current_users, "requests": run.total_requests,

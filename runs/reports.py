@@ -76,6 +76,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.safestring import mark_safe
 
 from runs.models import Run, RunTick
+from scenarios.options import masked_params
 
 REPORT_FORMAT = "swarmdeck.run-report"
 REPORT_VERSION = 1
@@ -267,7 +268,7 @@ def report_data(run: Run, *, endpoint_series: bool = True) -> dict:
             "elapsed_s": run.elapsed_seconds(),
         },
         "locustfile": {"number": run.version.number, "sha256": run.version.sha256, "filename": run.version.filename},
-        "params": run.params,
+        "params": masked_params(run.params),
         "history": run.history or [],
         "verdict": run.verdict or None,
         "criteria": run.verdict_details or [],

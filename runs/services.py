@@ -14,6 +14,7 @@ from runs import cluster, health, live
 from runs import signals as run_signals
 from runs.models import Run, RunSlot
 from runs.redis import client
+from scenarios import options as locust_options
 from scenarios.models import Scenario
 from workers import protocol
 
@@ -64,6 +65,22 @@ class BrokerUnavailable(RunError):
     """Redis is unreachable: nothing was created (the API answers 503)."""
 
 
+class OptionsRefused(RunError):
+    """The locustfile's custom options were given values that do not fit; `errors` maps each option to why."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__(" ".join(errors.values()))
+
+
+def clean_options(version, given) -> dict:
+    """`given` checked and converted against the options `version` declares (scenarios.options)."""
+    try:
+        return locust_options.clean(version.findings, given)
+    except locust_options.OptionError as problem:
+        raise OptionsRefused(problem.errors) from None
+
+
 def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
     """The scenario's defaults with the given overrides: the frozen parameters of a new run."""
     params = {
@@ -76,6 +93,7 @@ def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
         "tags": [],
         "exclude_tags": [],
         "stop_timeout": DEFAULT_STOP_TIMEOUT,
+        "options": {},
     }
     params.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return params
@@ -88,6 +106,9 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     if version is None:
         raise RunError(f"{scenario.name} has no locustfile yet: upload one first.")
     frozen = run_params(scenario, params)
+    # The locustfile's own command-line options, by dest, as `locust --region eu` would set them.
+    frozen["options"] = clean_options(version, frozen.get("options"))
+    frozen["secret_options"] = locust_options.secret_names(version.findings, frozen["options"])
     if not frozen["host"] and not version.locustfile_host:
         raise RunError("Set a host: neither the run nor the locustfile's user classes name one.")
     problem = host_problem(frozen["host"])
@@ -100,7 +121,7 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
               trigger_detail=trigger_detail or {}, created_by=user if user and user.is_authenticated else None)
     run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)
     run.save()
-    log.info("Run %s of scenario %s queued: %s.", run.pk, scenario.pk, frozen)
+    log.info("Run %s of scenario %s queued: %s.", run.pk, scenario.pk, locust_options.masked_params(frozen))
     return run
 
 
@@ -161,6 +182,7 @@ def assignments(run: Run) -> list[dict]:
                 "tags": params.get("tags") or [],
                 "exclude_tags": params.get("exclude_tags") or [],
                 "stop_timeout": float(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT),
+                "options": params.get("options") or {},
             },
             "timeouts": {"import": IMPORT_TIMEOUT, "start": START_TIMEOUT},
             "require_isolation": cluster.require_isolation(),

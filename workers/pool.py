@@ -206,7 +206,7 @@ class Pool:
             tags=list(self.params.get("tags") or []) or None,
             exclude_tags=list(self.params.get("exclude_tags") or []) or None,
             stop_timeout=float(self.params.get("stop_timeout") or 0.0), shape_class=shape, events=locust.events,
-            locustfile=os.path.basename(path), parsed_options=_parsed_options(path),
+            locustfile=os.path.basename(path), parsed_options=_parsed_options(path, self.params.get("options")),
             available_user_classes=available,
         )
         self.runner = self.env.create_local_runner()
@@ -357,8 +357,13 @@ class Pool:
             log.exception("A quitting listener failed.")
 
 
-def _parsed_options(path: str):
-    """Locust's defaults (plus options added by init_command_line_parser), like `locust -f`."""
+def _parsed_options(path: str, options: dict | None = None):
+    """Locust's defaults (plus options added by init_command_line_parser), like `locust -f`; with the
+    run's options set as on its command line (workers.pool_options), a refusal failing the import."""
+    if options:
+        from workers.pool_options import parse
+
+        return parse(path, options)
     try:
         from locust.argument_parser import get_parser
 

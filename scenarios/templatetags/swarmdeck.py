@@ -29,3 +29,22 @@ def pairs(value):
     if isinstance(value, dict):
         return list(value.items())
     return [tuple(pair) for pair in value or ()]
+
+
+@register.filter
+def run_options(run):
+    """A run's custom locustfile options (value or the default), secret values masked: scenarios.options.rows."""
+    from scenarios.options import rows
+
+    return rows(run.version.findings, run.params)
+
+
+@register.filter
+def schedule_options(schedule):
+    """A schedule's locustfile options against the scenario's current version, secret values masked."""
+    from scenarios.options import rows, secret_names
+
+    version = schedule.scenario.current_version
+    findings = version.findings if version is not None else {}
+    values = dict(schedule.options or {})
+    return rows(findings, {"options": values, "secret_options": secret_names(findings, values)})

@@ -66,6 +66,9 @@ class Command(BaseCommand):
                             help="Write PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv and "
                                  "PREFIX_exceptions.csv with Locust's columns")
         parser.add_argument("--timeout", type=float, help="Give up waiting after this many seconds (exit 2)")
+        parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", dest="locust_options",
+                            help="Set one of the locustfile's own command-line options (init_command_line_parser), "
+                                 "e.g. --option region=eu; repeatable")
 
     def handle(self, *args, **options):
         logging.getLogger("runs").setLevel(logging.WARNING)  # the command says what happens itself
@@ -89,6 +92,7 @@ class Command(BaseCommand):
         for name in ("users", "spawn_rate", "slots"):
             if overrides[name] is not None and overrides[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
+        overrides["options"] = self.locust_options(scenario, options.get("locust_options") or [])
         # Waiting would never end without a collector and enough load workers: say so now.
         if not services.collector_running():
             raise CommandError("No collector is running, so no run would ever start: start Swarmdeck (`make run`, "
@@ -155,6 +159,22 @@ class Command(BaseCommand):
         finally:
             signal.signal(signal.SIGINT, previous)
             signal.signal(signal.SIGTERM, previous_term)
+
+    def locust_options(self, scenario: Scenario, pairs: list[str]) -> dict:
+        """--option NAME=VALUE pairs, checked against the locustfile's options like the form and the API do."""
+        given: dict[str, str] = {}
+        for pair in pairs:
+            name, equals, value = pair.partition("=")
+            if not equals or not name.strip():
+                raise CommandError(f"--option {pair!r}: write NAME=VALUE, e.g. --option region=eu.")
+            given[name.strip()] = value
+        version = scenario.current_version
+        if version is None:
+            return given
+        try:
+            return services.clean_options(version, given)
+        except services.OptionsRefused as problem:
+            raise CommandError(" ".join(problem.errors.values())) from None
 
     def resolve_user(self, username):
         User = get_user_model()
