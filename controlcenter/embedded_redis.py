@@ -114,9 +114,12 @@ def start(var: Path, *, appendonly: bool = True, timeout: float = 10.0) -> tuple
         "--daemonize", "no",
         "--logfile", str(data_dir / "redis.log"),
     ]
+    # A session of its own: Ctrl-C in the terminal signals the whole foreground process group, and
+    # the server must outlive the processes that still use it while they shut down (the launcher
+    # stops it last). It still dies with its parent.
     process = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        preexec_fn=die_with_parent,
+        preexec_fn=die_with_parent, start_new_session=True,
     )
     url = f"redis://:{secret}@127.0.0.1:{port}/0"
     _wait_until_ready(process, port, secret, timeout, data_dir / "redis.log")

@@ -4,7 +4,8 @@ Starts, in order: an embedded redis-server (when REDIS_URL is unset), migrations
 admin user (on a fresh install), then Daphne, one load worker, the collector, Celery beat and
 the control worker (fires schedules, delivers webhooks) as children.
 Their output is interleaved with a name prefix. Ctrl-C or SIGTERM stops every child (whole
-process groups, so Celery's pool processes too).
+process groups, so Celery's pool processes too), then the embedded redis-server, last: every
+child and the server have sessions of their own, so a terminal's Ctrl-C reaches only the launcher.
 
 Supervision: a child (or the embedded redis-server) that dies once the stack is up is restarted
 after a capped backoff (1 s, 2 s, 4 s … SWARMDECK_RESTART_BACKOFF_MAX, 30 s); one that dies

@@ -35,9 +35,11 @@ class LauncherProcess:
                if k not in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "VAR_DIR", "PORT")}
         env.update(VAR_DIR=str(var), PORT=str(port), PYTHONUNBUFFERED="1", **extra_env)
         self.lines: list[str] = []
+        # Its own process group, as a shell gives `make run` in a terminal (see ctrl_c).
         self.process = subprocess.Popen(
             [sys.executable, "-m", "controlcenter.launcher"], cwd=BASE_DIR, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
         )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -61,6 +63,14 @@ class LauncherProcess:
 
     def stop(self, signum=signal.SIGINT, timeout: float = 40) -> int:
         self.process.send_signal(signum)
+        code = self.process.wait(timeout)
+        self.reader.join(5)
+        return code
+
+    def ctrl_c(self, timeout: float = 40) -> int:
+        """What Ctrl-C in a terminal does: SIGINT to every process of the foreground process group
+        (the launcher and whatever it did not move to a session of its own), not to the launcher alone."""
+        os.killpg(self.process.pid, signal.SIGINT)
         code = self.process.wait(timeout)
         self.reader.join(5)
         return code
@@ -154,9 +164,15 @@ def test_it_runs_the_whole_stack_and_stops_without_leftovers(tmp_path):
         # web, worker (+ its pool), collector, beat, control (+ its pool)
         assert len(processes_of_launch(state["launch_id"])) >= 7
     finally:
-        code = first.stop(signal.SIGINT)
+        code = first.ctrl_c()
     assert code == 0, first.output()[-3000:]
     assert "All processes stopped." in first.output()
+    # Redis stops last: nothing that still shuts down complains it cannot reach it.
+    stopping = first.output().split("Received SIGINT")[1]
+    for noise in ("Connection refused", "Error 111", "Connection closed by server", "Traceback"):
+        assert noise not in stopping, stopping[-3000:]
+    assert stopping.rstrip().splitlines()[-2:] == ["    redis | Embedded redis-server stopped.",
+                                                   "swarmdeck | All processes stopped."], stopping[-3000:]
     assert processes_of_launch(state["launch_id"]) == []
     assert not pid_alive(state["redis_pid"])
     assert port_free(port)
