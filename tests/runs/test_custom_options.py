@@ -3,15 +3,20 @@ and the API, parsed by Locust's parser in real pools, and seen in `environment.p
 the users (nginx counts what they requested)."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.urls import reverse
 
+from controlcenter.env import BASE_DIR
 from runs import services
 from runs.models import Run
 from scenarios.options import MASK
 from tests.api.conftest import ApiClient, key_for
 from tests.conftest import store_scenario
+from tests.runs.conftest import database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -126,3 +131,50 @@ def test_options_set_through_the_api_reach_parsed_options(cluster, target, clien
     run = _assert_saw_the_options(Run.objects.get(pk=response.json()["id"]), target, before)
     client.force_login(alice)
     _assert_secret_not_shown(client, api, run)
+
+
+def test_runscenario_sets_options_with_option_name_value(cluster, target, alice, scenario):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url()}
+    command = [sys.executable, "manage.py", "runscenario", str(scenario.pk), "-u", "2", "-r", "100", "-t", "3s",
+               "--host", target.url, "--slots", "1", "--user", "alice"]
+    refused = subprocess.run([*command, "--option", "region=asia"], cwd=BASE_DIR, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "--region must be one of eu, us; 'asia' is not." in refused.stderr
+    assert not Run.objects.exists()
+
+    before = target.counts()
+    result = subprocess.run([*command, "--option", "region=eu", "--option", "pages=3", "--option", f"token={SECRET}"],
+                            cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert f"Locustfile options: --region eu --pages 3 --token {MASK}" in result.stdout
+    _assert_saw_the_options(Run.objects.get(), target, before)
+
+
+HIDDEN_AT_RUN_TIME = b'''\
+import os
+from locust import HttpUser, constant, events, task
+
+if os.environ.get("NEVER_SET_ANYWHERE"):
+    @events.init_command_line_parser.add_listener
+    def _(parser):
+        parser.add_argument("--region", default="us")
+
+
+class U(HttpUser):
+    wait_time = constant(1)
+
+    @task
+    def t(self):
+        self.client.get("/json")
+'''
+
+
+def test_an_option_the_locustfile_does_not_add_when_it_runs_fails_the_run_saying_so(cluster, target, alice, project):
+    scenario = store_scenario(project, alice, name="Conditional", content=HIDDEN_AT_RUN_TIME)
+    assert [o["name"] for o in scenario.current_version.findings["options"]] == ["--region"]  # the analysis sees it
+    run = services.start_run(scenario, user=alice, params={"host": target.url, "duration": 3, "users": 1,
+                                                           "options": {"region": "eu"}})
+    run = services.wait_until_done(run, timeout=90)
+    assert run.status == Run.Status.FAILED
+    assert "The locustfile's parser has no option 'region'" in run.reason, run.reason

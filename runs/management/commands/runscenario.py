@@ -16,6 +16,7 @@ from runs.models import Run
 from scenarios import analysis, bundles
 from scenarios.durations import parse_duration
 from scenarios.models import Membership, Project, Role, Scenario
+from scenarios.options import masked_params
 from scenarios.services import add_version, create_project, create_scenario, same_as_current
 
 EXIT_OK, EXIT_FAILURES, EXIT_COULD_NOT_RUN = 0, 1, 2
@@ -107,6 +108,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Run #{run.pk} of “{scenario.name}” queued: {run.params['users']} users, "
                           f"{run.params['spawn_rate']}/s, {run.params['duration']} s, {run.params['slots']} slot(s), "
                           f"host {run.params['host'] or '(from the locustfile)'}")
+        shown = masked_params(run.params).get("options") or {}
+        if shown:
+            self.stdout.write("Locustfile options: " + " ".join(f"--{name.replace('_', '-')} {value}"
+                                                               for name, value in shown.items()))
         self.stdout.write(f"Watch it live: {settings.SWARMDECK_BASE_URL}{run.get_absolute_url()}")
         run = self.wait(run, options.get("timeout"))
         self.stdout.write("")
