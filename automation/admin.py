@@ -10,6 +10,8 @@ class ScheduleAdmin(admin.ModelAdmin):
 
     list_display = ["name", "scenario", "cron", "timezone", "every_seconds", "enabled", "overlap"]
     list_filter = ["enabled", "overlap"]
+    # Set on the schedule's page, which checks them against the locustfile and never shows a secret one.
+    exclude = ["options"]
 
     def save_model(self, request, obj, form, change):
         schedules.save_schedule(obj)  # with its PeriodicTask; deleting removes it (automation.receivers)

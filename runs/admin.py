@@ -1,6 +1,9 @@
+import json
+
 from django.contrib import admin
 
 from runs.models import Run, RunSlot, Threshold
+from scenarios.options import masked_params
 
 
 class RunSlotInline(admin.TabularInline):
@@ -15,9 +18,14 @@ class RunSlotInline(admin.TabularInline):
 class RunAdmin(admin.ModelAdmin):
     list_display = ["id", "scenario", "project", "status", "trigger", "total_requests", "total_failures", "created_at"]
     list_filter = ["status", "trigger", "project"]
-    exclude = ["stats_blob"]
-    readonly_fields = ["totals", "errors", "exceptions", "history", "params", "token", "verdict_details"]
+    exclude = ["stats_blob", "params"]
+    readonly_fields = ["totals", "errors", "exceptions", "history", "shown_params", "token", "verdict_details"]
     inlines = [RunSlotInline]
+
+    @admin.display(description="Params")
+    def shown_params(self, run):
+        """The frozen parameters with secret locustfile options masked, as everywhere else."""
+        return json.dumps(masked_params(run.params), indent=1, sort_keys=True)
 
 
 @admin.register(Threshold)

@@ -15,6 +15,7 @@ from django.db.models import Avg, ExpressionWrapper, F, IntegerField, Max
 
 from runs.models import Run, RunTick
 from scenarios import bundles
+from scenarios.options import masked_params
 
 PAGE_SIZE = 25
 TREND_DEFAULT = 20
@@ -310,6 +311,11 @@ def parameter_rows(runs: list[Run]) -> list[dict]:
         else:
             shown = [_show(value) for value in values]
         rows.append((label, shown))
+    options = [masked_params(run.params).get("options") or {} for run in runs]
+    if any(options):
+        rows.append(("Locustfile options", [" ".join(f"--{name.replace('_', '-')} {value}"
+                                                     for name, value in sorted(values.items())) or "—"
+                                            for values in options]))
     return [{"label": label, "values": values, "differs": len(set(values)) > 1} for label, values in rows]
 
 

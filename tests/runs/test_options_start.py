@@ -151,3 +151,18 @@ def test_runscenario_checks_its_options_like_the_form(scenario, alice):
                      stderr=errors, stdout=io.StringIO())
     assert "--option 'region': write NAME=VALUE" in errors.getvalue()
     assert not Run.objects.exists()
+
+
+def test_the_admin_and_the_comparison_mask_a_secret_too(client, alice, scenario):
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    first = services.start_run(scenario, user=alice, params={"host": HOST, "options": {"token": SECRET}})
+    second = services.start_run(scenario, user=alice, params={"host": HOST, "options": {"region": "eu"}})
+    client.force_login(alice)
+    admin_page = client.get(reverse("admin:runs_run_change", args=[first.pk])).content.decode()
+    assert "secret_options" in admin_page and SECRET not in admin_page
+    compare = client.get(reverse("runs-compare", args=["shop"]), {"runs": f"{first.pk},{second.pk}"})
+    rows = {r["label"]: r for r in compare.context["parameters"]}
+    assert rows["Locustfile options"] == {"label": "Locustfile options", "differs": True,
+                                          "values": [f"--token {MASK}", "--region eu"]}
+    assert SECRET not in compare.content.decode()
