@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "scenarios",
     "runs",
     "automation",
+    "runlogs",
     "api",
 ]
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("", include("automation.urls")),
     path("", include("runs.urls")),
+    path("", include("runlogs.urls")),
     path("", include("scenarios.urls")),
 ]
 

@@ -18,8 +18,10 @@ import time
 import redis as redis_lib
 from django.utils import timezone
 
+from runlogs import store as run_logs
 from runs import intake, services
 from runs.lifecycle import Lifecycle, degrade, rejoin, transition
+from runs.live import publish
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import FAULTS, Persistence
@@ -127,12 +129,16 @@ class Collector:
         if kind == protocol.EVENT_SNAPSHOT:
             self.on_snapshot(live, slot, entry_id, intake.snapshot(data, live.run_id, slot))
             return
-        payload = intake.control(data)
-        if kind == protocol.EVENT_READY:
-            self.on_ready(live, slot, payload)
+        if kind == protocol.EVENT_LOG:
+            lines = run_logs.store(live.run_id, slot, run_logs.check(data))
+            if lines:
+                publish(live.run_id, {"type": "logs", "lines": lines})
+        elif kind == protocol.EVENT_READY:
+            self.on_ready(live, slot, intake.control(data))
         elif kind == protocol.EVENT_ERROR:
-            self.on_error(live, slot, payload)
+            self.on_error(live, slot, intake.control(data))
         elif kind == protocol.EVENT_DONE:
+            intake.control(data)  # checked, though only its arrival counts
             live.slots.setdefault(slot, SlotState()).done = True
             RunSlot.objects.filter(run_id=live.run_id, index=slot, status__in=[
                 RunSlot.Status.RUNNING, RunSlot.Status.READY, RunSlot.Status.PENDING]).update(

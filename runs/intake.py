@@ -61,7 +61,7 @@ def check_source(fields: dict, slot: int, slots: int, token: str) -> str:
     """The entry's kind, once its slot and fencing token check out."""
     kind = fields.get(b"type", b"")
     kind = kind.decode("utf-8", "replace") if isinstance(kind, bytes) else str(kind)
-    if kind != protocol.EVENT_SNAPSHOT and kind not in CONTROL_KINDS:
+    if kind not in (protocol.EVENT_SNAPSHOT, protocol.EVENT_LOG) and kind not in CONTROL_KINDS:
         raise Rejected(f"unknown event type {kind[:40]!r}")
     if not 0 <= slot < slots:
         raise Rejected(f"slot {slot} is not one of the run's {slots} slot(s)")

@@ -33,6 +33,9 @@ def run_create(request, scenario_id):
     })
 
 
+LOG_LEVELS = ("OUTPUT", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # workers.logs.LEVELS, display order
+
+
 def run_detail(request, run_id):
     """The live run page: the state is embedded for the first paint, then the WebSocket keeps it current."""
     run, membership = get_run_for_user(request, run_id)
@@ -42,7 +45,7 @@ def run_detail(request, run_id):
         "state": live.full_state(run), "queue_position": services.queue_position(run),
         "waits_for_isolation": run.status == Run.Status.QUEUED and cluster.capacity() == 0
         and cluster.unisolated_slots() > 0,
-        "can_run": membership.allows(Role.RUNNER), "has_shape": shape,
+        "can_run": membership.allows(Role.RUNNER), "has_shape": shape, "log_levels": LOG_LEVELS,
         "users_form": LiveUsersForm(initial={
             "users": run.params.get("live_users", run.params.get("users")),
             "spawn_rate": run.params.get("live_spawn_rate", run.params.get("spawn_rate"))}),

@@ -48,7 +48,7 @@ import gevent.lock  # noqa: E402
 import gevent.os  # noqa: E402
 import psutil  # noqa: E402
 
-from workers import frames, protocol, stats, wire  # noqa: E402
+from workers import frames, logs, protocol, stats, wire  # noqa: E402
 
 log = logging.getLogger("swarmdeck.pool")
 
@@ -373,8 +373,12 @@ def _parsed_options(path: str, options: dict | None = None):
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One marked line per logging record, for the run's Logs tab (workers.logs); print() lines as they come.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logs.RecordFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
     io = FrameIO()
     init = io.read()
     if init is None or init.get("type") != "init":

@@ -34,7 +34,7 @@ from pathlib import Path
 import msgpack
 import redis as redis_lib
 
-from workers import bundle, frames, protocol, sandbox
+from workers import bundle, frames, logs, protocol, sandbox
 from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
@@ -182,8 +182,10 @@ def unpack_bundle(spec: dict, directory: Path) -> Path:
 class PoolProcess:
     """`python -m workers.pool` in its sandbox (workers.sandbox), with framed stdin/stdout."""
 
-    def __init__(self, run_dir: Path, limits: Limits, isolation: sandbox.Isolation, uid: int | None = None):
+    def __init__(self, run_dir: Path, limits: Limits, isolation: sandbox.Isolation, uid: int | None = None,
+                 on_record=None):
         self.limits = limits
+        self.on_record = on_record  # each stderr line as a log record (workers.logs), for the Logs tab
         self.isolated = isolation.isolated
         command = sandbox.build(run_dir, limits, isolated=self.isolated, uid=uid)
         self.proc = sandbox.start(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -225,9 +227,13 @@ class PoolProcess:
 
     def _read_stderr(self) -> None:
         for raw in iter(self.proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.stderr_tail.append(line)
-            log.info("pool %s: %s", self.pid, line)
+            record = logs.parse_line(raw.decode("utf-8", "replace").rstrip("\n"), time.time())
+            text = record["message"] if record["level"] == "OUTPUT" else (
+                f"{record['level']} {record['logger']}: {record['message']}")
+            self.stderr_tail.extend(text.splitlines() or [""])
+            log.debug("pool %s: %s", self.pid, text)
+            if self.on_record is not None:
+                self.on_record(record)
 
     def send(self, message: dict) -> bool:
         try:
@@ -313,11 +319,14 @@ class Slot:
         self.limit_detail = ""
         self.control_failures = 0
         self.control_seen = time.monotonic()
+        self.logs = logs.Buffer()
+        self.log_pump: logs.Pump | None = None
 
     # -- events ----------------------------------------------------------------------------------
     def error(self, stage: str, message: str, detail: str = "") -> None:
         log.warning("Run %s slot %s: %s error: %s", self.run_id, self.index, stage, message)
         self.error_sent = True
+        self.logs.event("ERROR", f"{stage} error: {message}")
         self.outbox.put_control(protocol.EVENT_ERROR, {"stage": stage, "message": message, "detail": detail})
 
     def forward(self, frame: dict) -> None:
@@ -379,6 +388,8 @@ class Slot:
             return "cancelled"
         self.control_users = (control.get("users"), control.get("spawn_rate"))
         self.outbox = Outbox(self.redis, self.run_id, self.index, self.token)
+        self.log_pump = logs.Pump(self.logs, lambda batch: self.outbox.put(
+            protocol.EVENT_LOG, msgpack.packb(batch, use_bin_type=True), droppable=True))
         exit_code = -1
         previous_term = None
         if threading.current_thread() is threading.main_thread():
@@ -401,6 +412,7 @@ class Slot:
                 self.pool.close()
                 if exit_code == -1 and self.pool.proc.returncode is not None:
                     exit_code = self.pool.proc.returncode
+            self.log_pump.stop()  # the pool's last lines go before done
             self.outbox.put_control(protocol.EVENT_DONE, {"exit_code": int(exit_code)})
             if self.tempdir is not None:
                 shutil.rmtree(self.tempdir, ignore_errors=True)
@@ -430,7 +442,7 @@ class Slot:
         try:
             uid = self.sandbox_user.acquire().uid if isolation.isolated else None
             sandbox.prepare_run_dir(self.tempdir, uid)
-            self.pool = PoolProcess(cwd, self.limits, isolation, uid)
+            self.pool = PoolProcess(cwd, self.limits, isolation, uid, on_record=self.logs.add)
         except (OSError, RuntimeError) as error:
             self.error("claim", f"Could not start the pool process: {error}.")
             return 1
@@ -472,6 +484,8 @@ class Slot:
                 if self.stopped_by_limit(pool):
                     return pool.proc.returncode if pool.proc.returncode is not None else -9
                 return self._wait_exit(pool, 10)
+        self.logs.event("INFO", f"Slot {self.index} ready on {host_name()} (pool pid {pool.pid}): the locustfile "
+                                "imported.")
         self.outbox.put_control(protocol.EVENT_READY, {
             "host": host_name(), "pid": pool.pid, "worker": self.worker,
             "user_classes": list(ready.get("user_classes") or [])})

@@ -47,6 +47,8 @@
   }
 
   function apply(message) {
+    document.dispatchEvent(new CustomEvent("swarmdeck:message", {detail: message}));  // logs.js listens
+    if (message.type === "logs") return;
     if (message.type === "state") {
       state = message;
     } else {

@@ -206,3 +206,85 @@ def test_a_person_runs_watches_stops_downloads_and_compares(page, stack, target,
     expect(page.locator("canvas").first).to_be_visible()
     shot(page, "06-compare")
     assert page.errors == []
+
+
+CHATTY = """\
+import logging
+import time
+
+from locust import FastHttpUser, task, constant
+
+log = logging.getLogger("checkout")
+
+
+class Talker(FastHttpUser):
+    wait_time = constant(0.1)  # one user: 10 lines a second
+
+    @task
+    def talk(self):
+        print(f"printed at {time.time():.3f}")
+        if int(time.time() * 10) % 10 == 0:
+            log.warning("slow checkout at %.3f", time.time())
+        self.client.get("/ok")
+"""
+
+
+def test_a_person_watches_what_the_locustfile_prints_live_and_downloads_it(page, stack, target, tmp_path):
+    base = stack["url"]
+    page.goto(base + "/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", stack["password"])
+    page.click("button[type=submit]")
+    page.get_by_role("button", name="New project", exact=True).click()
+    page.fill("input[name=name]", "Logs")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_role("button", name="New scenario", exact=True).click()
+    locustfile = tmp_path / "chatty.py"
+    locustfile.write_text(CHATTY)
+    page.fill("input[name=name]", "Chatty")
+    page.set_input_files("input[name=locustfile]", str(locustfile))
+    page.fill("input[name=default_host]", target.url)
+    page.get_by_role("button", name="Create scenario").click()
+    expect(page.get_by_text("Talker").first).to_be_visible()
+    run_id = start_run(page, base, page.url, users=1, duration="10m", slots=1)
+
+    page.get_by_role("tab", name="Logs").click()
+    expect(page.locator("#logs-empty")).to_be_visible()  # before the users start: says what will come
+    # Each printed line carries its time: note when it shows up in the page.
+    page.evaluate("""() => {
+        window.logArrivals = [];
+        new MutationObserver((changes) => changes.forEach((change) => change.addedNodes.forEach((node) => {
+            const match = /printed at (\\d+\\.\\d+)/.exec(node.textContent || "");
+            if (match) window.logArrivals.push(Date.now() / 1000 - parseFloat(match[1]));
+        }))).observe(document.getElementById("logs-body"), {childList: true});
+    }""")
+    page.wait_for_function("window.logArrivals.length >= 30", timeout=60_000)
+    delays = sorted(page.evaluate("window.logArrivals"))
+    assert delays[len(delays) // 2] < 2.0, delays  # a new line is on the page within 2 s
+    expect(page.locator("#logs-body")).to_contain_text("WARNING checkout: slow checkout at")
+    expect(page.locator("#logs-body")).to_contain_text("swarmdeck.slot: Slot 0 ready on")
+    shot(page, "10-logs-live")
+
+    # Only warnings: the printed lines go, the warnings stay.
+    for level in ("OUTPUT", "DEBUG", "INFO", "ERROR", "CRITICAL"):
+        page.locator(f"#logs-levels input[value={level}]").uncheck()
+    expect(page.locator("#logs-body .log-line").first).to_contain_text("slow checkout")
+    assert "printed at" not in page.locator("#logs-body").inner_text()
+    shot(page, "11-logs-warnings")
+
+    with page.expect_download() as download:
+        page.locator("#logs-download").click()
+    text = Path(download.value.path()).read_text()
+    assert text.startswith(f"# Run #{run_id} of Chatty") and "printed at" not in text  # the filter applies
+    assert "slot 0 WARNING checkout: slow checkout at" in text
+
+    # Stopped, the run keeps its logs: the tab shows them again, all levels, and downloads them all.
+    page.locator("#stop-form button").click()
+    wait_state(page, "!s.meta.active", timeout=60_000)
+    page.get_by_role("tab", name="Logs").click()
+    expect(page.locator("#logs-body")).to_contain_text("printed at")
+    with page.expect_download() as download:
+        page.locator("#logs-download").click()
+    everything = Path(download.value.path()).read_text()
+    assert everything.count("printed at") >= 30 and "slot 0 OUTPUT printed at" in everything
+    assert page.errors == []

@@ -154,7 +154,11 @@ class SlotRun:
         return self.poll()
 
     def types(self) -> list[str]:
-        return [kind for kind, _ in self.events]
+        """The kinds of the run's events in order, without its log batches (see log_lines)."""
+        return [kind for kind, _ in self.events if kind != protocol.EVENT_LOG]
+
+    def log_lines(self) -> list[dict]:
+        return [line for batch in self.of(protocol.EVENT_LOG) for line in batch["lines"]]
 
     def of(self, kind: str) -> list:
         return [payload for k, payload in self.events if k == kind]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RunLogsConfig(AppConfig):
+    name = "runlogs"
+    verbose_name = "Run logs"
