@@ -237,7 +237,8 @@ class Pool:
                 except MemoryError:
                     where = ""
                 self.io.write({"type": "error", "stage": "limit", "message": memory_limit_message(), "detail": where})
-            formatted = "".join(traceback.format_tb(tb)) if tb is not None else ""
+            # As import errors show it: the author's own frames, paths relative to the bundle.
+            formatted = user_traceback(exception, os.getcwd())
             self.recorder.record_exception(error_message(exception), formatted)
             # User.run fires with the User itself only when on_start failed (tasks fire with a TaskSet).
             if isinstance(user_instance, User):
