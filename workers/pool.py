@@ -15,15 +15,17 @@ slot -> pool
 pool -> slot
     ready    {pid, user_classes}                       the locustfile imported
     error    {stage, message, detail}                  "import" (then exit 1), "users" (every user
-                                                       failed in on_start; the pool stops) or "run"
+                                                       failed in __init__ or on_start; the pool
+                                                       stops) or "run"
     snapshot {data: wire bytes, kind: "delta"|"final"} one per SNAPSHOT_INTERVAL after go, final last
 
 Print() in a locustfile cannot corrupt the frames: fd 1 is pointed at stderr and the frames go
 to a private duplicate of the original stdout.
 
-Every spawned user failing in on_start (Locust logs it and the user greenlet dies) is reported
-once as an error frame, stage "run", naming the exception; the pool then stops and sends its
-final snapshot like after a stop.
+Every spawned user failing in on_start (Locust logs it and the user greenlet dies) or in its
+__init__ (in Locust that kills the spawning greenlet: no more users, no word) is reported once
+as an error frame, stage "users", naming the exception and where; the pool then stops and sends
+its final snapshot like after a stop.
 """
 
 from gevent import monkey
@@ -132,6 +134,53 @@ def user_traceback(error: BaseException, root: str) -> str:
     return "".join(lines).replace(root, "")
 
 
+def user_location(error: BaseException, root: str) -> str:
+    """Where in the locustfile's own files the error was raised ("locustfile.py:12"), or ""."""
+    root = os.path.join(os.path.abspath(root), "")
+    mine = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename.startswith(root)]
+    return f"{mine[-1].filename[len(root):]}:{mine[-1].lineno}" if mine else ""
+
+
+def create_slot_runner(env, on_spawn_error):
+    """Locust's LocalRunner for one slot (the environment's runner).
+
+    - A user raising in __init__ or while being started is passed to `on_spawn_error(user_class,
+      error, phase)` and the spawner goes on; in Locust it kills the spawning greenlet.
+    """
+    from locust.exception import StopTest
+    from locust.runners import STATE_INIT, STATE_SPAWNING, STATE_STOPPED, LocalRunner
+
+    class SlotRunner(LocalRunner):
+        def spawn_users(self, user_classes_spawn_count: dict[str, int], wait: bool = False):
+            """Runner.spawn_users (locust 2.47), one user's failure reported instead of fatal."""
+            if self.state in (STATE_INIT, STATE_STOPPED):
+                self.update_state(STATE_SPAWNING)
+            new_users = []
+            for name, count in user_classes_spawn_count.items():
+                user_class = self.user_classes_by_name[name]
+                for _ in range(count):
+                    phase = "in __init__"
+                    try:
+                        user = user_class(self.environment)
+                        phase = "while being spawned"
+                        if not hasattr(user, "environment"):
+                            raise AttributeError(
+                                f"Attribute 'environment' is missing on user {name}. Perhaps you defined your own "
+                                "__init__ and forgot to call the base constructor? (super().__init__(*args, **kwargs))")
+                        user.start(self.user_greenlets)
+                    except StopTest:
+                        raise  # the locustfile stops the test: Locust's handler of the spawning greenlet does
+                    except Exception as error:  # noqa: BLE001 - user code
+                        on_spawn_error(user_class, error, phase)
+                        continue
+                    new_users.append(user)
+            if wait:
+                self.user_greenlets.join()
+            return new_users
+
+    return env._create_runner(SlotRunner)  # sets env.runner and the shape's runner, as create_local_runner
+
+
 class Pool:
     def __init__(self, io: FrameIO):
         self.io = io
@@ -154,6 +203,9 @@ class Pool:
         self.snapshotter = None
         self.on_start_failures = 0
         self.first_on_start_failure: tuple[str, str] | None = None
+        self.spawn_failures = 0
+        self.first_spawn_failure: tuple[str, str] | None = None  # (message with where, traceback)
+        self.bundle_dir = os.getcwd()
         self.reported_all_failed = False
         self.memory_reported = False
 
@@ -164,6 +216,7 @@ class Pool:
         self.slots = int(init.get("slots") or 1)
         self.params = dict(init["params"])
         path = os.path.abspath(init.get("locustfile") or "locustfile.py")
+        self.bundle_dir = os.path.dirname(path)
         try:
             self._load(path)
         except BaseException as error:  # noqa: BLE001 - anything the user's module raises, SystemExit too
@@ -209,7 +262,7 @@ class Pool:
             locustfile=os.path.basename(path), parsed_options=_parsed_options(path, self.params.get("options")),
             available_user_classes=available,
         )
-        self.runner = self.env.create_local_runner()
+        self.runner = create_slot_runner(self.env, self.on_spawn_error)
         self._install_listeners()
         self.env.events.init.fire(environment=self.env, runner=self.runner, web_ui=None)
 
@@ -247,6 +300,19 @@ class Pool:
                     self.first_on_start_failure = (error_message(exception), formatted)
 
         events.user_error.add_listener(on_user_error)
+
+    def on_spawn_error(self, user_class: type, error: Exception, phase: str) -> None:
+        """A user raised in __init__ (or while being started): an exception with its traceback, as the
+        author reads it; the others are still spawned."""
+        detail = user_traceback(error, self.bundle_dir)
+        self.recorder.record_exception(error_message(error), detail)
+        self.spawn_failures += 1
+        if self.first_spawn_failure is None:
+            where = user_location(error, self.bundle_dir)
+            message = f"{phase}: {error_message(error)}" + (f" at {where}" if where else "")
+            self.first_spawn_failure = (message, detail)
+            log.error("A %s user failed %s (the Exceptions tab counts the others):\n%s", user_class.__name__,
+                      message, detail)
 
     # -- control -------------------------------------------------------------------------------
     def listen(self) -> None:
@@ -313,17 +379,24 @@ class Pool:
             self.check_all_users_failed()
 
     def check_all_users_failed(self) -> None:
-        from locust.runners import STATE_RUNNING
+        """No user alive, and at least as many failed (in __init__ or on_start) as the slot runs: the
+        locustfile cannot run. Also while still ramping up: the spawner retries the missing users
+        at every step, so a slow ramp-up of failing users needs no waiting for its end."""
+        from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
         runner = self.runner
-        if (self.reported_all_failed or self.on_start_failures == 0 or runner.state != STATE_RUNNING
-                or runner.user_count != 0 or self.on_start_failures < runner.target_user_count):
+        failures = self.spawn_failures + self.on_start_failures
+        if (self.reported_all_failed or failures == 0 or runner.state not in (STATE_SPAWNING, STATE_RUNNING)
+                or runner.user_count != 0 or failures < runner.target_user_count):
             return
         self.reported_all_failed = True
-        message, detail = self.first_on_start_failure or ("unknown error", "")
-        self.io.write({"type": "error", "stage": "users",
-                       "message": f"All {self.on_start_failures} user(s) failed in on_start: {message}",
-                       "detail": detail})
+        if self.first_spawn_failure is not None:  # __init__ comes before on_start: the first error met
+            message, detail = self.first_spawn_failure
+            message = f"All {failures} user(s) failed {message}"
+        else:
+            message, detail = self.first_on_start_failure or ("unknown error", "")
+            message = f"All {failures} user(s) failed in on_start: {message}"
+        self.io.write({"type": "error", "stage": "users", "message": message, "detail": detail})
         self.stop_requested.set()
 
     # -- the end -------------------------------------------------------------------------------

@@ -233,6 +233,55 @@ def test_it_reports_when_every_user_fails_in_on_start(slot_run, target):
     assert run.stats().exception_rows()[0]["count"] == 2
 
 
+def _line_of(name: str, text: str) -> int:
+    return next(n for n, line in enumerate(locustfile(name).decode().splitlines(), 1) if text in line)
+
+
+def test_it_reports_when_every_user_fails_in_init_with_the_traceback(slot_run, target):
+    run = slot_run(locustfile("failing_init"), host=target.url, users=2)
+    run.start()
+    run.wait_for("ready")
+    run.go()
+    error = run.wait_for("error", 10)[0]
+    line = _line_of("failing_init", 'os.environ["API_HOST"]')
+    where = f'File "locustfile.py", line {line}, in __init__'
+    assert error["stage"] == "users"
+    assert error["message"] == f"All 2 user(s) failed in __init__: KeyError: 'API_HOST' at locustfile.py:{line}"
+    assert where in error["detail"]
+    assert run.join(20) == "error"  # the pool stops itself, as for on_start
+    assert [t for t in run.types() if t != "log"][-2:] == ["snapshot", "done"]
+    assert run.snapshots()[-1]["kind"] == "final"
+    [row] = run.stats().exception_rows()
+    assert row["message"] == "KeyError: 'API_HOST'" and row["count"] == 2
+    assert where in row["traceback"] and "KeyError: 'API_HOST'" in row["traceback"]
+    assert "/tmp" not in row["traceback"] and "/mnt" not in row["traceback"]  # bundle-relative, like import errors
+
+
+def test_it_keeps_the_users_that_start_when_others_fail_in_init(slot_run, target):
+    run = slot_run(locustfile("some_fail_init"), host=target.url, users=4)
+    run.run_for(2.0)
+    assert run.result == "finished", run.of("error")
+    assert "error" not in run.types()
+    assert [s["users"] for s in run.snapshots() if s["kind"] == "delta"][-1] == 2
+    assert run.requests() > 0
+    [row] = run.stats().exception_rows()
+    assert row["message"] == "RuntimeError: no account left for this user" and row["count"] == 2
+    line = _line_of("some_fail_init", "raise RuntimeError")
+    assert f'File "locustfile.py", line {line}, in __init__' in row["traceback"]
+
+
+def test_it_fails_fast_while_a_slow_ramp_up_keeps_failing(slot_run, target):
+    run = slot_run(locustfile("failing_init"), host=target.url, users=30, spawn_rate=2)
+    run.start()
+    run.wait_for("ready")
+    went = time.monotonic()
+    run.go()
+    error = run.wait_for("error", 12)[0]
+    assert time.monotonic() - went < 9  # the ramp to 30 users takes 15 s
+    assert error["stage"] == "users" and "failed in __init__: KeyError: 'API_HOST'" in error["message"]
+    assert run.join(20) == "error"
+
+
 @pytest.mark.slow
 def test_it_runs_a_slot_in_a_real_celery_worker_and_registers_it(slot_run, redis_client, target, tmp_path):
     from controlcenter.celery import app
