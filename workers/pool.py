@@ -26,6 +26,9 @@ Every spawned user failing in on_start (Locust logs it and the user greenlet die
 __init__ (in Locust that kills the spawning greenlet: no more users, no word) is reported once
 as an error frame, stage "users", naming the exception and where; the pool then stops and sends
 its final snapshot like after a stop.
+
+User code sees Locust's distributed API: `environment.runner.worker_index` and `worker_count`
+are the slot's index and the run's slot count, also in SWARMDECK_SLOT and SWARMDECK_SLOTS.
 """
 
 from gevent import monkey
@@ -50,7 +53,7 @@ import gevent.lock  # noqa: E402
 import gevent.os  # noqa: E402
 import psutil  # noqa: E402
 
-from workers import frames, logs, protocol, stats, wire  # noqa: E402
+from workers import envvars, frames, logs, protocol, stats, wire  # noqa: E402
 
 log = logging.getLogger("swarmdeck.pool")
 
@@ -141,9 +144,11 @@ def user_location(error: BaseException, root: str) -> str:
     return f"{mine[-1].filename[len(root):]}:{mine[-1].lineno}" if mine else ""
 
 
-def create_slot_runner(env, on_spawn_error):
-    """Locust's LocalRunner for one slot (the environment's runner).
+def create_slot_runner(env, slot: int, slots: int, on_spawn_error):
+    """Locust's LocalRunner as one worker of a distributed run (the environment's runner).
 
+    - `worker_index` and `worker_count` are the slot's index and the run's slot count, as
+      locustfiles written for `--worker` expect (LocalRunner has them as 0 and 1).
     - A user raising in __init__ or while being started is passed to `on_spawn_error(user_class,
       error, phase)` and the spawner goes on; in Locust it kills the spawning greenlet.
     """
@@ -151,6 +156,11 @@ def create_slot_runner(env, on_spawn_error):
     from locust.runners import STATE_INIT, STATE_SPAWNING, STATE_STOPPED, LocalRunner
 
     class SlotRunner(LocalRunner):
+        def __init__(self, environment) -> None:
+            super().__init__(environment)
+            self.worker_index = slot
+            self.worker_count = slots
+
         def spawn_users(self, user_classes_spawn_count: dict[str, int], wait: bool = False):
             """Runner.spawn_users (locust 2.47), one user's failure reported instead of fatal."""
             if self.state in (STATE_INIT, STATE_STOPPED):
@@ -182,6 +192,8 @@ def create_slot_runner(env, on_spawn_error):
 
 
 class Pool:
+    masker = envvars.Masker()  # the run's secrets, set by load(): snapshots leave with them masked
+
     def __init__(self, io: FrameIO):
         self.io = io
         self.recorder = stats.Recorder()
@@ -215,8 +227,16 @@ class Pool:
         self.slot = int(init["slot"])
         self.slots = int(init.get("slots") or 1)
         self.params = dict(init["params"])
+        # The scenario's variables and secrets (workers.envvars), before the import, as an `export` would.
+        environment = dict(init.get("env") or {})
+        os.environ.update(envvars.pool_environment(environment, None))
+        self.masker = envvars.Masker({name: environment[name] for name in init.get("secret_names") or []
+                                      if name in environment})
         path = os.path.abspath(init.get("locustfile") or "locustfile.py")
         self.bundle_dir = os.path.dirname(path)
+        # Before the import, so module-level code can pick its share of test data too.
+        os.environ["SWARMDECK_SLOT"] = str(self.slot)
+        os.environ["SWARMDECK_SLOTS"] = str(self.slots)
         try:
             self._load(path)
         except BaseException as error:  # noqa: BLE001 - anything the user's module raises, SystemExit too
@@ -262,7 +282,7 @@ class Pool:
             locustfile=os.path.basename(path), parsed_options=_parsed_options(path, self.params.get("options")),
             available_user_classes=available,
         )
-        self.runner = create_slot_runner(self.env, self.on_spawn_error)
+        self.runner = create_slot_runner(self.env, self.slot, self.slots, self.on_spawn_error)
         self._install_listeners()
         self.env.events.init.fire(environment=self.env, runner=self.runner, web_ui=None)
 
@@ -364,7 +384,7 @@ class Pool:
         snapshot = self.recorder.take_delta(
             run=self.run_id, slot=self.slot, seq=self.seq, tick=max(0, tick), elapsed=elapsed,
             users=self.runner.user_count if self.runner else 0, cpu=self.process.cpu_percent(), kind=kind)
-        self.io.write({"type": "snapshot", "kind": kind, "data": wire.encode(snapshot)})
+        self.io.write({"type": "snapshot", "kind": kind, "data": wire.encode(self.masker.snapshot(snapshot))})
 
     def snapshot_loop(self) -> None:
         interval = protocol.SNAPSHOT_INTERVAL

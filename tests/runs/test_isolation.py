@@ -158,10 +158,13 @@ def test_it_keeps_credentials_and_the_control_plane_out_of_reach_of_a_locustfile
     # Nothing secret travels out, whatever the probe read.
     for secret in secrets_of_the_control_plane():
         assert secret not in names, f"the locustfile saw {secret[:12]}…"
-    # Its environment is its own; /proc shows only its sandbox (bubblewrap's reaper and itself).
+    # Its environment is its own (plus its slot index and count, for splitting test data);
+    # /proc shows only its sandbox (bubblewrap's reaper and itself).
     assert set(k for k in found if k.startswith("env:")) <= {"env:PATH", "env:LANG", "env:LC_ALL", "env:TZ", "env:HOME",
                                                              "env:TMPDIR", "env:PWD", "env:MALLOC_ARENA_MAX",
-                                                             "env:OPENBLAS_NUM_THREADS"}
+                                                             "env:OPENBLAS_NUM_THREADS", "env:SWARMDECK_SLOT",
+                                                             "env:SWARMDECK_SLOTS"}
+    assert found["env:SWARMDECK_SLOT"] == "SWARMDECK_SLOT=0" and found["env:SWARMDECK_SLOTS"] == "SWARMDECK_SLOTS=1"
     assert found["env:HOME"] == f"HOME={sandbox.RUN_DIR}"
     assert json.loads(found["pids"]) == [1, 2]
     # No var/, no project root beyond the pool's own modules, no other slot's files.

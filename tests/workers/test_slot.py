@@ -282,6 +282,14 @@ def test_it_fails_fast_while_a_slow_ramp_up_keeps_failing(slot_run, target):
     assert run.join(20) == "error"
 
 
+def test_it_gives_user_code_its_slot_index_and_the_slot_count(slot_run):
+    run = slot_run(locustfile("distributed"), users=1, slot_index=1, slots=3)
+    run.run_for(1.5)
+    assert run.result == "finished", run.of("error")
+    names = {name for method, name in run.totals() if method == "SLOT"}
+    assert names == {"runner=1/3 env=1/3 import=1/3 init=1/3"}
+
+
 @pytest.mark.slow
 def test_it_runs_a_slot_in_a_real_celery_worker_and_registers_it(slot_run, redis_client, target, tmp_path):
     from controlcenter.celery import app

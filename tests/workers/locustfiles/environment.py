@@ -11,7 +11,8 @@ sys.stdout.flush()
 os.write(1, b"\x00\x00\xff\xffraw bytes on fd 1\n")
 
 SECRET_WORDS = ("REDIS", "DATABASE", "SECRET", "DJANGO", "CELERY", "SWARMDECK")
-LEAKED = sorted(key for key in os.environ if any(word in key for word in SECRET_WORDS))
+GIVEN = {"SWARMDECK_SLOT", "SWARMDECK_SLOTS"}  # the slot index and count: given to user code on purpose
+LEAKED = sorted(key for key in os.environ if any(word in key for word in SECRET_WORDS) and key not in GIVEN)
 HOME_IS_CWD = os.environ.get("HOME") == os.getcwd()
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = open(os.path.join(HERE, "data.txt")).read().strip() if os.path.exists(os.path.join(HERE, "data.txt")) else "-"
