@@ -21,7 +21,7 @@ from django.utils import timezone
 from runlogs import store as run_logs
 from runs import intake, services
 from runs.lifecycle import Lifecycle, degrade, rejoin, transition
-from runs.live import publish
+from runs.live import publish, publish_meta
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import FAULTS, Persistence
@@ -135,6 +135,8 @@ class Collector:
                 publish(live.run_id, {"type": "logs", "lines": lines})
         elif kind == protocol.EVENT_READY:
             self.on_ready(live, slot, intake.control(data))
+        elif kind == protocol.EVENT_PREPARING:
+            self.on_preparing(live, slot, intake.control(data))
         elif kind == protocol.EVENT_ERROR:
             self.on_error(live, slot, intake.control(data))
         elif kind == protocol.EVENT_DONE:
@@ -234,6 +236,20 @@ class Collector:
         if run.status == Run.Status.DISPATCHING:
             transition(run, Run.Status.DISPATCHING, Run.Status.STARTING, "first slot ready")
         log.info("Run %s: slot %s ready on %s.", live.run_id, slot, payload.get("host"))
+
+    def on_preparing(self, live: LiveRun, slot: int, payload: dict) -> None:
+        """The slot installs its bundle's requirements: it shows as preparing, with pip's latest line."""
+        live.slots.setdefault(slot, SlotState()).last_seen = time.monotonic()
+        line = str(payload.get("line") or "")[:500]
+        done = payload.get("done") is True
+        fields = {"note": line, "last_seen": timezone.now()}
+        if done:
+            fields.update(status=RunSlot.Status.PENDING, prepared_at=timezone.now())
+        else:
+            fields.update(status=RunSlot.Status.PREPARING)
+        RunSlot.objects.filter(run_id=live.run_id, index=slot,
+                               status__in=[RunSlot.Status.PENDING, RunSlot.Status.PREPARING]).update(**fields)
+        publish_meta(live.run_id)
 
     def on_error(self, live: LiveRun, slot: int, payload: dict) -> None:
         stage = payload.get("stage", "run")

@@ -15,7 +15,7 @@ import msgpack
 
 from workers import protocol, wire
 
-CONTROL_KINDS = (protocol.EVENT_READY, protocol.EVENT_ERROR, protocol.EVENT_DONE)
+CONTROL_KINDS = (protocol.EVENT_READY, protocol.EVENT_ERROR, protocol.EVENT_DONE, protocol.EVENT_PREPARING)
 MAX_CONTROL_BYTES = 256 * 1024
 
 

@@ -72,7 +72,12 @@ class Lifecycle:
                         state.last_seen = time.monotonic() + GO_DELAY
                 log.info("Run %s running: go at %.3f on %s slot(s).", run.pk, go_at, len(slots))
             return
-        waited = (timezone.now() - run.dispatched_at).total_seconds() if run.dispatched_at else 0
+        if any(s.status == RunSlot.Status.PREPARING for s in slots):
+            return  # installing requirements: its own limit (SWARMDECK_PIP_TIMEOUT), on the slot
+        # The start timeout counts from dispatch, or from the last environment ready: install time is not import time.
+        since = max([run.dispatched_at, *(s.prepared_at for s in slots if s.prepared_at)], default=None) \
+            if run.dispatched_at else None
+        waited = (timezone.now() - since).total_seconds() if since else 0
         if waited > services.START_TIMEOUT:
             missing = [s for s in slots if s.status != RunSlot.Status.READY]
             claimed = {s.index for s in missing if self.redis.exists(protocol.claim_key(run.pk, s.index))}

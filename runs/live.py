@@ -110,7 +110,7 @@ def _queue_position(run: Run) -> int | None:
 def slot_rows(run_id: int) -> list[dict]:
     return [
         {"index": s.index, "host": s.host, "worker": s.worker, "status": s.status, "users": s.users, "cpu": s.cpu,
-         "requests": s.requests, "error": s.error}
+         "requests": s.requests, "error": s.error, "note": s.note}
         for s in RunSlot.objects.filter(run_id=run_id).order_by("index")
     ]
 

@@ -168,6 +168,7 @@ class Run(models.Model):
 class RunSlot(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        PREPARING = "preparing", "Preparing"  # installing the bundle's requirements.txt
         READY = "ready", "Ready"
         RUNNING = "running", "Running"
         FINISHED = "finished", "Finished"
@@ -188,6 +189,8 @@ class RunSlot(models.Model):
     last_seen = models.DateTimeField(null=True, blank=True)
     got_final = models.BooleanField(default=False)
     error = models.TextField(blank=True)
+    note = models.CharField(max_length=500, blank=True, help_text="While preparing: pip's latest line")
+    prepared_at = models.DateTimeField(null=True, blank=True, help_text="Its environment was ready (requirements)")
 
     class Meta:
         ordering = ["index"]

@@ -96,12 +96,17 @@ def analyze(sources: dict[str, str], entry: str = ENTRY_POINT) -> dict[str, Any]
     if entry not in trees:
         raise LocustfileError(f"The bundle has no {entry}.", path=entry)
     try:
-        return _Analyzer(trees, entry).run()
+        findings = _Analyzer(trees, entry).run()
     except (RecursionError, MemoryError):
         raise LocustfileError(
             "The code is nested or chained too deeply to analyse; simplify the deepest class hierarchy or expression.",
             path=entry,
         ) from None
+    if "requirements.txt" in sources:  # checked when the bundle was read (workers.bundle)
+        from workers.requirements import parse
+
+        findings["requirements"] = list(parse(sources["requirements.txt"]).lines)
+    return findings
 
 
 def _parse(path: str, text: str) -> ast.Module:

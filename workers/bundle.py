@@ -52,6 +52,10 @@ _PACK_LEVEL = 9
 _DAMAGED = "The locustfile bundle arrived damaged (its sha256 does not match the stored version)."
 
 
+# Packages a locustfile needs, pip's format, at the bundle's root: installed per slot (workers.venvs).
+REQUIREMENTS = "requirements.txt"
+
+
 class BundleError(Exception):
     """A rejected bundle. `message` is shown to the user as is; `path` names the offending member, if any."""
 
@@ -242,11 +246,28 @@ def _read_zip(name: str, data: bytes, *, normalize: bool) -> Bundle:
     sources = {path: _decode_python(path, content) for path, content in files.items() if path.endswith(".py")}
     if not sources[ENTRY_POINT].strip():
         raise BundleError(f"{ENTRY_POINT} in {name} is empty; there is no code in it.", path=ENTRY_POINT)
+    if REQUIREMENTS in files:
+        sources[REQUIREMENTS] = _requirements_text(name, files[REQUIREMENTS])
     ignored = tuple(member.path for member in members if member.ignored)
     content = data
     if normalize and (commented or not _holds_exactly(infos, files)):
         content = _repack(name, files)
     return Bundle(kind="zip", files=files, sources=sources, ignored=ignored, content=content)
+
+
+def _requirements_text(name: str, data: bytes) -> str:
+    """requirements.txt at the bundle's root, checked by the same rules as on the worker."""
+    from workers import requirements  # packaging: only bundles that have one pay for it
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BundleError(f"{REQUIREMENTS} in {name} is not UTF-8 text.", path=REQUIREMENTS) from None
+    try:
+        requirements.parse(text)
+    except requirements.RequirementsRefused as refused:
+        raise BundleError(str(refused), path=REQUIREMENTS) from None
+    return text
 
 
 def _check_members(name: str, infos: list[zipfile.ZipInfo]) -> list[_Member]:

@@ -177,13 +177,17 @@ class Command:
     cwd: str
 
 
-def _boot_argv(limits: Limits, modules_root: str, uid: int | None) -> list[str]:
+def _boot_argv(limits: Limits, modules_root: str, uid: int | None, python: Path | None = None) -> list[str]:
     boot = {"limits": limits.to_json(), "uid": uid}
-    return [sys.executable, "-I", "-u", "-B", "-c", BOOT, modules_root, json.dumps(boot)]
+    return [str(python or sys.executable), "-I", "-u", "-B", "-c", BOOT, modules_root, json.dumps(boot)]
 
 
-def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = None) -> Command:
+def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = None,
+          venv: Path | None = None) -> Command:
     """The command that starts `workers.pool` for a slot whose bundle is in run_dir.
+
+    With `venv` (the bundle's requirements, workers.venvs) the pool runs that environment's
+    Python, which sees its packages and, after them, Swarmdeck's; it is bound read-only.
 
     As root, bubblewrap sets up the namespaces with root's rights (it can bind a runtime under
     /root) and the pool's first lines drop to `uid` before any user code runs. Otherwise
@@ -193,7 +197,8 @@ def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = No
     if not isolated:
         unconfined = Limits(**{**limits.__dict__, "absolute_processes": False})
         env = pool_env({"HOME": str(run_dir), "TMPDIR": str(run_dir)})
-        return Command(argv=_boot_argv(unconfined, modules_root, None), env=env, cwd=str(run_dir))
+        python = venv / "bin" / "python" if venv else None
+        return Command(argv=_boot_argv(unconfined, modules_root, None, python), env=env, cwd=str(run_dir))
     args = [bwrap_binary() or "bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--hostname", "swarmdeck-pool"]
     if uid is not None:
@@ -204,7 +209,7 @@ def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = No
     args += ["--perms", "1777", "--size", str(limits.tmp_mb * MIB), "--tmpfs", "/tmp"]
     args += _system_binds()
     made: set[Path] = set()
-    for path in _runtime_paths():
+    for path in [*_runtime_paths(), *([venv.resolve()] if venv else [])]:
         # Parents as plain 0755 directories: bubblewrap would copy a host mode such as /root's 0700.
         for parent in reversed(path.parents[:-1]):
             if parent not in made and parent != Path("/tmp"):
@@ -217,7 +222,7 @@ def build(run_dir: Path, limits: Limits, *, isolated: bool, uid: int | None = No
     env = pool_env()
     for key, value in env.items():
         args += ["--setenv", key, value]
-    args += ["--", *_boot_argv(limits, modules_root, uid)]
+    args += ["--", *_boot_argv(limits, modules_root, uid, venv / "bin" / "python" if venv else None)]
     return Command(argv=args, env=env, cwd="/")
 
 

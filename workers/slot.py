@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import logging
 import os
 import queue
@@ -34,7 +35,7 @@ from pathlib import Path
 import msgpack
 import redis as redis_lib
 
-from workers import bundle, frames, logs, protocol, sandbox
+from workers import bundle, frames, logs, preparing, protocol, sandbox
 from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
@@ -183,11 +184,11 @@ class PoolProcess:
     """`python -m workers.pool` in its sandbox (workers.sandbox), with framed stdin/stdout."""
 
     def __init__(self, run_dir: Path, limits: Limits, isolation: sandbox.Isolation, uid: int | None = None,
-                 on_record=None):
+                 on_record=None, venv: Path | None = None):
         self.limits = limits
         self.on_record = on_record  # each stderr line as a log record (workers.logs), for the Logs tab
         self.isolated = isolation.isolated
-        command = sandbox.build(run_dir, limits, isolated=self.isolated, uid=uid)
+        command = sandbox.build(run_dir, limits, isolated=self.isolated, uid=uid, venv=venv)
         self.proc = sandbox.start(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.pid = self.proc.pid
         self.usage = sandbox.Usage()
@@ -321,6 +322,7 @@ class Slot:
         self.control_seen = time.monotonic()
         self.logs = logs.Buffer()
         self.log_pump: logs.Pump | None = None
+        self.held = contextlib.ExitStack()  # the requirements' environment, in use until the pool is gone
 
     # -- events ----------------------------------------------------------------------------------
     def error(self, stage: str, message: str, detail: str = "") -> None:
@@ -412,6 +414,7 @@ class Slot:
                 self.pool.close()
                 if exit_code == -1 and self.pool.proc.returncode is not None:
                     exit_code = self.pool.proc.returncode
+            self.held.close()
             self.log_pump.stop()  # the pool's last lines go before done
             self.outbox.put_control(protocol.EVENT_DONE, {"exit_code": int(exit_code)})
             if self.tempdir is not None:
@@ -440,9 +443,14 @@ class Slot:
             self.error("claim", problem.message)
             return 1
         try:
+            venv = self.prepare(cwd)
+        except preparing.PrepareFailed as failed:
+            self.error("prepare", failed.message, failed.detail)
+            return 1
+        try:
             uid = self.sandbox_user.acquire().uid if isolation.isolated else None
             sandbox.prepare_run_dir(self.tempdir, uid)
-            self.pool = PoolProcess(cwd, self.limits, isolation, uid, on_record=self.logs.add)
+            self.pool = PoolProcess(cwd, self.limits, isolation, uid, on_record=self.logs.add, venv=venv)
         except (OSError, RuntimeError) as error:
             self.error("claim", f"Could not start the pool process: {error}.")
             return 1
@@ -579,6 +587,15 @@ class Slot:
         elif code == 0 and not self.final_seen and not self.error_sent:
             self.error("run", "The pool process ended without a final snapshot.", pool.tail())
         return code
+
+    def prepare(self, bundle_dir: Path) -> Path | None:
+        """The environment for the bundle's requirements.txt (None without one), built or reused."""
+        def say(line: str, done: bool = False) -> None:
+            self.refresh_lease()
+            self.outbox.put_control(protocol.EVENT_PREPARING, {"line": line[:500], "done": done})
+
+        environment = preparing.enter(bundle_dir, self.held, say, self.logs.event)
+        return environment.path if environment else None
 
     def stopped_by_limit(self, pool: PoolProcess) -> bool:
         """Kill the sandbox once it runs into one of its limits, and say which."""

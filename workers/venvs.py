@@ -1,8 +1,9 @@
 """One virtualenv per requirements digest on each worker, cached with a size cap and LRU eviction.
 
-An environment layers on Swarmdeck's own packages: a `.pth` file puts the worker's site-packages
-after the environment's own, and pip resolves under constraints pinning every base package, so
-locust and gevent stay the pinned ones. Builds happen once per digest per machine (a lock file),
+Only wheels are installed (`--only-binary :all:`): building an sdist would run the package's
+code on the worker, outside the sandbox. An environment layers on Swarmdeck's own packages: a
+`.pth` file puts the worker's site-packages after the environment's own, and pip resolves under
+constraints pinning every base package, so locust and gevent stay the pinned ones. Builds happen once per digest per machine (a lock file),
 in a temporary directory renamed into place when pip succeeded; a pool using an environment
 holds a shared lock on it, and eviction skips environments in use.
 """
@@ -86,8 +87,8 @@ def _pip(venv: Path, wanted: requirements.Requirements, timeout: float, on_line:
     (venv / "requirements.txt").write_text(wanted.text)
     (venv / "constraints.txt").write_text("\n".join(requirements.base_pins()) + "\n")
     argv = [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
-            "--progress-bar", "off", "--no-warn-script-location", "-c", str(venv / "constraints.txt"),
-            "-r", str(venv / "requirements.txt")]
+            "--progress-bar", "off", "--no-warn-script-location", "--only-binary", ":all:",
+            "-c", str(venv / "constraints.txt"), "-r", str(venv / "requirements.txt")]
     tail: deque[str] = deque(maxlen=PIP_TAIL)
     deadline = time.monotonic() + timeout
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -117,6 +118,9 @@ def _explain(tail: list[str], venv: Path) -> str:
     """pip's own error, from its first ERROR line on, without its advice and our scratch paths."""
     first = next((i for i, line in enumerate(tail) if line.startswith("ERROR")), max(0, len(tail) - 5))
     kept = [line for line in tail[first:] if not re.match(r"(to fix this|\d\. )", line.strip().lower())]
+    if any("No matching distribution" in line for line in kept):
+        kept.append("Swarmdeck installs wheels only (building a package from source would run its code on the "
+                    "worker): pick a version the index has a wheel of, or ask for one.")
     if any("(constraint)" in line for line in kept):
         kept.append("Swarmdeck keeps its own packages (locust, gevent and theirs) at their installed versions: "
                     "a requirement that needs another version of one cannot be installed.")

@@ -288,8 +288,9 @@
       const error = !s.error ? "" : more.length
         ? '<details class="slot-error"><summary class="small">' + esc(first) + '</summary><pre class="small traceback">' + esc(more.join("\n")) + "</pre></details>"
         : '<br><small class="muted">' + esc(first) + "</small>";
+      const note = s.status === "preparing" && s.note ? '<br><small class="muted slot-note">' + esc(s.note) + "</small>" : "";
       return "<tr><td>" + s.index + "</td><td>" + esc(s.host || "—") + '</td><td><span class="badge slot-' + esc(s.status) + '">' +
-        esc(s.status) + "</span>" + error +
+        esc(s.status) + "</span>" + note + error +
         '</td><td class="num">' + int(s.users) + '</td><td class="num' + (hot ? " bad" : "") + '">' +
         (s.cpu == null ? "—" : Math.round(s.cpu) + "%") + '</td><td class="num">' + int(s.requests) + "</td></tr>";
     }).join("");
