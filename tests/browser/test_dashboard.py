@@ -91,6 +91,23 @@ def wait_state(page, condition: str, timeout=60_000):
                            f"return s && ({condition}); }})()", timeout=timeout)
 
 
+def new_scenario(page, stack, target, locustfile: Path, content: str, project: str, name: str) -> None:
+    """Log in as the admin `make run` printed, create a project and a scenario with this locustfile."""
+    page.goto(stack["url"] + "/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", stack["password"])
+    page.click("button[type=submit]")
+    page.get_by_role("button", name="New project", exact=True).click()
+    page.fill("input[name=name]", project)
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_role("button", name="New scenario", exact=True).click()
+    locustfile.write_text(content)
+    page.fill("input[name=name]", name)
+    page.set_input_files("input[name=locustfile]", str(locustfile))
+    page.fill("input[name=default_host]", target.url)
+    page.get_by_role("button", name="Create scenario").click()
+
+
 def start_run(page, base, scenario_url, users, duration, slots):
     page.goto(scenario_url)
     page.get_by_role("button", name="Start run").first.click()  # a link styled as a button
@@ -108,20 +125,7 @@ def test_a_person_runs_watches_stops_downloads_and_compares(page, stack, target,
     slots = 2 if (os.cpu_count() or 1) >= 2 else 1
 
     # Log in with the password `make run` printed, create a project and a scenario.
-    page.goto(base + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", stack["password"])
-    page.click("button[type=submit]")
-    page.get_by_role("button", name="New project", exact=True).click()
-    page.fill("input[name=name]", "Shop")
-    page.get_by_role("button", name="Create project").click()
-    page.get_by_role("button", name="New scenario", exact=True).click()
-    locustfile = tmp_path / "shop.py"
-    locustfile.write_text(LOCUSTFILE)
-    page.fill("input[name=name]", "Storefront")
-    page.set_input_files("input[name=locustfile]", str(locustfile))
-    page.fill("input[name=default_host]", target.url)
-    page.get_by_role("button", name="Create scenario").click()
+    new_scenario(page, stack, target, tmp_path / "shop.py", LOCUSTFILE, project="Shop", name="Storefront")
     expect(page.get_by_text("Shopper").first).to_be_visible()
     scenario_url = page.url
     shot(page, "01-scenario")
@@ -231,20 +235,7 @@ class Talker(FastHttpUser):
 
 def test_a_person_watches_what_the_locustfile_prints_live_and_downloads_it(page, stack, target, tmp_path):
     base = stack["url"]
-    page.goto(base + "/")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", stack["password"])
-    page.click("button[type=submit]")
-    page.get_by_role("button", name="New project", exact=True).click()
-    page.fill("input[name=name]", "Logs")
-    page.get_by_role("button", name="Create project").click()
-    page.get_by_role("button", name="New scenario", exact=True).click()
-    locustfile = tmp_path / "chatty.py"
-    locustfile.write_text(CHATTY)
-    page.fill("input[name=name]", "Chatty")
-    page.set_input_files("input[name=locustfile]", str(locustfile))
-    page.fill("input[name=default_host]", target.url)
-    page.get_by_role("button", name="Create scenario").click()
+    new_scenario(page, stack, target, tmp_path / "chatty.py", CHATTY, project="Logs", name="Chatty")
     expect(page.get_by_text("Talker").first).to_be_visible()
     run_id = start_run(page, base, page.url, users=1, duration="10m", slots=1)
 
