@@ -212,6 +212,9 @@ class RunTick(models.Model):
     p95_ms = models.FloatField(null=True)
     p99_ms = models.FloatField(null=True)
     endpoints = models.JSONField(default=dict)
+    # The run through this second (workers.stats.RunStats._cumulative_rows): one row per endpoint
+    # then Aggregated, for the history CSV. Empty in rows written before it was kept.
+    cumulative = models.JSONField(default=list)
 
     class Meta:
         ordering = ["tick"]

@@ -68,7 +68,7 @@ class Persistence:
         # A second is complete once every running slot reported it; one that went silent is
         # waited for TICK_GRACE seconds at most.
         up_to = None if final else max(int(elapsed) - TICK_GRACE, live.complete_tick())
-        ticks = live.stats.close_ticks(up_to)
+        ticks = live.stats.close_ticks(up_to, cumulative=True)
         # RPS over the time users ran, as the pools measured it (like Locust), not until this write.
         measured = max((s.elapsed for s in live.slots.values()), default=0.0)
         duration = max(measured if measured > 0 else elapsed, 1e-9)
@@ -91,7 +91,7 @@ class Persistence:
             RunTick.objects.bulk_create(
                 [RunTick(run_id=live.run_id, tick=t["tick"], users=t["users"], rps=t["rps"],
                          fails_per_s=t["fails_per_s"], p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"],
-                         endpoints=t["endpoints"]) for t in ticks],
+                         endpoints=t["endpoints"], cumulative=t["cumulative"]) for t in ticks],
                 ignore_conflicts=True,
             )
         if live.stats.errors_overflowed and not live.errors_capped:

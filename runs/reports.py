@@ -11,12 +11,14 @@ StatsCSVFileWriter), so existing tooling keeps working:
 
 - ``<prefix>_stats.csv``: one row per endpoint sorted by name, then "Aggregated" (empty Type).
   Median and percentiles are whole milliseconds as in Locust; "N/A" when nothing was timed.
-- ``<prefix>_stats_history.csv``: one "Aggregated" row per second of the run (Locust without
-  ``--csv-full-history``). Timestamp is the go time plus the tick, in epoch seconds. Swarmdeck
-  keeps the 50/95/99th percentiles of each second: the other percentile columns are "N/A".
-  Locust writes cumulative percentiles there; these are per second, like its charts. Total
-  request and failure counts are summed from the ticks; the other "Total ..." columns are not
-  kept per second and are "N/A".
+- ``<prefix>_stats_history.csv``: per second of the run, one row per endpoint sorted by name,
+  then "Aggregated" (Locust's ``--csv-full-history``). Timestamp is the go time plus the tick,
+  in epoch seconds. Requests/s and Failures/s are that second's counts (Locust averages its
+  last ~10 s); the percentile and "Total ..." columns are the run's cumulative figures through
+  that second, as Locust writes them (RunTick.cumulative, kept by the collector each second).
+  An endpoint appears from its first request on; "N/A" only where Locust writes it (no request
+  yet). Seconds recorded before cumulative figures were kept have an Aggregated row only, with
+  that second's 50/95/99th percentiles and "N/A" in the columns it did not keep.
 - ``<prefix>_failures.csv``: Swarmdeck does not record when a failure was first and last seen:
   those columns are empty, as Locust writes them when it has no time.
 - ``<prefix>_exceptions.csv``: "Nodes" is empty: exceptions are merged over all slots.
@@ -160,16 +162,20 @@ def stats_csv(run: Run) -> str:
 
 
 def _ticks(run: Run, with_endpoints: bool = False) -> list[dict]:
-    fields = ["tick", *SERIES_KEYS] + (["endpoints"] if with_endpoints else [])
+    fields = ["tick", *SERIES_KEYS] + (["endpoints", "cumulative"] if with_endpoints else [])
     return list(RunTick.objects.filter(run=run).order_by("tick").values(*fields))
 
 
 def stats_history_csv(run: Run) -> str:
-    """`_stats_history.csv`: one Aggregated row per second since go, with running request and failure counts."""
-    ticks = _ticks(run)
+    """`_stats_history.csv`: per second since go, one row per endpoint then Aggregated (Locust's
+    `--csv-full-history`), from each tick's cumulative figures; an Aggregated row only for ticks without them."""
+    ticks = _ticks(run, with_endpoints=True)
     start = int(run.started_at.timestamp()) if run.started_at else 0
     rows, requests, failures = [], 0, 0
     for tick in ticks:
+        if tick["cumulative"]:
+            rows.extend(_history_rows(start + tick["tick"], tick))
+            continue
         # A tick is one second, so its rate is its count.
         requests += int(round(tick["rps"] or 0))
         failures += int(round(tick["fails_per_s"] or 0))
@@ -178,6 +184,22 @@ def stats_history_csv(run: Run) -> str:
         rows.append([start + tick["tick"], tick["users"], "", AGGREGATED, f"{tick['rps'] or 0:2f}",
                      f"{tick['fails_per_s'] or 0:2f}", *percentiles, requests, failures, NA, NA, NA, NA, NA])
     return _to_csv(STATS_HISTORY_COLUMNS, rows)
+
+
+def _history_rows(timestamp: int, tick: dict) -> list[list]:
+    """One second's rows: that second's rates, the cumulative percentiles and totals (RunTick.cumulative)."""
+    rows = []
+    for method, name, count, failed, mean, low, high, size, *values in tick["cumulative"]:
+        current = tick if name == AGGREGATED and not method else (tick["endpoints"] or {}).get(f"{method} {name}", {})
+        timed = count and values[0] is not None
+        rows.append([
+            timestamp, tick["users"], method, name, f"{current.get('rps') or 0:2f}",
+            f"{current.get('fails_per_s') or 0:2f}",
+            *([_whole_ms(value) for value in values] if count else [NA] * len(values)),
+            count, failed, _whole_ms(values[0]) if timed else 0, float(mean or 0), low or 0, high or 0,
+            float(size or 0),
+        ])
+    return rows
 
 
 def failures_csv(run: Run) -> str:

@@ -76,6 +76,14 @@ def _bucket_values() -> np.ndarray:
     return low + ((1 << shift) - 1) / 2  # midpoint of the integers low .. low + width - 1 (exact below 256)
 
 
+def _bucket_edges() -> tuple[np.ndarray, np.ndarray]:
+    index = np.arange(NUM_BUCKETS, dtype=np.int64)
+    shift = np.maximum((index >> SUB_BUCKET_BITS) - 1, 0)
+    low = (index - (shift << SUB_BUCKET_BITS)) << shift
+    return low, low + (1 << shift) - 1
+
+
+_bucket_low, _bucket_high = _bucket_edges()  # the smallest and largest µs of each bucket
 bucket_values: np.ndarray = _bucket_values()
 """Representative µs of each bucket (float64): the value itself below 256 µs, else the midpoint."""
 bucket_values.setflags(write=False)
@@ -491,15 +499,22 @@ class RunStats:
             tick.compact()
 
     # -- time series ---------------------------------------------------------------------------
-    def close_ticks(self, up_to_tick: int | None = None) -> list[dict]:
+    def close_ticks(self, up_to_tick: int | None = None, *, cumulative: bool = False) -> list[dict]:
         """Hand out every open tick <= up_to_tick (all of them when None), in order.
 
         The collector passes "seconds since go minus a grace", so a slot whose delta arrives
         a little late still lands in its own second. A snapshot for a tick already handed out
-        counts in the totals only (`late_snapshots`).
+        counts in the totals only (`late_snapshots`), and in the cumulative figures of the
+        next second handed out.
+
+        With `cumulative`, each tick also gets "cumulative": the run's figures through that
+        second (`_cumulative_rows`), what Locust's `--csv-full-history` writes every second.
         """
         ready = sorted(t for t in self._ticks if up_to_tick is None or t <= up_to_tick)
-        closed = [self._close_tick(number, self._ticks.pop(number)) for number in ready]
+        parts = [self._ticks.pop(number) for number in ready]
+        closed = [self._close_tick(number, tick) for number, tick in zip(ready, parts)]
+        if cumulative and closed:
+            self._add_cumulative(closed, parts)
         through = up_to_tick if up_to_tick is not None else (ready[-1] if ready else self.closed_through)
         self.closed_through = max(self.closed_through, through)
         return closed
@@ -530,6 +545,67 @@ class RunStats:
                                      [overall_values[q] for q in TICK_PERCENTILES])
         return {"tick": number, "users": sum(users for _, users in tick.users.values()), **figures,
                 "endpoints": endpoints}
+
+    def _add_cumulative(self, closed: list[dict], parts: list[_Tick]) -> None:
+        """Everything merged, minus the seconds still open, is the run through the newest closed
+        second; minus that second, through the one before; and so on. Sums and histograms
+        subtract exactly; min and max do not, so they come from the edges of the lowest and
+        highest bucket, kept inside the run's exact min and max (exact for the last second)."""
+        used = len(self._names)
+        flat = np.flatnonzero(self._hist_flat[: used * NUM_BUCKETS])
+        counts = self._hist_flat[flat].astype(np.int64)
+        sums = self._scalars[:used, _SUMS].copy()
+
+        def subtract(tick: _Tick) -> None:
+            tick.compact()
+            if tick.flat and len(tick.flat[0]):
+                np.subtract.at(counts, np.searchsorted(flat, tick.flat[0]), tick.counts[0].astype(np.int64))
+            if tick.rows and len(tick.rows[0]):
+                np.subtract.at(sums, tick.rows[0], tick.scalars[0][:, _SUMS])
+
+        for tick in self._ticks.values():   # later seconds, still open
+            subtract(tick)
+        for figures, tick in zip(reversed(closed), reversed(parts)):
+            figures["cumulative"] = self._cumulative_rows(flat, counts, sums)
+            subtract(tick)
+
+    def _cumulative_rows(self, flat: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> list[list]:
+        """[method, name, requests, failures, mean_ms, min_ms, max_ms, avg_size, p50 .. p100 (ms)] per
+        endpoint with requests, sorted by (name, method) like the totals, then Aggregated (method "")."""
+        present = counts > 0
+        flat, counts = flat[present], counts[present]
+        rows, values = sparse_percentiles(flat, counts, PERCENTILES)
+        timed: dict[int, tuple] = {}
+        if len(rows):
+            first = np.searchsorted(flat, rows * NUM_BUCKETS)
+            last = np.searchsorted(flat, (rows + 1) * NUM_BUCKETS) - 1
+            mins = np.maximum(_bucket_low[flat[first] % NUM_BUCKETS], self._scalars[rows, _MIN]).astype(float)
+            maxs = np.minimum(_bucket_high[flat[last] % NUM_BUCKETS], self._scalars[rows, _MAX]).astype(float)
+            values = _clamp(values, PERCENTILES, mins, maxs)
+            per_row = np.add.reduceat(counts, np.searchsorted(flat, rows * NUM_BUCKETS))
+            timed = {row: (int(n), low, high, list(v))
+                     for row, n, low, high, v in zip(rows.tolist(), per_row.tolist(), mins.tolist(), maxs.tolist(),
+                                                     values.tolist())}
+
+        def row_of(method, name, count, failures, total_us, size, entry) -> list:
+            n, low, high, values_us = entry if entry else (0, None, None, [None] * len(PERCENTILES))
+            return [method, name, count, failures, total_us / n / 1000 if n else None, _ms(low), _ms(high),
+                    size / count if count else 0.0, *map(_ms, values_us)]
+
+        used = [r for r in range(len(self._names)) if sums[r, 0] > 0]
+        used.sort(key=lambda r: (self._names[r][1], self._names[r][0]))
+        result = [row_of(*self._names[r], *sums[r].tolist(), timed.get(r)) for r in used]
+        aggregate = None
+        if timed:
+            hist = np.zeros(NUM_BUCKETS, dtype=np.uint64)
+            np.add.at(hist, flat % NUM_BUCKETS, counts.astype(np.uint64))
+            low = min(entry[1] for entry in timed.values())
+            high = max(entry[2] for entry in timed.values())
+            overall = percentiles(hist, PERCENTILES, min_us=low, max_us=high)
+            aggregate = (int(hist.sum()), low, high, [overall[q] for q in PERCENTILES])
+        total = sums[used].sum(axis=0).tolist() if used else [0, 0, 0, 0]
+        result.append(row_of("", AGGREGATE_NAME, *total, aggregate))
+        return result
 
     @staticmethod
     def _tick_figures(count: int, failures: int, values_us: list | None) -> dict:

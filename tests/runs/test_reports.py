@@ -76,7 +76,7 @@ def record_statistics(run: Run, *, boom_name="/boom", boom_error="HTTPError('500
             delta = recorder.take_delta(run=run.pk, slot=slot, seq=tick + 1, tick=tick, elapsed=tick + 1.0,
                                         users=USERS_PER_SLOT, cpu=95.0)
             assert stats.apply(wire.decode(wire.encode(delta)))
-    ticks = stats.close_ticks(None)
+    ticks = stats.close_ticks(None, cumulative=True)
     totals = stats.totals(float(SECONDS))
     aggregate = totals[-1]
     started = timezone.now().replace(microsecond=0) - timedelta(seconds=60)
@@ -99,7 +99,8 @@ def record_statistics(run: Run, *, boom_name="/boom", boom_error="HTTPError('500
                                requests=TOTAL_REQUESTS // SLOTS, got_final=True)
     RunTick.objects.bulk_create([
         RunTick(run=run, tick=t["tick"], users=t["users"], rps=t["rps"], fails_per_s=t["fails_per_s"],
-                p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"], endpoints=t["endpoints"])
+                p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"], endpoints=t["endpoints"],
+                cumulative=t["cumulative"])
         for t in ticks])
     run.refresh_from_db()
 
@@ -186,26 +187,104 @@ def test_it_downloads_locusts_stats_csv_with_the_runs_totals(client, alice, run,
             str(round(total[key])) for _, key in reports.PERCENTILE_COLUMNS]
 
 
-def test_it_downloads_one_history_row_per_second_with_running_counts(client, alice, run, locust_columns):
+def test_it_downloads_per_endpoint_history_rows_per_second_with_cumulative_figures(client, alice, run,
+                                                                                    locust_columns):
+    """Like Locust's --csv-full-history: each second, one row per endpoint sorted by name, then Aggregated;
+    Requests/s and Failures/s of that second, percentiles and Total columns of the run through that second."""
     client.force_login(alice)
     header, rows = csv_rows(client, "runs-report-stats-history", run)
     assert header == locust_columns["stats_history"]
-    ticks = list(run.ticks.order_by("tick"))
-    assert len(rows) == len(ticks) == SECONDS
-    per_second = SLOTS * (OK_PER_SECOND + CART_PER_SECOND + BOOM_PER_SECOND)
+    names = [("POST", "/cart"), ("GET", "/boom"), ("GET", "/ok"), ("", "Aggregated")]
+    names.sort(key=lambda n: (n[1], n[0]) if n[1] != "Aggregated" else ("\uffff", ""))
+    assert len(rows) == SECONDS * len(names)
     start = int(run.started_at.timestamp())
-    for second, (row, tick) in enumerate(zip(rows, ticks)):
-        assert int(row["Timestamp"]) == start + second
-        assert row["User Count"] == str(SLOTS * USERS_PER_SLOT)
-        assert (row["Type"], row["Name"]) == ("", "Aggregated")
-        assert float(row["Requests/s"]) == per_second
-        assert float(row["Failures/s"]) == SLOTS * BOOM_PER_SECOND
-        assert int(row["50%"]) == round(tick.p50_ms) and int(row["95%"]) == round(tick.p95_ms)
-        assert int(row["99%"]) == round(tick.p99_ms)
-        assert row["66%"] == row["99.9%"] == row["Total Median Response Time"] == "N/A"
-        assert int(row["Total Request Count"]) == per_second * (second + 1)
-        assert int(row["Total Failure Count"]) == SLOTS * BOOM_PER_SECOND * (second + 1)
-    assert rows[-1]["Total Request Count"] == str(run.total_requests)
+    per_second = {("GET", "/ok"): OK_PER_SECOND, ("POST", "/cart"): CART_PER_SECOND, ("GET", "/boom"): BOOM_PER_SECOND}
+    per_second[("", "Aggregated")] = sum(per_second.values())
+    for second in range(SECONDS):
+        block = rows[second * len(names):(second + 1) * len(names)]
+        assert [(r["Type"], r["Name"]) for r in block] == names
+        for row in block:
+            name = (row["Type"], row["Name"])
+            assert int(row["Timestamp"]) == start + second and row["User Count"] == str(SLOTS * USERS_PER_SLOT)
+            assert float(row["Requests/s"]) == SLOTS * per_second[name]
+            failing = name in (("GET", "/boom"), ("", "Aggregated"))
+            assert float(row["Failures/s"]) == (SLOTS * BOOM_PER_SECOND if failing else 0)
+            assert int(row["Total Request Count"]) == SLOTS * per_second[name] * (second + 1)
+            assert int(row["Total Failure Count"]) == (SLOTS * BOOM_PER_SECOND * (second + 1) if failing else 0)
+            assert NA not in row.values(), row
+    # The last second's cumulative figures are the run's totals, as in _stats.csv.
+    _, stats_rows = csv_rows(client, "runs-report-stats", run)
+    for row, total in zip(rows[-len(names):], stats_rows, strict=True):
+        assert (row["Type"], row["Name"]) == (total["Type"], total["Name"])
+        assert row["Total Request Count"] == total["Request Count"]
+        assert row["Total Median Response Time"] == total["Median Response Time"]
+        labels = reports.PERCENTILE_LABELS
+        assert [row[label] for label in labels] == [total[label] for label in labels]
+        for column in ("Average Response Time", "Min Response Time", "Max Response Time", "Average Content Size"):
+            assert float(row["Total " + column]) == pytest.approx(float(total[column]))
+    # Second 0 of /ok: 40 requests at 5.0 .. 15.5 ms (slot 1 is 1 ms slower).
+    first_ok = rows[names.index(("GET", "/ok"))]
+    assert (first_ok["Total Min Response Time"], first_ok["Total Max Response Time"]) == ("5.0", "15.5")
+
+
+NA = reports.NA
+
+
+def test_its_history_rows_mean_what_locusts_full_history_rows_mean(client, alice, run, locust_columns, tmp_path):
+    """Locust itself, fed the same requests, writes --csv-full-history rows: the same rows in the same order, and
+    the same figures where both count the same thing (within a millisecond: Locust rounds each response time,
+    Swarmdeck keeps a 0.4 % histogram); N/A in neither.
+
+    Its percentile columns with --csv-full-history are those of a ~10 s window (0 until it has one), so Locust
+    writes them here as it does without that option and in _stats.csv: cumulative, which is what Swarmdeck
+    writes (the issue asks for cumulative percentiles)."""
+    requests = []
+    for _tick in range(SECONDS):
+        for slot in range(SLOTS):
+            requests += [["GET", "/ok", 5.0 + i * 0.5 + slot, 100, None] for i in range(OK_PER_SECOND)]
+            requests += [["POST", "/cart", 40.0 + i, 2000, None] for i in range(CART_PER_SECOND)]
+            requests.append(["GET", "/boom", 120.0, 0, "HTTPError('500 Server Error')"])
+    (tmp_path / "requests.json").write_text(json.dumps(requests))
+    code = (
+        "import csv, io, json, os, sys, time\n"
+        "from locust.env import Environment\n"
+        "from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter\n"
+        "env = Environment()\n"
+        "for method, name, ms, size, error in json.load(open(sys.argv[1])):\n"
+        "    env.stats.log_request(method, name, ms, size)\n"
+        "    if error: env.stats.log_error(method, name, error)\n"
+        "for entry in [*env.stats.entries.values(), env.stats.total]: entry.use_response_times_cache = False\n"
+        "w = StatsCSVFileWriter(env, PERCENTILES_TO_REPORT, os.path.join(os.path.dirname(sys.argv[1]), 'x'),\n"
+        "                       full_history=True)\n"
+        "out = io.StringIO(); writer = csv.writer(out)\n"
+        "writer.writerow(w.stats_history_csv_columns); w._stats_history_data_rows(writer, time.time())\n"
+        "w.close_files(); print(json.dumps(out.getvalue()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "requests.json")], cwd=BASE_DIR,
+                            capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"})
+    assert result.returncode == 0, result.stderr
+    theirs = list(csv.DictReader(io.StringIO(json.loads(result.stdout.strip().splitlines()[-1]))))
+    client.force_login(alice)
+    _, rows = csv_rows(client, "runs-report-stats-history", run)
+    ours = rows[-len(theirs):]   # the last second: the whole run, as Locust's rows at the end
+    assert [(r["Type"], r["Name"]) for r in ours] == [(r["Type"], r["Name"]) for r in theirs]
+    for mine, locust in zip(ours, theirs, strict=True):
+        assert [column for column, value in mine.items() if value == NA] == \
+               [column for column, value in locust.items() if value == NA] == []
+        for column in ("Total Request Count", "Total Failure Count"):
+            assert mine[column] == locust[column]
+        for column in [*reports.PERCENTILE_LABELS, "Total Median Response Time", "Total Min Response Time",
+                       "Total Max Response Time", "Total Average Response Time", "Total Average Content Size"]:
+            assert float(mine[column]) == pytest.approx(float(locust[column]), abs=1.0), (mine["Name"], column)
+
+
+def test_it_keeps_the_aggregated_only_history_of_ticks_recorded_before_cumulative_figures(client, alice, run):
+    RunTick.objects.filter(run=run).update(cumulative=[])
+    client.force_login(alice)
+    _, rows = csv_rows(client, "runs-report-stats-history", run)
+    assert [(r["Type"], r["Name"]) for r in rows] == [("", "Aggregated")] * SECONDS
+    assert int(rows[-1]["Total Request Count"]) == TOTAL_REQUESTS
 
 
 def test_it_downloads_failures_and_exceptions_with_locusts_columns(client, alice, run, locust_columns):

@@ -387,3 +387,44 @@ def test_it_compacts_a_tick_fed_by_many_slots_without_changing_it():
             whole.record("GET", "/a", ms, 0, None)
     few.apply(snapshot(whole, 0, 1, tick=0, users=80))
     assert many.close_ticks(0) == few.close_ticks(0)
+
+
+def test_it_hands_out_each_seconds_cumulative_figures_through_that_second():
+    """What `_stats_history.csv` writes per second (Locust's --csv-full-history): per endpoint and
+    Aggregated, everything up to and including that second, not what arrived later."""
+    stats = RunStats()
+    stats.apply(deltas_for(0, 0, [0.1] * 10, users=1, seq=1, failures=2))        # /a: 10 x 100 µs
+    stats.apply(deltas_for(0, 1, [0.2] * 10, users=1, seq=2, name="/b"))        # /b: 10 x 200 µs
+    stats.apply(deltas_for(0, 2, [0.05] * 30, users=1, seq=3))                  # /a later: 30 x 50 µs
+    stats.apply(deltas_for(0, 3, [0.25] * 5, users=1, seq=4, name="/b"))        # still open after the close
+    ticks = stats.close_ticks(2, cumulative=True)
+    rows = {t["tick"]: {(r[0], r[1]): r for r in t["cumulative"]} for t in ticks}
+    # [method, name, requests, failures, mean_ms, min_ms, max_ms, avg_size, p50 .. p100]
+    assert list(rows[0]) == [("GET", "/a"), ("", "Aggregated")]
+    assert rows[0][("GET", "/a")][:8] == ["GET", "/a", 10, 2, 0.1, 0.1, 0.1, 0.0]
+    assert rows[0][("", "Aggregated")][2:4] == [10, 2]
+    assert list(rows[1]) == [("GET", "/a"), ("GET", "/b"), ("", "Aggregated")]
+    aggregated = rows[1][("", "Aggregated")]
+    assert aggregated[2:7] == [20, 2, pytest.approx(0.15), 0.1, 0.2]
+    assert aggregated[8] == 0.2 and aggregated[-1] == 0.2     # median: rank int(20 * .5) = 10 -> 200 µs; max
+    third = rows[2][("GET", "/a")]
+    assert third[2:7] == [40, 2, pytest.approx((10 * 0.1 + 30 * 0.05) / 40), 0.05, 0.1]
+    assert third[8:] == [0.05, 0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]  # ranks 20, 26, 30, ... of 40
+    assert rows[2][("", "Aggregated")][2] == 50                  # the open second 3 is not in it
+    assert "cumulative" not in stats.close_ticks(None)[0]        # only when asked for
+    final = stats.close_ticks(None, cumulative=True)
+    assert final == []
+
+
+def test_it_ends_the_cumulative_figures_on_the_runs_totals():
+    stats = RunStats()
+    rng = np.random.default_rng(11)
+    for second in range(4):
+        stats.apply(deltas_for(0, second, rng.exponential(20, 50).tolist(), users=3, seq=second + 1, failures=1))
+    last = stats.close_ticks(None, cumulative=True)[-1]["cumulative"]
+    totals = stats.totals(4.0)
+    for row, total in zip(last, totals, strict=True):
+        assert row[:8] == [total["method"], total["name"], total["requests"], total["failures"],
+                           pytest.approx(total["mean_ms"]), total["min_ms"], total["max_ms"], total["avg_size"]]
+        assert row[8:] == [total[key] for key in ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "p99.9",
+                                                  "p99.99", "p100")]
