@@ -5,7 +5,8 @@ from django.urls import reverse
 from runs import reporting, reports
 from runs.models import Run
 from scenarios import options as locust_options
-from scenarios.models import LocustfileVersion, Project, Scenario
+from scenarios.models import LocustfileVersion, Project, ProjectSecret, Scenario
+from scenarios.secrets import masker_for_run
 
 DEFAULT_FIELDS = ("default_host", "default_users", "default_spawn_rate", "default_duration", "default_slots")
 
@@ -52,11 +53,24 @@ def scenario(request, scenario: Scenario) -> dict:
         "id": scenario.pk, "name": scenario.name, "description": scenario.description,
         "project": scenario.project.slug,
         **{name: getattr(scenario, name) for name in DEFAULT_FIELDS},
+        "environment": environment(scenario),
         "current_version": version(request, scenario.versions.select_related("uploaded_by").first()),
         "created_at": _iso(scenario.created_at), "updated_at": _iso(scenario.updated_at),
         "url": request.build_absolute_uri(scenario.get_absolute_url()),
         "runs": request.build_absolute_uri(reverse("api-scenario-runs", args=[scenario.pk])),
     }
+
+
+def environment(scenario: Scenario) -> dict:
+    """What a scenario's runs get as environment variables: its variables, and the project secrets it receives
+    (names only: a secret's value is never shown)."""
+    return {"variables": dict(scenario.env_vars or {}), "secrets": list(scenario.secret_names or [])}
+
+
+def secret(secret: ProjectSecret) -> dict:
+    """A project secret as the API shows it: its name and dates, never its value."""
+    return {"name": secret.name, "created_at": _iso(secret.created_at), "updated_at": _iso(secret.updated_at),
+            "updated_by": secret.updated_by.username if secret.updated_by else None}
 
 
 def verdict(run: Run):
@@ -84,7 +98,7 @@ def run(request, run: Run) -> dict:
         ("json", "api-run-report-json"), ("stats_csv", "api-run-stats-csv"),
         ("stats_history_csv", "api-run-stats-history-csv"), ("failures_csv", "api-run-failures-csv"),
         ("exceptions_csv", "api-run-exceptions-csv"), ("html", "api-run-report-html"))}
-    return {
+    return masker_for_run(run).data({
         "id": run.pk,
         "status": run.status,
         "terminal": run.status in Run.TERMINAL,
@@ -105,4 +119,4 @@ def run(request, run: Run) -> dict:
         "warnings": run.warnings or [],
         "url": request.build_absolute_uri(run.get_absolute_url()),
         "reports": downloads,
-    }
+    })

@@ -20,6 +20,7 @@ from django.utils import timezone
 from automation import safe_http
 from automation.models import Event, Webhook, WebhookAttempt, WebhookDelivery
 from runs.models import Run
+from scenarios.secrets import masker_for_run
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +100,8 @@ def run_payload(run: Run, event: str, criterion=None) -> dict:
     }
     if criterion is not None:
         payload["criterion"] = criterion
-    # Plain JSON types only, as it will be sent.
-    return json.loads(json.dumps(payload, default=_plain))
+    # Plain JSON types only, as it will be sent; the values of the run's secrets masked (a reason could quote one).
+    return masker_for_run(run).data(json.loads(json.dumps(payload, default=_plain)))
 
 
 def event_for_end(run: Run) -> str | None:

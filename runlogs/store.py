@@ -14,6 +14,7 @@ from django.db import transaction
 from runlogs.models import LogLine, SlotLog
 from runs.intake import Rejected
 from workers import logs
+from workers.envvars import Masker
 
 MAX_BATCH_BYTES = 512 * 1024
 MAX_BATCH_LINES = 1000
@@ -54,9 +55,13 @@ def _line(line) -> dict:
     return {"seq": seq, "t": float(t), "level": level, "logger": logger, "message": message.replace("\x00", "")}
 
 
-def store(run_id: int, slot: int, batch: dict) -> list[dict]:
-    """Save a checked batch; return the lines that are new (for the live page), with their slot."""
-    lines = batch["lines"]
+def store(run_id: int, slot: int, batch: dict, mask: Masker | None = None) -> list[dict]:
+    """Save a checked batch; return the lines that are new (for the live page), with their slot.
+
+    `mask`: the run's secrets (workers.envvars), replaced in every line before it is stored or pushed,
+    whatever the slot did.
+    """
+    lines = [mask.record(line) for line in batch["lines"]] if mask else batch["lines"]
     with transaction.atomic():
         state, _ = SlotLog.objects.select_for_update().get_or_create(run_id=run_id, slot=slot)
         new = [line for line in lines if line["seq"] > state.last_seq]

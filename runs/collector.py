@@ -26,6 +26,7 @@ from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import FAULTS, Persistence
 from runs.redis import client
+from scenarios.secrets import masker_for_run
 from workers import protocol
 from workers.stats import RunStats
 
@@ -127,10 +128,10 @@ class Collector:
         kind = intake.check_source(fields, slot, live.slots_requested, live.token)
         data = fields.get(b"data", b"")
         if kind == protocol.EVENT_SNAPSHOT:
-            self.on_snapshot(live, slot, entry_id, intake.snapshot(data, live.run_id, slot))
+            self.on_snapshot(live, slot, entry_id, live.masker.snapshot(intake.snapshot(data, live.run_id, slot)))
             return
         if kind == protocol.EVENT_LOG:
-            lines = run_logs.store(live.run_id, slot, run_logs.check(data))
+            lines = run_logs.store(live.run_id, slot, run_logs.check(data), mask=live.masker)
             if lines:
                 publish(live.run_id, {"type": "logs", "lines": lines})
         elif kind == protocol.EVENT_READY:
@@ -167,7 +168,7 @@ class Collector:
         live = self.live.get(run_id)
         if live is not None:
             return live
-        run = Run.objects.filter(pk=run_id).only("status", "stats_blob", "token", "params").first()
+        run = Run.objects.filter(pk=run_id).only("status", "stats_blob", "token", "params", "project_id").first()
         if run is None or run.status in Run.TERMINAL:
             return None
         stats = RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob else RunStats()
@@ -175,7 +176,8 @@ class Collector:
                                     merged=s.snapshots, final=s.got_final, lost=s.status == RunSlot.Status.LOST,
                                     done=s.status == RunSlot.Status.LOST)
                  for s in RunSlot.objects.filter(run_id=run_id)}
-        live = LiveRun(run_id=run_id, stats=stats, slots=slots, token=run.token, slots_requested=run.slots_requested)
+        live = LiveRun(run_id=run_id, stats=stats, slots=slots, token=run.token, slots_requested=run.slots_requested,
+                       masker=masker_for_run(run))  # the slot masked its secrets; so does the collector
         self.live[run_id] = live
         return live
 
@@ -253,8 +255,8 @@ class Collector:
 
     def on_error(self, live: LiveRun, slot: int, payload: dict) -> None:
         stage = payload.get("stage", "run")
-        message = str(payload.get("message") or "unknown error")
-        detail = str(payload.get("detail") or "")
+        message = live.masker.text(str(payload.get("message") or "unknown error"))
+        detail = live.masker.text(str(payload.get("detail") or ""))
         run = Run.objects.get(pk=live.run_id)
         host = RunSlot.objects.filter(run=run, index=slot).values_list("host", flat=True).first() or "?"
         log.warning("Run %s slot %s (%s) reported an error at %s: %s", run.pk, slot, host, stage, message)

@@ -66,6 +66,7 @@ milliseconds.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from datetime import UTC, timedelta
@@ -79,6 +80,7 @@ from django.utils.safestring import mark_safe
 
 from runs.models import Run, RunTick
 from scenarios.options import masked_params
+from scenarios.secrets import masker_for_run
 
 REPORT_FORMAT = "swarmdeck.run-report"
 REPORT_VERSION = 1
@@ -124,6 +126,16 @@ def html_filename(run: Run) -> str:
 
 # -- CSV -----------------------------------------------------------------------------------------
 
+def _masked(render):
+    """Whatever a report shows, with the values of the run's secrets masked (scenarios.secrets): they are masked
+    when they arrive already; this catches what was stored before (an endpoint named by a URL holding one)."""
+    @functools.wraps(render)
+    def masked(run: Run, *args, **kwargs):
+        return masker_for_run(run).data(render(run, *args, **kwargs))
+
+    return masked
+
+
 def _whole_ms(value) -> int | str:
     """Locust writes medians and percentiles as whole milliseconds."""
     return NA if value is None else int(round(value))
@@ -145,6 +157,7 @@ def _to_csv(header: list[str], rows) -> str:
     return buffer.getvalue()
 
 
+@_masked
 def stats_csv(run: Run) -> str:
     """`_stats.csv`: the run's totals, one row per endpoint then Aggregated."""
     def row(entry: dict) -> list:
@@ -166,6 +179,7 @@ def _ticks(run: Run, with_endpoints: bool = False) -> list[dict]:
     return list(RunTick.objects.filter(run=run).order_by("tick").values(*fields))
 
 
+@_masked
 def stats_history_csv(run: Run) -> str:
     """`_stats_history.csv`: per second since go, one row per endpoint then Aggregated (Locust's
     `--csv-full-history`), from each tick's cumulative figures; an Aggregated row only for ticks without them."""
@@ -202,12 +216,14 @@ def _history_rows(timestamp: int, tick: dict) -> list[list]:
     return rows
 
 
+@_masked
 def failures_csv(run: Run) -> str:
     """`_failures.csv`: failures grouped by method, name and error."""
     return _to_csv(FAILURES_COLUMNS, ([e.get("method") or "", e.get("name", ""), e.get("error", ""), e.get("count", 0),
                                        "", ""] for e in run.errors or []))
 
 
+@_masked
 def exceptions_csv(run: Run) -> str:
     """`_exceptions.csv`: exceptions raised in user code outside requests."""
     return _to_csv(EXCEPTIONS_COLUMNS, ([e.get("count", 0), e.get("message", ""), e.get("traceback", ""), ""]
@@ -271,6 +287,7 @@ def _endpoint_series(ticks: list[dict]) -> dict:
     return columns
 
 
+@_masked
 def report_data(run: Run, *, endpoint_series: bool = True) -> dict:
     """The JSON document described in the module docstring."""
     ticks = _ticks(run, with_endpoints=endpoint_series)
@@ -381,6 +398,7 @@ def _history(run: Run) -> list[dict]:
     return rows
 
 
+@_masked
 def html_report(run: Run) -> str:
     """One HTML file that opens offline: styles, uPlot, the chart helper and the data are all inline."""
     data = report_data(run, endpoint_series=False)

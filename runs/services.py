@@ -15,8 +15,9 @@ from runs import signals as run_signals
 from runs.models import Run, RunSlot
 from runs.redis import client
 from scenarios import options as locust_options
+from scenarios import secrets as project_secrets
 from scenarios.models import Scenario
-from workers import protocol
+from workers import envvars, protocol
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,43 @@ def clean_options(version, given) -> dict:
         raise OptionsRefused(problem.errors) from None
 
 
+class EnvRefused(RunError):
+    """Environment variable overrides that do not fit (bad or reserved name, a secret's name, too large)."""
+
+
+def run_environment(scenario: Scenario, overrides: dict | None) -> tuple[dict, list[str]]:
+    """The variables a run gets (the scenario's, with the run's overrides) and the secrets it receives, by name.
+
+    Overrides may change or add variables, never a secret. A secret the scenario names that the
+    project no longer has, or that does not decrypt (SECRET_KEY changed), refuses the run.
+    """
+    secret_names = list(scenario.secret_names or [])
+    if overrides:
+        try:
+            overrides = envvars.check_variables(overrides)
+        except ValueError as problem:
+            raise EnvRefused(str(problem)) from None
+        clash = sorted(set(overrides) & set(secret_names))
+        if clash:
+            raise EnvRefused(f"{', '.join(clash)} {'is a secret' if len(clash) == 1 else 'are secrets'} this scenario "
+                             "receives: a run cannot override a secret (a maintainer replaces it on the project's "
+                             "Secrets page).")
+    variables = {**(scenario.env_vars or {}), **(overrides or {})}
+    try:
+        variables = envvars.check_variables(variables)
+    except ValueError as problem:
+        raise EnvRefused(str(problem)) from None
+    try:
+        project_secrets.values(scenario.project, secret_names)
+    except KeyError as missing:
+        raise RunError(f"This scenario receives the secret {missing.args[0]}, which the project "
+                       f"{scenario.project.name} no longer has: a maintainer sets it again on the project's "
+                       "Secrets page, or unticks it on the scenario's edit page.") from None
+    except project_secrets.SecretUnreadable as problem:
+        raise RunError(str(problem)) from None
+    return variables, secret_names
+
+
 def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
     """The scenario's defaults with the given overrides: the frozen parameters of a new run."""
     params = {
@@ -94,6 +132,7 @@ def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
         "exclude_tags": [],
         "stop_timeout": DEFAULT_STOP_TIMEOUT,
         "options": {},
+        "env": {},
     }
     params.update({key: value for key, value in (overrides or {}).items() if value is not None})
     return params
@@ -109,6 +148,8 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     # The locustfile's own command-line options, by dest, as `locust --region eu` would set them.
     frozen["options"] = clean_options(version, frozen.get("options"))
     frozen["secret_options"] = locust_options.secret_names(version.findings, frozen["options"])
+    # Variables with their values (members see them); secrets by name only: values are read at dispatch.
+    frozen["env"], frozen["secrets"] = run_environment(scenario, frozen.get("env"))
     if not frozen["host"] and not version.locustfile_host:
         raise RunError("Set a host: neither the run nor the locustfile's user classes name one.")
     problem = host_problem(frozen["host"])
@@ -152,11 +193,24 @@ def dispatch(run: Run) -> bool:
         run.record(Run.Status.DISPATCHING, f"{run.slots_requested} slot(s)")
         Run.objects.filter(pk=run.pk).update(history=run.history)
         RunSlot.objects.bulk_create(RunSlot(run=run, index=i) for i in range(run.slots_requested))
+    try:
+        slot_assignments = assignments(run)
+    except (KeyError, project_secrets.SecretUnreadable) as problem:
+        reason = (str(problem) if isinstance(problem, project_secrets.SecretUnreadable) else
+                  f"The secret {problem.args[0]} was deleted before the run started: set it again, or untick it on "
+                  "the scenario's edit page.")
+        run.record(Run.Status.FAILED, reason)
+        Run.objects.filter(pk=run.pk, status=Run.Status.DISPATCHING).update(
+            status=Run.Status.FAILED, reason=reason, ended_at=timezone.now(), history=run.history)
+        log.warning("Run %s failed at dispatch: %s", run.pk, reason)
+        live.publish_meta(run.pk)
+        run_signals.run_ended.send(sender=Run, run_id=run.pk)
+        return True
     redis = client()
     redis.hset(protocol.control_key(run.pk), mapping={"token": token, "users": run.params["users"],
                                                       "spawn_rate": run.params["spawn_rate"]})
     redis.expire(protocol.control_key(run.pk), protocol.CLAIM_TTL_SECONDS)
-    for assignment in assignments(run):
+    for assignment in slot_assignments:
         celery_app.send_task(protocol.SLOT_TASK, args=[assignment], queue=protocol.LOADGEN_QUEUE)
     log.info("Run %s dispatched to %s slot(s).", run.pk, run.slots_requested)
     live.publish_meta(run.pk)
@@ -164,7 +218,10 @@ def dispatch(run: Run) -> bool:
 
 
 def assignments(run: Run) -> list[dict]:
+    """One task argument per slot. It carries the run's secrets decrypted (`secrets`), through the broker:
+    never stored in the database, Run.params or a log (see the README, "Secrets")."""
     params = run.params
+    secret_values = project_secrets.values(run.project, params.get("secrets") or [])
     slots = run.slots_requested
     users = split(params["users"], slots)
     content = base64.b64encode(bytes(run.version.content)).decode()
@@ -184,6 +241,8 @@ def assignments(run: Run) -> list[dict]:
                 "stop_timeout": float(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT),
                 "options": params.get("options") or {},
             },
+            "env": dict(params.get("env") or {}),
+            "secrets": secret_values,
             "timeouts": {"import": IMPORT_TIMEOUT, "start": START_TIMEOUT},
             "require_isolation": cluster.require_isolation(),
         }

@@ -92,6 +92,10 @@ class Scenario(models.Model):
         default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)],
         help_text="Worker slots (one CPU core each)",
     )
+    # Environment variables the pool gets (workers.envvars checks the names), visible to members.
+    env_vars = models.JSONField(default=dict, blank=True, help_text="Environment variables: name -> value")
+    # Names of project secrets the pool gets as environment variables (values: ProjectSecret).
+    secret_names = models.JSONField(default=list, blank=True, help_text="Project secrets it receives, by name")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -165,3 +169,23 @@ class LocustfileVersion(models.Model):
     def download_name(self) -> str:
         stem = self.scenario.name.lower().replace(" ", "-") or "locustfile"
         return f"{stem}-v{self.number}.{self.kind}"
+
+
+class ProjectSecret(models.Model):
+    """A secret of a project, write-only: its value is stored encrypted (scenarios.secrets) and never shown."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="secrets")
+    name = models.CharField(max_length=100)
+    ciphertext = models.TextField(help_text="Fernet token (scenarios.secrets); never the value in clear")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="unique_secret_name_per_project")]
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.project} secret {self.name}"

@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 RECORD_MARK = "\x1f"
@@ -75,8 +76,11 @@ class Buffer:
     tokens: float = float(BURST)
     refilled: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    mask: Callable[[dict], dict] | None = None  # the run's secrets masked (workers.envvars.Masker.record)
 
     def add(self, record: dict) -> None:
+        if self.mask is not None:
+            record = self.mask(record)
         with self.lock:
             now = time.monotonic()
             self.tokens = min(float(self.burst), self.tokens + (now - self.refilled) * self.rate)

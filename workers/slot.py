@@ -36,6 +36,7 @@ import msgpack
 import redis as redis_lib
 
 from workers import bundle, frames, logs, preparing, protocol, sandbox
+from workers.envvars import Masker, pool_environment
 from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
@@ -320,12 +321,17 @@ class Slot:
         self.limit_detail = ""
         self.control_failures = 0
         self.control_seen = time.monotonic()
-        self.logs = logs.Buffer()
+        # The run's secrets (decrypted by the dispatcher) reach the pool's environment and are masked
+        # in everything the slot sends: log lines, errors, tracebacks.
+        self.secrets = dict(assignment.get("secrets") or {})
+        self.masker = Masker(self.secrets)
+        self.logs = logs.Buffer(mask=self.masker.record)
         self.log_pump: logs.Pump | None = None
         self.held = contextlib.ExitStack()  # the requirements' environment, in use until the pool is gone
 
     # -- events ----------------------------------------------------------------------------------
     def error(self, stage: str, message: str, detail: str = "") -> None:
+        message, detail = self.masker.text(message), self.masker.text(detail)
         log.warning("Run %s slot %s: %s error: %s", self.run_id, self.index, stage, message)
         self.error_sent = True
         self.logs.event("ERROR", f"{stage} error: {message}")
@@ -456,7 +462,9 @@ class Slot:
             return 1
         pool = self.pool
         pool.send({"type": "init", "run": self.run_id, "slot": self.index, "slots": self.slots,
-                   "params": self.params, "locustfile": "locustfile.py"})
+                   "params": self.params, "locustfile": "locustfile.py",
+                   "env": pool_environment(self.assignment.get("env"), self.secrets),
+                   "secret_names": sorted(self.secrets)})
 
         # 1. import
         deadline = time.monotonic() + self.import_timeout
