@@ -146,6 +146,7 @@ JSON_TYPES = {
     "duration": ((int,), "seconds or a duration such as \"30s\" or \"5m\""),
     "string": ((), "a string"),
     "object": ((dict,), "an object"),
+    "array": ((list,), "an array"),
 }
 
 

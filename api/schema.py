@@ -38,6 +38,7 @@ def _path_param(name: str, description: str, example, kind: str = "integer") -> 
 SLUG = _path_param("slug", "The project's slug, as in its page's URL (/p/<slug>/).", "shop", "string")
 SCENARIO_ID = _path_param("scenario_id", "The scenario's id, as in its page's URL (/scenarios/<id>/).", 1)
 RUN_ID = _path_param("run_id", "The run's id, as in its page's URL (/runs/<id>/).", 1)
+SECRET_NAME = _path_param("name", "The secret's name, as an environment variable name.", "API_TOKEN", "string")
 
 
 def _download(operation_id: str, summary: str, media_type: str, description: str) -> dict:
@@ -154,7 +155,35 @@ COMPONENTS = {
                            "created_at": {"type": "string", "format": "date-time"},
                            "updated_at": {"type": "string", "format": "date-time"},
                            "url": {"type": "string", "format": "uri"},
-                           "runs": {"type": "string", "format": "uri", "description": "Its runs in the API."}},
+                           "runs": {"type": "string", "format": "uri", "description": "Its runs in the API."},
+                           "environment": {"$ref": "#/components/schemas/Environment"}},
+        },
+        "Environment": {
+            "type": "object",
+            "description": "What the scenario's runs get in os.environ: its variables (visible to members) and "
+                           "the project secrets it receives, by name (values are never shown). Names are POSIX "
+                           "environment variable names; PATH, HOME, PYTHON*, LD_*, SWARMDECK_*, REDIS_URL and a "
+                           "few others are reserved. At most 100 variables, 4096 characters per value, 32 KiB in all.",
+            "properties": {
+                "variables": {"type": "object", "additionalProperties": {"type": "string"},
+                              "example": {"API_HOST": "https://staging.example.com"}},
+                "secrets": {"type": "array", "items": {"type": "string"}, "example": ["API_TOKEN"],
+                            "description": "Names of the project's secrets."},
+            },
+        },
+        "Secret": {
+            "type": "object", "description": "A project secret: its value is write-only, never answered.",
+            "properties": {"name": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"},
+                           "updated_at": {"type": "string", "format": "date-time"},
+                           "updated_by": {"type": ["string", "null"]}},
+        },
+        "SecretInput": {
+            "type": "object", "required": ["name", "value"], "additionalProperties": False,
+            "properties": {"name": {"type": "string", "example": "API_TOKEN"},
+                           "value": {"type": "string", "minLength": 4, "maxLength": 4096,
+                                     "description": "Encrypted at rest (Fernet, a key derived from SECRET_KEY); "
+                                                    "masked as [secret NAME] in logs, errors, reports, webhooks "
+                                                    "and the API."}},
         },
         "RunOverrides": {
             "type": "object", "additionalProperties": False,
@@ -176,6 +205,10 @@ COMPONENTS = {
                                            "unknown option, a wrong type or a value outside its choices is refused. "
                                            "Options hidden from the web UI may be set here too. Secret ones are "
                                            "masked wherever the run is shown."},
+                "env": {"type": "object", "additionalProperties": {"type": "string"},
+                        "example": {"API_HOST": "https://staging.example.com"},
+                        "description": "Environment variables for this run: they override or add to the "
+                                       "scenario's. A secret the scenario receives cannot be overridden."},
             },
         },
         "RunBrief": {
@@ -264,6 +297,52 @@ PATHS = {
         "get": {"operationId": "get_scenario", "summary": "Get a scenario", "tags": ["scenarios"],
                 "responses": {"200": _json("Scenario", "The scenario, its defaults and current locustfile version."),
                               "401": _401, "404": _404}},
+    },
+    "/api/scenarios/{scenario_id}/environment/": {
+        "parameters": [SCENARIO_ID],
+        "get": {"operationId": "get_environment", "summary": "Get a scenario's environment variables and secrets",
+                "tags": ["scenarios"],
+                "responses": {"200": _json("Environment", "Variables with values, secrets by name."),
+                              "401": _401, "404": _404}},
+        "put": {"operationId": "set_environment", "summary": "Set a scenario's environment variables and secrets",
+                "tags": ["scenarios"],
+                "description": "Maintainers. Replaces both: variables left out are removed.",
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Environment"}}}},
+                "x-example": {"json": {"variables": {"API_HOST": "https://staging.example.com"},
+                                       "secrets": ["API_TOKEN"]}},
+                "responses": {"200": _json("Environment", "Saved."), "400": _400, "401": _401, "403": _403,
+                              "404": _404}},
+    },
+    "/api/projects/{slug}/secrets/": {
+        "parameters": [SLUG],
+        "get": {"operationId": "list_secrets", "summary": "List a project's secrets (names only)",
+                "tags": ["projects"],
+                "responses": {"200": _json({"type": "object", "properties": {"secrets": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Secret"}}}}, "Its secrets, no values."),
+                    "401": _401, "404": _404}},
+        "post": {"operationId": "set_secret", "summary": "Create or replace a project secret", "tags": ["projects"],
+                 "description": "Maintainers. The value is never answered again, to anyone. Changing SECRET_KEY "
+                                "makes stored secrets unreadable: set them again then.",
+                 "requestBody": {"required": True, "content": {
+                     "application/json": {"schema": {"$ref": "#/components/schemas/SecretInput"}}}},
+                 "x-example": {"json": {"name": "API_TOKEN", "value": "s3cr3t-value"}},
+                 "responses": {"201": _json("Secret", "Created."), "200": _json("Secret", "Replaced."),
+                               "400": _400, "401": _401, "403": _403, "404": _404}},
+    },
+    "/api/projects/{slug}/secrets/{name}/": {
+        "parameters": [SLUG, SECRET_NAME],
+        "put": {"operationId": "replace_secret", "summary": "Replace a secret's value", "tags": ["projects"],
+                "description": "Maintainers.",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}}}}},
+                "x-example": {"json": {"value": "n3w-s3cr3t"}},
+                "responses": {"200": _json("Secret", "Replaced."), "400": _400, "401": _401, "403": _403,
+                              "404": _404}},
+        "delete": {"operationId": "delete_secret", "summary": "Delete a secret", "tags": ["projects"],
+                   "description": "Maintainers. Scenarios that receive it cannot start runs until it is set again "
+                                  "or unticked.",
+                   "responses": {"204": {"description": "Deleted."}, "401": _401, "403": _403, "404": _404}},
     },
     "/api/scenarios/{scenario_id}/locustfile/": {
         "parameters": [SCENARIO_ID],

@@ -19,16 +19,20 @@ from runs.access import get_run_for_user
 from runs.forms import RunForm
 from runs.models import Run
 from scenarios import bundles
+from scenarios import secrets as project_secrets
 from scenarios.access import get_project_for_user, get_scenario_for_user
 from scenarios.forms import NewScenarioForm, ProjectForm, UploadVersionForm
 from scenarios.models import Membership, Project, Role, Scenario
 from scenarios.services import add_version, create_project, create_scenario, same_as_current
+from workers import envvars
 
 PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
 SCENARIO_FIELDS = {"name": "string", "description": "string", "default_host": "string", "default_users": "integer",
                    "default_spawn_rate": "number", "default_duration": "duration", "default_slots": "integer"}
 RUN_FIELDS = {"users": "integer", "spawn_rate": "number", "duration": "duration", "host": "string",
-              "slots": "integer", "options": "object"}
+              "slots": "integer", "options": "object", "env": "object"}
+ENVIRONMENT_FIELDS = {"variables": "object", "secrets": "array"}
+SECRET_FIELDS = {"name": "string", "value": "string"}
 # A multipart body a little over the largest allowed file (form fields, boundaries), as on the upload pages.
 UPLOAD_REQUEST_LIMIT = bundles.MAX_ZIP_BYTES + 1024 * 1024
 
@@ -132,6 +136,73 @@ def locustfile(request, scenario_id):
     return _created(payloads.version(request, version))
 
 
+@api_view("GET", "PUT")
+def scenario_environment(request, scenario_id):
+    """GET: the scenario's environment variables and the secrets it receives (names). PUT (maintainer): set both."""
+    if request.method == "GET":
+        scenario, _ = get_scenario_for_user(request, scenario_id)
+        return JsonResponse(payloads.environment(scenario))
+    scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    data, files = request_data(request)
+    reject_unknown(data, ENVIRONMENT_FIELDS, files)
+    check_types(data, ENVIRONMENT_FIELDS)
+    try:
+        project_secrets.set_environment(scenario, data.get("variables"), data.get("secrets"))
+    except project_secrets.EnvironmentRefused as refused:
+        raise BadRequest(refused.errors) from None
+    return JsonResponse(payloads.environment(scenario))
+
+
+# -- project secrets -----------------------------------------------------------------------------
+
+@api_view("GET", "POST")
+def project_secrets_list(request, slug):
+    """GET: the project's secrets, names and dates only. POST (maintainer): create or replace one {name, value}."""
+    if request.method == "GET":
+        project, _ = get_project_for_user(request, slug)
+        rows = project.secrets.select_related("updated_by")
+        return JsonResponse({"secrets": [payloads.secret(row) for row in rows]})
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    data, files = request_data(request)
+    reject_unknown(data, SECRET_FIELDS, files)
+    check_types(data, SECRET_FIELDS)
+    name, value = data.get("name"), data.get("value")
+    errors = {field: ["This field is required."] for field in ("name", "value") if not data.get(field)}
+    if errors:
+        raise BadRequest(errors)
+    problem = envvars.name_problem(name)
+    if problem:
+        raise BadRequest({"name": [problem]})
+    existed = project.secrets.filter(name=name).exists()
+    try:
+        row = project_secrets.set_secret(project, name, value, request.user)
+    except ValueError as problem:
+        raise BadRequest({"value": [str(problem)]}) from None
+    return JsonResponse(payloads.secret(row), status=200 if existed else 201)
+
+
+@api_view("PUT", "DELETE")
+def project_secret(request, slug, name):
+    """PUT (maintainer): replace the secret's value {value}. DELETE (maintainer): delete it."""
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    row = project.secrets.filter(name=name).first()
+    if request.method == "DELETE":
+        if row is None:
+            return error(404, f"{project.name} has no secret named {name}.")
+        row.delete()
+        return HttpResponse(status=204)
+    data, files = request_data(request)
+    reject_unknown(data, {"value"}, files)
+    check_types(data, {"value": "string"})
+    if not data.get("value"):
+        raise BadRequest({"value": ["This field is required."]})
+    try:
+        row = project_secrets.set_secret(project, name, data["value"], request.user)
+    except ValueError as problem:
+        raise BadRequest({"value": [str(problem)]}) from None
+    return JsonResponse(payloads.secret(row))
+
+
 # -- runs ----------------------------------------------------------------------------------------
 
 def _trigger_detail(request) -> dict:
@@ -153,7 +224,7 @@ def scenario_runs(request, scenario_id):
     version = scenario.current_version
     if version is None:
         raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
-    fields = {k: v for k, v in data.items() if v is not None and k != "options"}
+    fields = {k: v for k, v in data.items() if v is not None and k not in ("options", "env")}
     form = RunForm({**RunForm.defaults(scenario), **fields}, scenario=scenario, version=version, with_options=False)
     errors = {} if form.is_valid() else form_errors(form)
     # The locustfile's own options, hidden ones (include_in_web_ui=False) included, as `locust --region eu`.
@@ -171,13 +242,26 @@ def scenario_runs(request, scenario_id):
     if errors:
         raise BadRequest(errors)
     try:
-        run = services.start_run(scenario, user=request.user, params={**form.params(), "options": options},
+        run = services.start_run(scenario, user=request.user,
+                                 params={**form.params(), "options": options, "env": _env_overrides(data.get("env"))},
                                  trigger=Run.Trigger.API, trigger_detail=_trigger_detail(request))
     except services.BrokerUnavailable as problem:
         return error(503, str(problem), **{"Retry-After": "5"})
+    except services.EnvRefused as problem:
+        raise BadRequest({"env": [str(problem)]}) from None
     except services.RunError as problem:
         raise BadRequest({"__all__": [str(problem)]}) from None
     return _created(payloads.run_brief(request, run))
+
+
+def _env_overrides(given):
+    """`env` of a run: an object of variables, or its JSON text in form data."""
+    if isinstance(given, str):
+        try:
+            given = json.loads(given) if given.strip() else None
+        except ValueError:
+            raise BadRequest({"env": ['Give env as an object of variables, e.g. {"API_HOST": "https://x"}.']}) from None
+    return given or None
 
 
 @api_view("GET")

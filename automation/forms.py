@@ -4,9 +4,10 @@ from django import forms
 
 from automation import cron, safe_http, schedules
 from automation.models import Event, Schedule, Webhook
-from runs.forms import clean_option_fields, option_fields
+from runs.forms import clean_env_field, clean_option_fields, env_field, option_fields
 from runs.services import host_problem
 from scenarios.forms import DurationField
+from workers.envvars import as_lines
 
 TIMEZONES = sorted(available_timezones())
 
@@ -44,6 +45,10 @@ class ScheduleForm(forms.ModelForm):
             if field.option.get("is_secret") and field.option["dest"] in self.options:
                 field.help_text = "Set (hidden). Type a new value to replace it; empty keeps it."
         self.fields.update(fields)
+        self.fields["env_text"] = env_field(scenario)
+        self.env = dict(self.instance.env or {})
+        if not self.is_bound:
+            self.initial["env_text"] = as_lines(self.env)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -78,6 +83,7 @@ class ScheduleForm(forms.ModelForm):
                 if any(getattr(f, "option", {}).get("dest") == name and f.option.get("is_secret")
                        and not data.get(key) for key, f in self.fields.items())}
         self.options = {**kept, **clean_option_fields(self)}
+        self.env = clean_env_field(self, self.scenario)
         return data
 
     def save(self, commit=True):
@@ -85,6 +91,7 @@ class ScheduleForm(forms.ModelForm):
         self.instance.scenario = self.scenario
         schedule = super().save(commit=False)
         schedule.options = self.options
+        schedule.env = self.env
         if commit:
             schedules.save_schedule(schedule)
         return schedule

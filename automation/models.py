@@ -54,6 +54,8 @@ class Schedule(models.Model):
     slots = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     # The locustfile's own command-line options (scenarios.options), by dest; left out: its default.
     options = models.JSONField(default=dict, blank=True)
+    # Environment variables its runs override or add (workers.envvars); never a secret.
+    env = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.SKIP)
     periodic_task = models.OneToOneField(PeriodicTask, null=True, blank=True, editable=False,
@@ -80,6 +82,7 @@ class Schedule(models.Model):
         values = {"users": self.users, "spawn_rate": self.spawn_rate, "duration": self.duration,
                   "host": self.host or None, "slots": self.slots}
         values["options"] = dict(self.options or {}) or None
+        values["env"] = dict(self.env or {}) or None
         return {key: value for key, value in values.items() if value is not None}
 
     @property

@@ -5,8 +5,35 @@ from runs.models import Threshold
 from scenarios import options as locust_options
 from scenarios.forms import DurationField
 from scenarios.models import LocustfileVersion, Scenario
+from workers import envvars
 
 OPTION_PREFIX = "option_"
+
+
+def env_field(scenario: Scenario) -> forms.CharField:
+    """Environment variables a run (or schedule) overrides or adds, NAME=VALUE lines; never a secret."""
+    mine = ", ".join(f"{name}={value}" for name, value in (scenario.env_vars or {}).items())
+    secrets = ", ".join(scenario.secret_names or [])
+    help_text = ("One NAME=VALUE per line: overrides or adds to the scenario's variables"
+                 + (f" ({mine})" if mine else "") + "."
+                 + (f" Secrets it receives ({secrets}) cannot be overridden." if secrets else ""))
+    return forms.CharField(required=False, label="Environment variables",
+                           widget=forms.Textarea(attrs={"rows": 2, "class": "mono"}), help_text=help_text)
+
+
+def clean_env_field(form: forms.Form, scenario: Scenario) -> dict:
+    """The env_text field as overrides {name: value}, checked as start_run checks them; errors on the field."""
+    text = form.cleaned_data.get("env_text") or ""
+    try:
+        variables = envvars.parse_lines(text)
+    except ValueError as problem:
+        form.add_error("env_text", str(problem))
+        return {}
+    clash = sorted(set(variables) & set(scenario.secret_names or []))
+    if clash:
+        form.add_error("env_text", f"{', '.join(clash)}: a secret of this scenario cannot be overridden.")
+        return {}
+    return variables
 
 
 def option_fields(findings: dict, *, initial_values: dict | None = None) -> dict[str, forms.Field]:
@@ -107,6 +134,9 @@ class RunForm(forms.Form):
         if not tags:
             del self.fields["tags"], self.fields["exclude_tags"]
         self.has_shape = bool(findings.get("shape"))
+        self.scenario = scenario
+        self.fields["env_text"] = env_field(scenario)
+        self.env: dict = {}
         self.version_findings = findings
         self.options: dict = {}
         self.with_options = with_options
@@ -131,6 +161,7 @@ class RunForm(forms.Form):
             self.add_error("exclude_tags", f"Tagged both to run and to skip: {', '.join(sorted(tags & excluded))}.")
         if self.with_options:
             self.options = clean_option_fields(self)
+        self.env = clean_env_field(self, self.scenario)
         return data
 
     def params(self) -> dict:
@@ -139,7 +170,7 @@ class RunForm(forms.Form):
             "users": data["users"], "spawn_rate": data["spawn_rate"], "duration": data["duration"],
             "host": data.get("host") or "", "slots": data["slots"],
             "user_classes": data.get("user_classes") or [], "tags": data.get("tags") or [],
-            "exclude_tags": data.get("exclude_tags") or [], "options": self.options,
+            "exclude_tags": data.get("exclude_tags") or [], "options": self.options, "env": self.env,
         }
 
 

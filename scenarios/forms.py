@@ -10,6 +10,7 @@ from django import forms
 from django.utils.text import slugify
 
 from scenarios import analysis, bundles
+from scenarios import secrets as project_secrets
 from scenarios.durations import format_duration, parse_duration
 from scenarios.models import Project, Role, Scenario
 
@@ -105,6 +106,14 @@ class ScenarioForm(forms.ModelForm):
         help_text="Base URL of the system under test, e.g. http://127.0.0.1:8089",
     )
     default_duration = DurationField(label="Duration", initial=60, help_text="e.g. 90, 30s, 5m, 1h30m")
+    env_text = forms.CharField(
+        label="Environment variables", required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text="One NAME=VALUE per line; the locustfile reads them from os.environ. Visible to every member: "
+                  "put credentials in project secrets instead.")
+    secret_names = forms.MultipleChoiceField(
+        label="Secrets it receives", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="Project secrets set as environment variables of its runs; their values are masked in logs, "
+                  "errors and reports.")
 
     class Meta:
         model = Scenario
@@ -132,6 +141,39 @@ class ScenarioForm(forms.ModelForm):
             self.fields[name].min_value = 1
             self.fields[name].widget.attrs["min"] = 1
         self.fields["default_spawn_rate"].widget.attrs["min"] = 0.01
+        self.fields["secret_names"].choices = [(name, name) for name in
+                                               project.secrets.values_list("name", flat=True)] if project.pk else []
+        if self.instance.pk and not self.is_bound:
+            from workers.envvars import as_lines
+
+            self.initial["env_text"] = as_lines(self.instance.env_vars)
+            self.initial["secret_names"] = list(self.instance.secret_names or [])
+        if not self.fields["secret_names"].choices:
+            self.fields["secret_names"].help_text = ("This project has no secrets yet: a maintainer adds them on the "
+                                                     "project's Secrets page.")
+
+    def clean(self):
+        from workers.envvars import parse_lines
+
+        data = super().clean()
+        try:
+            variables = parse_lines(data.pop("env_text", "") or "")
+        except ValueError as problem:
+            self.add_error("env_text", str(problem))
+            return data
+        try:
+            data["env_vars"], data["secret_names"] = project_secrets.check_environment(
+                self.project, variables, list(data.get("secret_names") or []))
+        except project_secrets.EnvironmentRefused as refused:
+            for key, messages in refused.errors.items():
+                for message in messages:
+                    self.add_error("env_text" if key == "variables" else "secret_names", message)
+        return data
+
+    def save(self, commit=True):
+        self.instance.env_vars = self.cleaned_data.get("env_vars") or {}
+        self.instance.secret_names = self.cleaned_data.get("secret_names") or []
+        return super().save(commit)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -159,3 +201,30 @@ class AddMemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class SecretForm(forms.Form):
+    """A project secret, created or replaced: the value is a password input that is never filled in."""
+
+    name = forms.CharField(max_length=100, help_text="An environment variable name, e.g. API_TOKEN")
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), strip=False,
+        help_text="Stored encrypted; after saving no one sees it again, maintainers included. Saving an existing "
+                  "name replaces its value.")
+
+    def clean_name(self):
+        from workers.envvars import name_problem
+
+        name = self.cleaned_data["name"].strip()
+        problem = name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
+        return name
+
+    def clean(self):
+        data = super().clean()
+        if data.get("name") and data.get("value") is not None:
+            problem = project_secrets.secret_value_problem(data["name"], data["value"])
+            if problem:
+                self.add_error("value", problem)
+        return data

@@ -12,8 +12,17 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from scenarios import bundles
+from scenarios import secrets as project_secrets
 from scenarios.access import get_project_for_user, get_scenario_for_user, get_version_for_user
-from scenarios.forms import AddMemberForm, NewScenarioForm, ProjectForm, RoleForm, ScenarioForm, UploadVersionForm
+from scenarios.forms import (
+    AddMemberForm,
+    NewScenarioForm,
+    ProjectForm,
+    RoleForm,
+    ScenarioForm,
+    SecretForm,
+    UploadVersionForm,
+)
 from scenarios.models import ROLE_HELP, Membership, Project, Role, Scenario
 from scenarios.services import (
     MembershipError,
@@ -94,6 +103,37 @@ def member_list(request, slug):
         {"project": project, "membership": membership, "members": members, "form": form,
          "roles": Role.choices, "role_help": [(Role(value).label, ROLE_HELP[value]) for value, _ in Role.choices]},
     )
+
+
+def secret_list(request, slug):
+    """The project's secrets, names only, for every member; maintainers add, replace and delete them."""
+    project, membership = get_project_for_user(request, slug)
+    form = SecretForm()
+    if request.method == "POST":
+        project, membership = get_project_for_user(request, slug, Role.MAINTAINER)
+        form = SecretForm(request.POST)
+        if form.is_valid():
+            name = form.cleaned_data["name"]
+            replaced = project.secrets.filter(name=name).exists()
+            project_secrets.set_secret(project, name, form.cleaned_data["value"], request.user)
+            messages.success(request, f"Secret {name} {'replaced' if replaced else 'saved'}. Its value will not be "
+                                      "shown again.")
+            return redirect("scenarios-secrets", slug=project.slug)
+    rows = project.secrets.select_related("updated_by")
+    used = {row.name: [s for s in project.scenarios.all() if row.name in (s.secret_names or [])] for row in rows}
+    return render(request, "scenarios/secrets.html", {
+        "project": project, "membership": membership, "form": form,
+        "secrets": [(row, used[row.name]) for row in rows], "rotation_note": project_secrets.ROTATION_NOTE})
+
+
+@require_POST
+def secret_delete(request, slug, name):
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    secret = get_object_or_404(project.secrets, name=name)
+    secret.delete()
+    messages.success(request, f"Secret {name} deleted. Scenarios that receive it cannot start runs until it is set "
+                              "again or unticked on their edit page.")
+    return redirect("scenarios-secrets", slug=project.slug)
 
 
 def _member_of(project, member_id) -> Membership:

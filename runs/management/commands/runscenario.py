@@ -18,6 +18,7 @@ from scenarios.durations import parse_duration
 from scenarios.models import Membership, Project, Role, Scenario
 from scenarios.options import masked_params
 from scenarios.services import add_version, create_project, create_scenario, same_as_current
+from workers import envvars
 
 EXIT_OK, EXIT_FAILURES, EXIT_COULD_NOT_RUN = 0, 1, 2
 
@@ -70,6 +71,9 @@ class Command(BaseCommand):
         parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", dest="locust_options",
                             help="Set one of the locustfile's own command-line options (init_command_line_parser), "
                                  "e.g. --option region=eu; repeatable")
+        parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", dest="env",
+                            help="Set an environment variable of the run (overrides the scenario's; not a secret), "
+                                 "e.g. --env API_HOST=https://staging.example.com; repeatable")
 
     def handle(self, *args, **options):
         logging.getLogger("runs").setLevel(logging.WARNING)  # the command says what happens itself
@@ -94,6 +98,7 @@ class Command(BaseCommand):
             if overrides[name] is not None and overrides[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         overrides["options"] = self.locust_options(scenario, options.get("locust_options") or [])
+        overrides["env"] = self.env_overrides(options.get("env") or [])
         # Waiting would never end without a collector and enough load workers: say so now.
         if not services.collector_running():
             raise CommandError("No collector is running, so no run would ever start: start Swarmdeck (`make run`, "
@@ -112,6 +117,10 @@ class Command(BaseCommand):
         if shown:
             self.stdout.write("Locustfile options: " + " ".join(f"--{name.replace('_', '-')} {value}"
                                                                for name, value in shown.items()))
+        if run.params.get("env") or run.params.get("secrets"):
+            shown_env = [*(f"{name}={value}" for name, value in run.params["env"].items()),
+                         *(f"{name}=[secret]" for name in run.params["secrets"])]
+            self.stdout.write("Environment: " + " ".join(shown_env))
         self.stdout.write(f"Watch it live: {settings.SWARMDECK_BASE_URL}{run.get_absolute_url()}")
         run = self.wait(run, options.get("timeout"))
         self.stdout.write("")
@@ -180,6 +189,19 @@ class Command(BaseCommand):
             return services.clean_options(version, given)
         except services.OptionsRefused as problem:
             raise CommandError(" ".join(problem.errors.values())) from None
+
+    def env_overrides(self, pairs: list[str]) -> dict | None:
+        """--env NAME=VALUE pairs, checked like the form and the API check them (start_run refuses a secret's name)."""
+        given: dict[str, str] = {}
+        for pair in pairs:
+            name, equals, value = pair.partition("=")
+            if not equals or not name.strip():
+                raise CommandError(f"--env {pair!r}: write NAME=VALUE, e.g. --env API_HOST=https://example.com.")
+            given[name.strip()] = value
+        try:
+            return envvars.check_variables(given) or None
+        except ValueError as problem:
+            raise CommandError(f"--env: {problem}") from None
 
     def resolve_user(self, username):
         User = get_user_model()
