@@ -7,6 +7,9 @@ load (an outsider gets 404), and every row of the database."""
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.apps import apps
@@ -15,6 +18,7 @@ from django.urls import reverse
 
 from automation import webhooks
 from automation.models import Event, Webhook, WebhookDelivery
+from controlcenter.env import BASE_DIR
 from runlogs.models import LogLine
 from runs import services
 from runs.models import Run
@@ -23,7 +27,7 @@ from scenarios.models import Membership, Role
 from tests.api.conftest import ApiClient, key_for
 from tests.automation.conftest import Receiver
 from tests.conftest import store_scenario
-from tests.runs.conftest import wait_for
+from tests.runs.conftest import database_url, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -235,3 +239,26 @@ def test_a_run_that_fails_quoting_its_secret_stores_the_reason_masked(cluster, t
     assert MASKED in payload["run"]["reason"]
     _assert_clean(json.dumps(payload), "the webhook payload")
     _database_is_clean()
+
+
+def test_runscenario_env_overrides_a_variable_and_prints_no_secret(cluster, target, alice, project):
+    secrets.set_secret(project, "API_TOKEN", TOKEN, alice)
+    scenario = _with_secret(project, alice, "Leaky", PRINTS_ITS_SECRET)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url()}
+    command = [sys.executable, "manage.py", "runscenario", str(scenario.pk), "-u", "1", "-r", "100", "-t", "2s",
+               "--host", target.url, "--slots", "1", "--user", "alice"]
+    refused = subprocess.run([*command, "--env", "API_TOKEN=mine"], cwd=BASE_DIR, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "cannot override a secret" in refused.stderr
+    before = target.counts()
+    result = subprocess.run([*command, "--env", "STAGE=from-api"], cwd=BASE_DIR, env=env, capture_output=True,
+                            text=True, timeout=120)
+    # exit code 1: the locustfile fails /boom on purpose, and runscenario exits 1 on failures, like locust
+    assert result.returncode == 1 and "finished" in result.stdout, result.stdout + result.stderr
+    assert "Environment: STAGE=from-api REGION=eu API_TOKEN=[secret]" in result.stdout
+    _assert_clean(result.stdout + result.stderr, "runscenario's output")
+    after = target.counts()
+    assert after.get(("GET", "/ok", 200), 0) > before.get(("GET", "/ok", 200), 0)
+    assert after.get(("GET", "/json", 200), 0) == before.get(("GET", "/json", 200), 0)
+    run = Run.objects.get()
+    assert run.params["env"] == {"STAGE": "from-api", "REGION": "eu"}
