@@ -3,9 +3,10 @@
 Only wheels are installed (`--only-binary :all:`): building an sdist would run the package's
 code on the worker, outside the sandbox. An environment layers on Swarmdeck's own packages: a
 `.pth` file puts the worker's site-packages after the environment's own, and pip resolves under
-constraints pinning every base package, so locust and gevent stay the pinned ones. Builds happen once per digest per machine (a lock file),
-in a temporary directory renamed into place when pip succeeded; a pool using an environment
-holds a shared lock on it, and eviction skips environments in use.
+constraints pinning every base package, so locust and gevent stay the pinned ones. Builds happen
+once per digest per machine (a lock file), in a temporary directory renamed into place when pip
+succeeded; a pool using an environment holds a shared lock on it, and eviction skips
+environments in use.
 """
 
 from __future__ import annotations
