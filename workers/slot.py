@@ -185,9 +185,10 @@ class PoolProcess:
     """`python -m workers.pool` in its sandbox (workers.sandbox), with framed stdin/stdout."""
 
     def __init__(self, run_dir: Path, limits: Limits, isolation: sandbox.Isolation, uid: int | None = None,
-                 on_record=None, venv: Path | None = None):
+                 on_record=None, venv: Path | None = None, mask=None):
         self.limits = limits
         self.on_record = on_record  # each stderr line as a log record (workers.logs), for the Logs tab
+        self.mask = mask  # the run's secrets masked in each line before it is cut, kept or logged
         self.isolated = isolation.isolated
         command = sandbox.build(run_dir, limits, isolated=self.isolated, uid=uid, venv=venv)
         self.proc = sandbox.start(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -229,7 +230,8 @@ class PoolProcess:
 
     def _read_stderr(self) -> None:
         for raw in iter(self.proc.stderr.readline, b""):
-            record = logs.parse_line(raw.decode("utf-8", "replace").rstrip("\n"), time.time())
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            record = logs.parse_line(self.mask(line) if self.mask else line, time.time())
             text = record["message"] if record["level"] == "OUTPUT" else (
                 f"{record['level']} {record['logger']}: {record['message']}")
             self.stderr_tail.extend(text.splitlines() or [""])
@@ -456,7 +458,8 @@ class Slot:
         try:
             uid = self.sandbox_user.acquire().uid if isolation.isolated else None
             sandbox.prepare_run_dir(self.tempdir, uid)
-            self.pool = PoolProcess(cwd, self.limits, isolation, uid, on_record=self.logs.add, venv=venv)
+            self.pool = PoolProcess(cwd, self.limits, isolation, uid, on_record=self.logs.add, venv=venv,
+                                     mask=self.masker.text)
         except (OSError, RuntimeError) as error:
             self.error("claim", f"Could not start the pool process: {error}.")
             return 1

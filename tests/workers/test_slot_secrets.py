@@ -4,7 +4,7 @@ on the stream: log lines, snapshots' exceptions and failures, error events (befo
 import json
 
 from tests.workers.conftest import wait_until
-from workers import protocol
+from workers import logs, protocol
 
 SECRET = "slot-secret-5b2e90aa"
 MASKED = "[secret API_TOKEN]"
@@ -68,3 +68,14 @@ def test_an_error_event_quoting_a_secret_is_masked(slot_run, target):
     assert f"login refused for {MASKED}" in error["message"]
     run.join(30)
     assert SECRET not in json.dumps([run.of(protocol.EVENT_ERROR), run.log_lines()])
+
+
+def test_a_long_line_cut_at_the_limit_does_not_leak_part_of_a_secret(slot_run, target):
+    pad = "x" * (logs.MAX_CHARS - len(SECRET) // 2)
+    content = LEAKY.replace(b'print("env:"', f'print("{pad}" + os.environ["API_TOKEN"]); print("env:"'.encode())
+    run = _with_environment(slot_run(content, host=target.url))
+    run.run_for(0.5)
+    lines = [line["message"] for line in run.log_lines()]
+    [long_line] = [line for line in lines if line.startswith(pad)]
+    assert long_line[len(pad):].startswith(MASKED[:len(SECRET) // 2]), long_line[-80:]
+    assert SECRET[: len(SECRET) // 2] not in long_line
