@@ -11,6 +11,7 @@ Pure: stdlib only (the pool, the slot and Django all import it).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -149,10 +150,19 @@ class Masker:
                 "logger": self.text(record.get("logger", ""))}
 
     def snapshot(self, snapshot: dict) -> dict:
-        """A decoded snapshot's error and exception texts masked in place (names of endpoints are kept)."""
+        """A snapshot's endpoint names (a URL may hold a secret), error and exception texts masked in place:
+        as the pool makes it (endpoint dicts) or as wire.decode returns it (with its "columns" too)."""
         if not self.pairs:
             return snapshot
+        for row in snapshot.get("endpoints") or []:
+            row["name"] = self.text(row["name"])
+        columns = snapshot.get("columns")
+        if columns is not None and any(self.text(name) != name for _, name in columns.names):
+            # Two names that differ only by a secret become one row: RunStats.apply adds repeated rows up.
+            snapshot["columns"] = dataclasses.replace(
+                columns, names=tuple((method, self.text(name)) for method, name in columns.names))
         for row in snapshot.get("errors") or []:
+            row["name"] = self.text(row["name"])
             row["error"] = self.text(row["error"])
         for row in snapshot.get("exceptions") or []:
             row["message"] = self.text(row["message"])

@@ -58,6 +58,7 @@ class Leaky(HttpUser):
             self.client.get("/ok")
         else:
             self.client.get("/json")
+        self.client.get(f"/slot/{{TOKEN}}")  # an endpoint named by a URL that holds it
         with self.client.get("/status/500", name="/boom", catch_response=True) as response:
             response.failure(f"the server refused {{TOKEN}}")
         raise RuntimeError(f"deliberately leaking {{TOKEN}}")
@@ -197,7 +198,8 @@ def test_a_secret_reaches_the_pool_and_is_masked_everywhere(cluster, target, cli
     assert run.exceptions and all(MASKED in row["message"] for row in run.exceptions), run.exceptions
     assert any(MASKED in row["traceback"] for row in run.exceptions)
     assert run.errors and all(MASKED in row["error"] for row in run.errors), run.errors
-    _assert_clean(json.dumps([run.exceptions, run.errors, run.reason, run.warnings]), "the run's results")
+    assert any(row["name"] == f"/slot/{MASKED}" and row["requests"] > 0 for row in run.totals), run.totals
+    _assert_clean(json.dumps([run.totals, run.exceptions, run.errors, run.reason, run.warnings]), "the run's results")
 
     [payload] = [json.loads(request["body"]) for request in _deliver_webhooks(run, receiver)]
     assert payload["run"]["id"] == run.pk

@@ -200,3 +200,23 @@ def test_a_maintainer_manages_secrets_but_never_sees_a_value(client, alice, proj
     assert bad.status_code == 400 and "NOPE" in bad.json()["errors"]["secrets"][0]
     assert api.request("DELETE", "/api/projects/shop/secrets/API_TOKEN/").status_code == 204
     assert not ProjectSecret.objects.filter(project=project).exists()
+
+
+def test_the_masker_renames_endpoints_that_hold_a_secret_on_both_sides_of_the_wire():
+    from workers import stats, wire
+
+    masker = envvars.Masker({"API_TOKEN": TOKEN})
+    recorder = stats.Recorder()
+    recorder.record("GET", f"/items?token={TOKEN}", 5.0, 10, None)
+    recorder.record("GET", f"/items?token={TOKEN}", 7.0, 10, f"refused {TOKEN}")
+    recorder.record("GET", "/plain", 1.0, 10, None)
+    delta = recorder.take_delta(run=1, slot=0, seq=1, tick=0, elapsed=1.0, users=1, cpu=1.0)
+    raw = wire.decode(wire.encode(delta))  # what the collector gets from a pool that did not mask
+    for snapshot in (wire.decode(wire.encode(masker.snapshot(delta))), masker.snapshot(raw)):
+        merged = stats.RunStats()
+        merged.apply(snapshot)
+        names = {row["name"]: row["requests"] for row in merged.totals(1.0)}
+        assert names["/items?token=[secret API_TOKEN]"] == 2 and names["/plain"] == 1
+        assert [row["error"] for row in merged.error_rows()] == ["refused [secret API_TOKEN]"]
+        assert merged.error_rows()[0]["name"] == "/items?token=[secret API_TOKEN]"
+        assert TOKEN.encode() not in merged.to_bytes()
