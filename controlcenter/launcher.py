@@ -37,12 +37,22 @@ READY_TIMEOUT = 90.0
 FIRST_BACKOFF = 1.0  # seconds before the first restart of a process that died; doubles per recent death
 TAIL_LINES = 10      # of a process's output, shown when it keeps dying
 # What a load worker may see of our environment: it needs Redis and nothing secret.
-WORKER_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "REDIS_URL", "VAR_DIR", "SWARMDECK_LAUNCH_ID")
+WORKER_ENV_KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "REDIS_URL", "VAR_DIR",
+                   "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 
-# ... and the sandbox's settings (limits, uids, bubblewrap's path).
-WORKER_ENV_PREFIXES = ("SWARMDECK_POOL_", "SWARMDECK_SANDBOX_", "SWARMDECK_BWRAP")
+# ... and the worker's settings (sandbox limits, uids, bubblewrap's path, control timeout, outbox,
+# requirements cache: none of them secret) and pip's own configuration (index, find-links, certs).
+WORKER_ENV_PREFIXES = ("SWARMDECK_", "PIP_")
+WORKER_ENV_DENY = ("SWARMDECK_TOKEN",)  # an API key for the CLI, if the shell has one
 
 _print_lock = threading.Lock()
+
+
+def worker_environment(env: dict) -> dict:
+    """What the load worker gets of `env`: Redis, its own and pip's settings; no database, no secret."""
+    kept = {key: value for key, value in env.items() if key not in WORKER_ENV_DENY
+            and (key in WORKER_ENV_KEEP or key.startswith(WORKER_ENV_PREFIXES))}
+    return {**kept, "PYTHONUNBUFFERED": "1"}
 
 
 def say(prefix: str, line: str) -> None:
@@ -202,8 +212,7 @@ class Launcher:
     def _children(self, env: dict) -> list[Child]:
         python = sys.executable
         web_env = dict(env, DJANGO_SETTINGS_MODULE="controlcenter.settings")
-        worker_env = {key: env[key] for key in env if key in WORKER_ENV_KEEP or key.startswith(WORKER_ENV_PREFIXES)}
-        worker_env["PYTHONUNBUFFERED"] = "1"
+        worker_env = worker_environment(env)
         cores = str(os.cpu_count() or 1)
         host = socket.gethostname()
         return [

@@ -254,3 +254,16 @@ def test_it_restarts_a_child_that_dies_and_stops_everything_when_it_keeps_dying(
     assert "All processes stopped." in output
     assert processes_of_launch(state["launch_id"]) == []
     assert not pid_alive(redis_pid)
+
+
+def test_the_load_worker_gets_its_settings_and_pips_but_no_secret():
+    from controlcenter.launcher import worker_environment
+
+    env = {"PATH": "/usr/bin", "REDIS_URL": "redis://:pw@127.0.0.1:1/0", "SECRET_KEY": "s", "DATABASE_URL": "d",
+           "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "SWARMDECK_TOKEN": "api-key",
+           "SWARMDECK_CONTROL_TIMEOUT": "30", "SWARMDECK_VENV_DIR": "/v", "SWARMDECK_POOL_MEMORY_MB": "512",
+           "PIP_INDEX_URL": "https://pypi.example/simple", "HTTPS_PROXY": "http://proxy:3128", "AWS_SECRET": "x"}
+    assert worker_environment(env) == {
+        "PATH": "/usr/bin", "REDIS_URL": "redis://:pw@127.0.0.1:1/0", "SWARMDECK_CONTROL_TIMEOUT": "30",
+        "SWARMDECK_VENV_DIR": "/v", "SWARMDECK_POOL_MEMORY_MB": "512", "PIP_INDEX_URL": "https://pypi.example/simple",
+        "HTTPS_PROXY": "http://proxy:3128", "PYTHONUNBUFFERED": "1"}
