@@ -17,6 +17,7 @@ from typing import TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from runs.markers import chart_markers
 from runs.models import Run, RunSlot, RunTick
 from scenarios.options import masked_params
 
@@ -57,6 +58,7 @@ class Meta(TypedDict):
     queue_position: int | None
     verdict: str               # "pass", "fail", or "" (no criteria, or not judged yet)
     criteria: list[dict]       # Run.verdict_details: one entry per criterion (runs/thresholds.py)
+    markers: list[dict]        # runs.markers.chart_markers: [{t, kind, label, text}] drawn on every chart
 
 
 class State(TypedDict):
@@ -98,6 +100,7 @@ def meta(run: Run) -> Meta:
         "now": timezone.now().timestamp(), "users": run.current_users, "requests": run.total_requests,
         "failures": run.total_failures, "endpoints_overflowed": run.endpoints_overflowed,
         "queue_position": _queue_position(run), "verdict": run.verdict, "criteria": run.verdict_details or [],
+        "markers": chart_markers(run),
     }
 
 

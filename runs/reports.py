@@ -78,6 +78,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import mark_safe
 
+from runs.markers import chart_markers
 from runs.models import Run, RunTick
 from scenarios.options import masked_params
 from scenarios.secrets import masker_for_run
@@ -402,6 +403,7 @@ def _history(run: Run) -> list[dict]:
 def html_report(run: Run) -> str:
     """One HTML file that opens offline: styles, uPlot, the chart helper and the data are all inline."""
     data = report_data(run, endpoint_series=False)
+    data["markers"] = chart_markers(run)   # drawn on the charts (runs/markers.py); not in the JSON download
     summary = data["summary"]
     headline = {
         "requests": f"{summary['requests']:,}", "rps": _rate(summary["rps"]),

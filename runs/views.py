@@ -1,6 +1,7 @@
 """Starting, watching and stopping runs; the cluster page."""
 
 from django.contrib import messages
+from django.db.models.fields.json import KeyTransform
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -8,7 +9,8 @@ from django.views.decorators.http import require_POST
 from runs import cluster, live, services
 from runs.access import get_run_for_user
 from runs.forms import LiveUsersForm, RunForm
-from runs.models import Run
+from runs.models import Run, RunTick
+from runs.ratio import ratio_model
 from scenarios.access import get_scenario_for_user
 from scenarios.models import Project, Role
 
@@ -46,6 +48,7 @@ def run_detail(request, run_id):
         "waits_for_isolation": run.status == Run.Status.QUEUED and cluster.capacity() == 0
         and cluster.unisolated_slots() > 0,
         "can_run": membership.allows(Role.RUNNER), "has_shape": shape, "log_levels": LOG_LEVELS,
+        "ratio_model": ratio_model(run.version.findings or {}, run.params or {}),
         "users_form": LiveUsersForm(initial={
             "users": run.params.get("live_users", run.params.get("users")),
             "spawn_rate": run.params.get("live_spawn_rate", run.params.get("spawn_rate"))}),
@@ -87,6 +90,31 @@ def run_status(request, run_id):
         "requests": run.total_requests, "failures": run.total_failures, "rps": run.rps, "p95_ms": run.p95_ms,
         "users": run.current_users, "elapsed": run.elapsed_seconds(), "queue_position": services.queue_position(run),
     })
+
+
+MAX_CHART_ENDPOINTS = 8   # lines per chart a reader can still tell apart (SwarmCharts.colors.palette)
+ENDPOINT_SERIES_KEYS = ("rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms")
+
+
+def run_endpoint_series(request, run_id):
+    """The per-second series of the endpoints picked on the Charts tab (?name=GET%20/ok, repeatable; from
+    ?since=<tick>): columns aligned with "tick", null where an endpoint had no request that second. The
+    database picks the keys out of RunTick.endpoints, so a run with 500 endpoints sends only these."""
+    run, _ = get_run_for_user(request, run_id)
+    names = list(dict.fromkeys(request.GET.getlist("name")))[:MAX_CHART_ENDPOINTS]
+    if not names:
+        return JsonResponse({"tick": [], "endpoints": {}})
+    ticks = RunTick.objects.filter(run=run).order_by("tick")
+    since = request.GET.get("since", "")
+    if since.lstrip("-").isdigit():
+        ticks = ticks.filter(tick__gte=int(since))
+    picked = {f"e{i}": KeyTransform(name, "endpoints") for i, name in enumerate(names)}
+    rows = list(ticks.annotate(**picked).values_list("tick", *picked))
+    endpoints = {}
+    for i, name in enumerate(names):
+        figures = [row[i + 1] or {} for row in rows]
+        endpoints[name] = {key: [f.get(key) for f in figures] for key in ENDPOINT_SERIES_KEYS}
+    return JsonResponse({"tick": [row[0] for row in rows], "endpoints": endpoints})
 
 
 @require_POST

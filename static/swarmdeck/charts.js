@@ -21,6 +21,15 @@
  * totals, live)}: their legends at rest say what the run's Aggregated row says, and the peak
  * users (the current users while it runs), never the last second, which is usually a partial one.
  *
+ * With `markers: [{t, kind, label, text}]` (runs/markers.py: seconds since go), a chart draws a
+ * labelled vertical line at each (users changed, stop, abort, slot lost or rejoined, limit hits);
+ * chart.setMarkers(list) replaces them. Markers past the last point sit at the right edge.
+ *
+ * SwarmCharts.run(elements, series, totals, live, {markers, endpoints}): `endpoints` picks what the
+ * RPS and latency charts show: ["Aggregated"] (the default) or endpoint keys ("GET /ok") with
+ * their columns in `endpointSeries` ({key: {rps, fails_per_s, p50_ms, p95_ms, p99_ms}}, aligned
+ * with series.tick); run.setEndpoints(picked, endpointSeries) redraws them.
+ *
  * Charts follow their container's width.
  */
 (function () {
@@ -124,6 +133,8 @@
     };
     const data = options.data || [[], ...options.series.map(() => [])];
     const atRest = (u) => (rest ? u.setLegend({idx: null}) : showLatest(u));
+    let markers = options.markers || [];
+    opts.hooks.draw = [(u) => placeMarkers(u, markers)];
     const plot = new uPlot(opts, data, element);
     atRest(plot);
     let last = width;
@@ -139,8 +150,47 @@
         plot.setData(next);
         if (plot.cursor.idx == null) atRest(plot);
       },
+      setMarkers(next) {
+        markers = next || [];
+        placeMarkers(plot, markers);
+      },
       destroy() { observer.disconnect(); plot.destroy(); },
     };
+  }
+
+  // Markers are elements over the plot (not canvas strokes): their labels can be read, hovered
+  // (the whole note as a tooltip) and found by tests.
+  function placeMarkers(u, markers) {
+    let layer = u.over.querySelector(".chart-markers");
+    if (!layer) {
+      layer = document.createElement("div");
+      layer.className = "chart-markers";
+      u.over.appendChild(layer);
+    }
+    const xs = u.data[0] || [];
+    const first = xs[0], last = xs[xs.length - 1], width = u.over.clientWidth;
+    const lefts = xs.length ? markers.map((marker) => Math.round(Math.max(0, Math.min(width - 1,
+      u.valToPos(Math.min(Math.max(marker.t, first), last), "x"))))) : [];
+    // Redrawn every second while a run goes: touch the elements only when a marker moved or changed.
+    const signature = JSON.stringify([markers, lefts, width]);
+    if (layer.dataset.signature === signature) return;
+    layer.dataset.signature = signature;
+    if (!lefts.length) { layer.replaceChildren(); return; }
+    const nodes = markers.map((marker, i) => {
+      const left = lefts[i];
+      const node = document.createElement("div");
+      node.className = "chart-marker marker-" + marker.kind;
+      node.dataset.kind = marker.kind;
+      node.style.left = left + "px";
+      node.title = clock(marker.t) + " " + (marker.text || marker.label);
+      const label = document.createElement("span");
+      label.className = "chart-marker-label" + (left > width * 0.7 ? " to-left" : "");
+      label.style.top = (i % 3) * 1.15 + "em";   // neighbours overlap less
+      label.textContent = marker.label;
+      node.appendChild(label);
+      return node;
+    });
+    layer.replaceChildren(...nodes);
   }
 
   // ---- the three charts of one run ----------------------------------------------------------------
@@ -167,30 +217,114 @@
     };
   }
 
-  function run(elements, series, totals, live) {
-    const c = colors;
-    const rest = runFigures(series, totals, live);
-    const charts = {
-      rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", rest: rest.rps,
-        series: [{label: "RPS", color: c.rps, fill: "rgba(37,99,235,.08)"}, {label: "Failures/s", color: c.fail}],
-        data: [series.tick, series.rps, series.fails_per_s]}),
-      // Percentiles often coincide (few requests in a second: p95 = p99). Each line drawn over
-      // another is dashed, so the one beneath shows through its gaps instead of vanishing.
-      latency: timeseries(elements.latency, {title: "Response times (ms)", unit: "ms", rest: rest.latency,
-        series: [{label: "p50", color: c.p50}, {label: "p95", color: c.p95, width: 2, dash: [10, 4]},
-                 {label: "p99", color: c.p99, dash: [3, 5]}],
-        data: [series.tick, series.p50_ms, series.p95_ms, series.p99_ms]}),
-      users: timeseries(elements.users, {title: "Users", rest: rest.users,
-        series: [{label: "Users", color: c.users, fill: "rgba(5,150,105,.08)", integer: true}],
-        data: [series.tick, series.users]}),
+  function rowOf(totals, key) {
+    return (totals || []).find((row) => row.method + " " + row.name === key) || {};
+  }
+
+  // The picked endpoints, each in its palette colour: RPS solid, failures/s dashed; p50 dotted,
+  // p95 solid, p99 dashed. "Aggregated" is the run's own series.
+  function endpointFigures(series, totals, live, picked, columns) {
+    const label = active(live) ? "so far" : "whole run";
+    const col = (key, name) => align(key === "Aggregated" ? series[name] : ((columns || {})[key] || {})[name] || [],
+                                     series.tick);
+    const out = {rpsSeries: [], latencySeries: [], rpsData: [series.tick], latencyData: [series.tick],
+                 rpsRest: {label: label, values: []}, latencyRest: {label: label, values: []}};
+    picked.forEach((key, i) => {
+      const color = colors.palette[i % colors.palette.length];
+      const row = key === "Aggregated" ? aggregated(totals) : rowOf(totals, key);
+      out.rpsSeries.push({label: key + " RPS", color: color}, {label: key + " Failures/s", color: color, dash: [6, 4]});
+      out.rpsData.push(col(key, "rps"), col(key, "fails_per_s"));
+      out.rpsRest.values.push(row.rps, row.failures_per_s);
+      out.latencySeries.push({label: key + " p50", color: color, dash: [2, 4]}, {label: key + " p95", color: color, width: 2},
+                             {label: key + " p99", color: color, dash: [10, 4]});
+      out.latencyData.push(col(key, "p50_ms"), col(key, "p95_ms"), col(key, "p99_ms"));
+      out.latencyRest.values.push(row.p50, row.p95, row.p99);
+    });
+    return out;
+  }
+
+  function endpointCharts(elements, series, totals, live, picked, columns, markers) {
+    const f = endpointFigures(series, totals, live, picked, columns);
+    return {
+      rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", markers: markers,
+        rest: f.rpsRest, series: f.rpsSeries, data: f.rpsData}),
+      latency: timeseries(elements.latency, {title: "Response times (ms)", unit: "ms", markers: markers,
+        rest: f.latencyRest, series: f.latencySeries, data: f.latencyData}),
     };
+  }
+
+  function align(values, ticks) {
+    // A column shorter than the ticks (an endpoint fetched a moment ago) is padded with gaps.
+    if (values.length >= ticks.length) return values.slice(0, ticks.length);
+    return values.concat(new Array(ticks.length - values.length).fill(null));
+  }
+
+  function active(live) { return !!(live && live.active); }
+
+  function run(elements, series, totals, live, extra) {
+    const c = colors;
+    extra = extra || {};
+    let markers = extra.markers || [];
+    let picked = extra.endpoints && extra.endpoints.length ? extra.endpoints : ["Aggregated"];
+    let columns = extra.endpointSeries || {};
+    let current = {series: series, totals: totals, live: live};
+    const rest = runFigures(series, totals, live);
+    const aggregatedOnly = () => picked.length === 1 && picked[0] === "Aggregated";
+    function aggregatedCharts(s, figures) {
+      return {
+        rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", rest: figures.rps, markers: markers,
+          series: [{label: "RPS", color: c.rps, fill: "rgba(37,99,235,.08)"}, {label: "Failures/s", color: c.fail}],
+          data: [s.tick, s.rps, s.fails_per_s]}),
+        // Percentiles often coincide (few requests in a second: p95 = p99). Each line drawn over
+        // another is dashed, so the one beneath shows through its gaps instead of vanishing.
+        latency: timeseries(elements.latency, {title: "Response times (ms)", unit: "ms", rest: figures.latency, markers: markers,
+          series: [{label: "p50", color: c.p50}, {label: "p95", color: c.p95, width: 2, dash: [10, 4]},
+                   {label: "p99", color: c.p99, dash: [3, 5]}],
+          data: [s.tick, s.p50_ms, s.p95_ms, s.p99_ms]}),
+      };
+    }
+    const charts = aggregatedOnly() ? aggregatedCharts(series, rest)
+      : endpointCharts(elements, series, totals, live, picked, columns, markers);
+    charts.users = timeseries(elements.users, {title: "Users", rest: rest.users, markers: markers,
+      series: [{label: "Users", color: c.users, fill: "rgba(5,150,105,.08)", integer: true}],
+      data: [series.tick, series.users]});
+
+    function rebuild() {
+      charts.rps.destroy();
+      charts.latency.destroy();
+      const s = current.series;
+      const built = aggregatedOnly() ? aggregatedCharts(s, runFigures(s, current.totals, current.live))
+        : endpointCharts(elements, s, current.totals, current.live, picked, columns, markers);
+      charts.rps = built.rps;
+      charts.latency = built.latency;
+    }
+
     return {
       charts: charts,
-      setData(nextSeries, nextTotals, nextLive) {
+      setData(nextSeries, nextTotals, nextLive, nextColumns) {
+        current = {series: nextSeries, totals: nextTotals, live: nextLive};
+        if (nextColumns) columns = nextColumns;
         const figures = runFigures(nextSeries, nextTotals, nextLive);
-        charts.rps.setData([nextSeries.tick, nextSeries.rps, nextSeries.fails_per_s], figures.rps);
-        charts.latency.setData([nextSeries.tick, nextSeries.p50_ms, nextSeries.p95_ms, nextSeries.p99_ms], figures.latency);
+        if (aggregatedOnly()) {
+          charts.rps.setData([nextSeries.tick, nextSeries.rps, nextSeries.fails_per_s], figures.rps);
+          charts.latency.setData([nextSeries.tick, nextSeries.p50_ms, nextSeries.p95_ms, nextSeries.p99_ms], figures.latency);
+        } else {
+          const f = endpointFigures(nextSeries, nextTotals, nextLive, picked, columns);
+          charts.rps.setData(f.rpsData, f.rpsRest);
+          charts.latency.setData(f.latencyData, f.latencyRest);
+        }
         charts.users.setData([nextSeries.tick, nextSeries.users], figures.users);
+      },
+      setEndpoints(nextPicked, nextColumns) {
+        picked = nextPicked && nextPicked.length ? nextPicked : ["Aggregated"];
+        columns = nextColumns || columns;
+        rebuild();
+      },
+      setMarkers(next) {
+        markers = next || [];
+        charts.rps.setMarkers(markers);
+        charts.latency.setMarkers(markers);
+        charts.users.setMarkers(markers);
       },
     };
   }

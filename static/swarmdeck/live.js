@@ -18,6 +18,12 @@
   let socket = null, retry = 0, retryTimer = null, countdownTimer = null, clockSkew = 0;
   let sortKey = null, sortDir = 1, renderQueued = false;
   let charts = null;   // SwarmCharts.run, once the Charts tab was opened
+  // Endpoints picked on the Charts tab ("Aggregated" is the run's own series). A picked endpoint's
+  // history is fetched once (runs-endpoint-series); its next seconds come from the deltas' `current`.
+  const MAX_PICKED = 8;
+  let picked = ["Aggregated"];
+  const endpointTicks = {};   // "GET /ok" -> Map(tick -> {rps, fails_per_s, p50_ms, p95_ms, p99_ms} | null)
+  let pickerSignature = null, markersSignature = null;
   const timings = [];
 
   // ---- helpers --------------------------------------------------------------------------------
@@ -51,7 +57,9 @@
     if (message.type === "logs") return;
     if (message.type === "state") {
       state = message;
+      refetchEndpoints(null);   // what was missed while disconnected
     } else {
+      takeCurrent(message);
       state.meta = message.meta || state.meta;
       if (message.totals) state.totals = message.totals;
       if (message.errors) state.errors = message.errors;
@@ -246,14 +254,107 @@
     const panel = document.querySelector('[data-panel="charts"]');
     $("charts-empty").hidden = s.tick.length > 0;
     if (panel.hidden) return;   // drawn when the tab opens
+    renderEndpointPicker();
     const live = {active: state.meta.active, users: state.meta.users};
+    const markers = state.meta.markers || [];
     if (!charts) {
       charts = SwarmCharts.run({rps: $("chart-rps"), latency: $("chart-latency"), users: $("chart-users")},
-                               s, state.totals, live);
+                               s, state.totals, live, {markers: markers, endpoints: picked, endpointSeries: endpointColumns()});
+      markersSignature = JSON.stringify(markers);
     } else {
-      charts.setData(s, state.totals, live);
+      charts.setData(s, state.totals, live, endpointColumns());
+      const signature = JSON.stringify(markers);
+      if (signature !== markersSignature) { markersSignature = signature; charts.setMarkers(markers); }
     }
   }
+
+  // ---- endpoints on the Charts tab ----------------------------------------------------------------
+  function endpointKeys() {
+    return (state.totals || []).filter((row) => row.name !== "Aggregated").map(key);
+  }
+
+  function renderEndpointPicker() {
+    const keys = endpointKeys();
+    const signature = keys.join("\n") + "|" + picked.join("\n");
+    if (signature === pickerSignature) return;
+    pickerSignature = signature;
+    const full = picked.length >= MAX_PICKED;
+    $("chart-endpoints-list").innerHTML = ["Aggregated", ...keys].map((k) => {
+      const on = picked.includes(k);
+      return '<label><input type="checkbox" value="' + esc(k) + '"' + (on ? " checked" : "") +
+        (full && !on ? " disabled" : "") + ">" + esc(k) + "</label>";
+    }).join("");
+  }
+
+  // Columns of the picked endpoints aligned with state.series.tick (null: no request that second).
+  function endpointColumns() {
+    const columns = {};
+    for (const k of picked) {
+      if (k === "Aggregated") continue;
+      const seconds = endpointTicks[k] || new Map();
+      const column = {rps: [], fails_per_s: [], p50_ms: [], p95_ms: [], p99_ms: []};
+      for (const tick of state.series.tick) {
+        const f = seconds.get(tick);
+        for (const name of Object.keys(column)) column[name].push(f ? (f[name] == null ? null : f[name]) : null);
+      }
+      columns[k] = column;
+    }
+    return columns;
+  }
+
+  function takeCurrent(message) {
+    // One closed second: its figures per endpoint are in `current`. More than one (a catch-up):
+    // only the newest is there, so fetch the others.
+    const ticks = (message.series && message.series.tick) || [];
+    if (!ticks.length) return;
+    const loaded = picked.filter((k) => k !== "Aggregated" && endpointTicks[k]);
+    if (!loaded.length) return;
+    if (ticks.length === 1 && message.current) {
+      for (const k of loaded) endpointTicks[k].set(ticks[0], message.current[k] || null);
+    } else {
+      refetchEndpoints(ticks[0]);
+    }
+  }
+
+  async function fetchEndpoints(keys, since) {
+    if (!keys.length) return;
+    for (const k of keys) if (!endpointTicks[k]) endpointTicks[k] = new Map();   // deltas meanwhile land here
+    const params = new URLSearchParams();
+    for (const k of keys) params.append("name", k);
+    if (since != null) params.set("since", since);
+    try {
+      const response = await fetch(root.dataset.endpointSeriesUrl + "?" + params.toString(),
+                                   {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (!response.ok) return;
+      const body = await response.json();
+      for (const [k, column] of Object.entries(body.endpoints || {})) {
+        const seconds = endpointTicks[k] || (endpointTicks[k] = new Map());
+        body.tick.forEach((tick, i) => {
+          seconds.set(tick, column.rps[i] == null ? null : {rps: column.rps[i], fails_per_s: column.fails_per_s[i],
+            p50_ms: column.p50_ms[i], p95_ms: column.p95_ms[i], p99_ms: column.p99_ms[i]});
+        });
+      }
+    } catch (error) {
+      return;   // the next pick or reconnect asks again
+    }
+    if (charts) charts.setEndpoints(picked, endpointColumns());
+  }
+
+  function refetchEndpoints(since) {
+    fetchEndpoints(picked.filter((k) => k !== "Aggregated" && endpointTicks[k]), since);
+  }
+
+  $("chart-endpoints-list").addEventListener("change", (event) => {
+    const box = event.target;
+    if (!box.matches("input[type=checkbox]")) return;
+    picked = picked.filter((k) => k !== box.value);
+    if (box.checked) picked.push(box.value);
+    if (!picked.length) picked = ["Aggregated"];
+    const missing = picked.filter((k) => k !== "Aggregated" && !endpointTicks[k]);
+    if (charts) charts.setEndpoints(picked, endpointColumns());
+    renderEndpointPicker();
+    fetchEndpoints(missing, null);
+  });
 
   function renderFailures() {
     const errors = state.errors || [];
@@ -381,7 +482,8 @@
   }
 
   window.swarmdeckLive = {get state() { return state; }, get socket() { return socket; }, timings: timings,
-                          freshness: [], apply: apply};
+                          freshness: [], apply: apply, get charts() { return charts && charts.charts; },
+                          get picked() { return picked.slice(); }};
   showTab((location.hash || "#stats").slice(1));
   render();
   performance.mark("swarmdeck-first-render");   // bench/live_dashboard.py reads it
