@@ -9,7 +9,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from runs import lifecycle, services
+from runs import lifecycle, reports, services
 from runs.collector import Collector
 from runs.models import Run, RunSlot
 from tests.runs.conftest import event, ready_both, snapshot, spin, start
@@ -139,3 +139,25 @@ def test_it_cancels_a_dispatched_run_and_tells_the_slots(redis, fake_workers, ta
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED and run.ended_at <= timezone.now()
     assert redis.hget(protocol.control_key(run.pk), "stop") == b"1"
+
+
+def test_it_keeps_each_seconds_cumulative_figures_for_the_history_csv(redis, fake_workers, tasks, collector, alice,
+                                                                      project):
+    run = start(project, alice, duration=2)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 1, 0, 4))
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.STOPPING, timeout=15)
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 2, 1, 6, kind="final", users=0))
+        event(redis, run, slot, protocol.EVENT_DONE, {"exit_code": 0})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED)
+    run.refresh_from_db()
+    lines = reports.stats_history_csv(run).splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    # Per second: /ok, /status/500, Aggregated; Total Request Count (column 17) through that second.
+    assert [(r[3], r[17]) for r in rows] == [("/ok", "8"), ("/status/500", "2"), ("Aggregated", "10"),
+                                             ("/ok", "20"), ("/status/500", "4"), ("Aggregated", "24")]
+    assert reports.NA not in lines[-1] and rows[-1][17] == str(run.total_requests)
