@@ -213,7 +213,8 @@ class RunTick(models.Model):
     p99_ms = models.FloatField(null=True)
     endpoints = models.JSONField(default=dict)
     # The run through this second (workers.stats.RunStats._cumulative_rows): one row per endpoint
-    # then Aggregated, for the history CSV. Empty in rows written before it was kept.
+    # with requests in it (the others' rows carry forward), then Aggregated; for the history CSV.
+    # Empty in rows written before it was kept.
     cumulative = models.JSONField(default=list)
 
     class Meta:

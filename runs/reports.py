@@ -15,7 +15,8 @@ StatsCSVFileWriter), so existing tooling keeps working:
   then "Aggregated" (Locust's ``--csv-full-history``). Timestamp is the go time plus the tick,
   in epoch seconds. Requests/s and Failures/s are that second's counts (Locust averages its
   last ~10 s); the percentile and "Total ..." columns are the run's cumulative figures through
-  that second, as Locust writes them (RunTick.cumulative, kept by the collector each second).
+  that second, as Locust writes them (RunTick.cumulative, kept by the collector each second for
+  the endpoints with requests in it; an idle endpoint's row carries its previous figures).
   An endpoint appears from its first request on; "N/A" only where Locust writes it (no request
   yet). Seconds recorded before cumulative figures were kept have an Aggregated row only, with
   that second's 50/95/99th percentiles and "N/A" in the columns it did not keep.
@@ -187,9 +188,13 @@ def stats_history_csv(run: Run) -> str:
     ticks = _ticks(run, with_endpoints=True)
     start = int(run.started_at.timestamp()) if run.started_at else 0
     rows, requests, failures = [], 0, 0
+    latest: dict[tuple[str, str], list] = {}   # an endpoint's row stays what it was until it changes
     for tick in ticks:
         if tick["cumulative"]:
-            rows.extend(_history_rows(start + tick["tick"], tick))
+            *changed, aggregated = tick["cumulative"]
+            latest.update(((r[0], r[1]), r) for r in changed)
+            ordered = [latest[k] for k in sorted(latest, key=lambda k: (k[1], k[0]))]
+            rows.extend(_history_rows(start + tick["tick"], tick, [*ordered, aggregated]))
             continue
         # A tick is one second, so its rate is its count.
         requests += int(round(tick["rps"] or 0))
@@ -201,10 +206,10 @@ def stats_history_csv(run: Run) -> str:
     return _to_csv(STATS_HISTORY_COLUMNS, rows)
 
 
-def _history_rows(timestamp: int, tick: dict) -> list[list]:
+def _history_rows(timestamp: int, tick: dict, cumulative: list[list]) -> list[list]:
     """One second's rows: that second's rates, the cumulative percentiles and totals (RunTick.cumulative)."""
     rows = []
-    for method, name, count, failed, mean, low, high, size, *values in tick["cumulative"]:
+    for method, name, count, failed, mean, low, high, size, *values in cumulative:
         current = tick if name == AGGREGATED and not method else (tick["endpoints"] or {}).get(f"{method} {name}", {})
         timed = count and values[0] is not None
         rows.append([

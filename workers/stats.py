@@ -392,6 +392,7 @@ class RunStats:
         self.closed_through = -1   # ticks up to this one were handed out by close_ticks
         self.late_snapshots = 0    # merged into the totals, but too late for their (closed) tick
         self._ticks: dict[int, _Tick] = {}
+        self._late_rows: set[int] = set()   # endpoints a late snapshot changed since the last cumulative close
 
     def _allocate(self, capacity: int) -> None:
         hist = np.zeros((capacity, NUM_BUCKETS), dtype=np.uint64)
@@ -484,6 +485,7 @@ class RunStats:
         number = snapshot["tick"]
         if number <= self.closed_through:
             self.late_snapshots += 1
+            self._late_rows.update(rows.tolist())   # their cumulative figures changed after all
             return
         tick = self._ticks.get(number)
         if tick is None:
@@ -550,7 +552,11 @@ class RunStats:
         """Everything merged, minus the seconds still open, is the run through the newest closed
         second; minus that second, through the one before; and so on. Sums and histograms
         subtract exactly; min and max do not, so they come from the edges of the lowest and
-        highest bucket, kept inside the run's exact min and max (exact for the last second)."""
+        highest bucket, kept inside the run's exact min and max (exact for the last second).
+
+        Only the endpoints with requests in that second get a row (plus, in the first second handed
+        out, those a late snapshot changed): the others' figures are those of their previous row,
+        which the reader carries forward. A run of 500 endpoints, most of them idle, stays small."""
         used = len(self._names)
         flat = np.flatnonzero(self._hist_flat[: used * NUM_BUCKETS])
         counts = self._hist_flat[flat].astype(np.int64)
@@ -565,15 +571,25 @@ class RunStats:
 
         for tick in self._ticks.values():   # later seconds, still open
             subtract(tick)
-        for figures, tick in zip(reversed(closed), reversed(parts)):
-            figures["cumulative"] = self._cumulative_rows(flat, counts, sums)
+        late, self._late_rows = self._late_rows, set()
+        for position in range(len(closed) - 1, -1, -1):
+            tick = parts[position]
+            tick.compact()
+            changed = set(tick.rows[0].tolist()) if tick.rows else set()
+            if position == 0:
+                changed |= late
+            closed[position]["cumulative"] = self._cumulative_rows(flat, counts, sums, changed)
             subtract(tick)
 
-    def _cumulative_rows(self, flat: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> list[list]:
+    def _cumulative_rows(self, flat: np.ndarray, counts: np.ndarray, sums: np.ndarray, changed: set[int]) -> list[list]:
         """[method, name, requests, failures, mean_ms, min_ms, max_ms, avg_size, p50 .. p100 (ms)] per
-        endpoint with requests, sorted by (name, method) like the totals, then Aggregated (method "")."""
+        endpoint in `changed` with requests, sorted by (name, method) like the totals, then Aggregated
+        (method ""), which is always there."""
         present = counts > 0
-        flat, counts = flat[present], counts[present]
+        all_flat, all_counts = flat[present], counts[present]
+        wanted = np.fromiter(sorted(changed), dtype=np.int64, count=len(changed))
+        mine = np.isin(all_flat // NUM_BUCKETS, wanted)
+        flat, counts = all_flat[mine], all_counts[mine]
         rows, values = sparse_percentiles(flat, counts, PERCENTILES)
         timed: dict[int, tuple] = {}
         if len(rows):
@@ -582,28 +598,30 @@ class RunStats:
             mins = np.maximum(_bucket_low[flat[first] % NUM_BUCKETS], self._scalars[rows, _MIN]).astype(float)
             maxs = np.minimum(_bucket_high[flat[last] % NUM_BUCKETS], self._scalars[rows, _MAX]).astype(float)
             values = _clamp(values, PERCENTILES, mins, maxs)
-            per_row = np.add.reduceat(counts, np.searchsorted(flat, rows * NUM_BUCKETS))
-            timed = {row: (int(n), low, high, list(v))
+            per_row = np.add.reduceat(counts, first)
+            timed = {row: (int(n), low, high, v)
                      for row, n, low, high, v in zip(rows.tolist(), per_row.tolist(), mins.tolist(), maxs.tolist(),
                                                      values.tolist())}
 
         def row_of(method, name, count, failures, total_us, size, entry) -> list:
             n, low, high, values_us = entry if entry else (0, None, None, [None] * len(PERCENTILES))
-            return [method, name, count, failures, total_us / n / 1000 if n else None, _ms(low), _ms(high),
-                    size / count if count else 0.0, *map(_ms, values_us)]
+            return [method, name, count, failures, round(total_us / n / 1000, 4) if n else None, _ms4(low),
+                    _ms4(high), round(size / count, 2) if count else 0.0, *map(_ms4, values_us)]
 
-        used = [r for r in range(len(self._names)) if sums[r, 0] > 0]
+        used = [r for r in changed if r < len(self._names) and sums[r, 0] > 0]
         used.sort(key=lambda r: (self._names[r][1], self._names[r][0]))
         result = [row_of(*self._names[r], *sums[r].tolist(), timed.get(r)) for r in used]
         aggregate = None
-        if timed:
+        if len(all_flat):
             hist = np.zeros(NUM_BUCKETS, dtype=np.uint64)
-            np.add.at(hist, flat % NUM_BUCKETS, counts.astype(np.uint64))
-            low = min(entry[1] for entry in timed.values())
-            high = max(entry[2] for entry in timed.values())
+            np.add.at(hist, all_flat % NUM_BUCKETS, all_counts.astype(np.uint64))
+            timed_rows = np.unique(all_flat // NUM_BUCKETS)
+            buckets = np.flatnonzero(hist)
+            low = max(float(self._scalars[timed_rows, _MIN].min()), float(_bucket_low[buckets[0]]))
+            high = min(float(self._scalars[timed_rows, _MAX].max()), float(_bucket_high[buckets[-1]]))
             overall = percentiles(hist, PERCENTILES, min_us=low, max_us=high)
             aggregate = (int(hist.sum()), low, high, [overall[q] for q in PERCENTILES])
-        total = sums[used].sum(axis=0).tolist() if used else [0, 0, 0, 0]
+        total = sums[: len(self._names)].sum(axis=0).tolist() if len(self._names) else [0, 0, 0, 0]
         result.append(row_of("", AGGREGATE_NAME, *total, aggregate))
         return result
 
@@ -745,3 +763,8 @@ def _pack(parts: list[np.ndarray], dtype: str) -> bytes:
 
 def _ms(us) -> float | None:
     return None if us is None else float(us) / 1000
+
+
+def _ms4(us) -> float | None:
+    """ms rounded to 0.1 µs: exact for bucket midpoints (multiples of 0.5 µs), short in JSON."""
+    return None if us is None else round(float(us) / 1000, 4)
