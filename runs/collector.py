@@ -192,6 +192,7 @@ class Collector:
             state.last_seq = snapshot["seq"]
             state.merged += 1
             state.users = snapshot["users"]
+            state.classes = snapshot.get("classes") or {}
             if snapshot["kind"] == "delta":  # a final snapshot's CPU covers a fraction of a second: noise
                 state.cpu = min(100.0, max(0.0, float(snapshot["cpu"])))
             state.requests += sum(int(e["count"]) for e in snapshot["endpoints"])

@@ -52,6 +52,7 @@ class Meta(TypedDict):
     ended_at: float | None
     now: float                 # the server's clock, so the page can compute elapsed time
     users: int                 # users running now (sum over slots)
+    class_users: dict          # users running now per user class ({} when unknown)
     requests: int
     failures: int
     endpoints_overflowed: bool
@@ -97,7 +98,8 @@ def meta(run: Run) -> Meta:
         "params": masked_params(run.params),
         "started_at": run.started_at.timestamp() if run.started_at else None,
         "ended_at": run.ended_at.timestamp() if run.ended_at else None,
-        "now": timezone.now().timestamp(), "users": run.current_users, "requests": run.total_requests,
+        "now": timezone.now().timestamp(), "users": run.current_users, "class_users": run.class_users or {},
+        "requests": run.total_requests,
         "failures": run.total_failures, "endpoints_overflowed": run.endpoints_overflowed,
         "queue_position": _queue_position(run), "verdict": run.verdict, "criteria": run.verdict_details or [],
         "markers": chart_markers(run),

@@ -27,6 +27,7 @@ class SlotState:
     hot_since: int | None = None  # first tick of the current stretch above CPU_WARN_PERCENT
     cpu_warned: bool = False
     lost: bool = False            # marked lost for its silence; its next snapshot makes it rejoin
+    classes: dict = field(default_factory=dict)  # users running per user class, as of its latest snapshot
 
 
 @dataclass

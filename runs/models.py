@@ -97,6 +97,8 @@ class Run(models.Model):
     p95_ms = models.FloatField(null=True, blank=True)
     p99_ms = models.FloatField(null=True, blank=True)
     current_users = models.IntegerField(default=0)
+    # Users running per user class, as the slots last reported it ({} before, and from older pools).
+    class_users = models.JSONField(default=dict, blank=True)
     stats_updated_at = models.DateTimeField(null=True, blank=True)
 
     objects = RunQuerySet.as_manager()

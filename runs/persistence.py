@@ -81,6 +81,7 @@ class Persistence:
                 total_requests=aggregate.get("requests", 0), total_failures=aggregate.get("failures", 0),
                 rps=aggregate.get("rps"), p50_ms=aggregate.get("p50"), p95_ms=aggregate.get("p95"),
                 p99_ms=aggregate.get("p99"), current_users=sum(s.users for s in live.slots.values() if not s.done),
+                class_users=class_users(live),
                 stats_updated_at=timezone.now(),
             )
             for index, state in live.slots.items():
@@ -105,6 +106,16 @@ class Persistence:
         if not final:
             enforce_thresholds(run, totals, elapsed)
         push(live, totals, ticks)
+
+
+def class_users(live: LiveRun) -> dict[str, int]:
+    """Users running per user class, summed over the slots still running (the Current ratio)."""
+    total: dict[str, int] = {}
+    for state in live.slots.values():
+        if not state.done:
+            for name, count in state.classes.items():
+                total[name] = total.get(name, 0) + int(count)
+    return total
 
 
 def warn_errors_capped(live: LiveRun) -> None:

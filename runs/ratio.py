@@ -1,10 +1,12 @@
 """The "Current ratio" of a run, as Locust's web UI shows it: the share of each user class and of
 each of its tasks (locust.user.inspectuser.get_ratio), here from the locustfile's static analysis
-(version.findings), since the pools report users per run, not per class.
+(version.findings), and the users running per class as the slots report them (Run.class_users)
+or, before they do, as Locust would distribute the users.
 
 `ratio_model` is what the page needs once (classes with weight and fixed_count, tasks with their
 share of their parent after the run's tag filters); `ratio` turns it into Locust's numbers for a
-user count, as static/swarmdeck/ratio.js does on the live page whenever the users change.
+user count (or the reported counts), as static/swarmdeck/ratio.js does on the live page whenever
+the users change.
 """
 
 from __future__ import annotations
@@ -74,10 +76,12 @@ def distribution(classes: list[dict], users: int) -> dict[str, int]:
     return {c["name"]: round(c["fixed_count"] or c["weight"] / total_weight * weighted) for c in classes}
 
 
-def ratio(model: dict, users: int, total: bool) -> dict:
+def ratio(model: dict, users: int, total: bool, counts: dict[str, int] | None = None) -> dict:
     """Locust's get_ratio for that many users: {class: {"ratio", "tasks": {task: {"ratio", ["tasks"]}}}};
-    per class (total False) a task's share of its class, else of all users."""
-    counts = distribution(model["classes"], users)
+    per class (total False) a task's share of its class, else of all users. With `counts` (users
+    running per class, as the slots report them: Run.class_users), those instead of the computed ones."""
+    counts = {c["name"]: int((counts or {}).get(c["name"], 0)) for c in model["classes"]} if counts \
+        else distribution(model["classes"], users)
     spawned = sum(counts.values()) or 1
 
     def tasks(items: list[dict], parent: float) -> dict:

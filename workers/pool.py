@@ -383,7 +383,8 @@ class Pool:
         elapsed = time.monotonic() - self.t0 if self.t0 is not None else 0.0
         snapshot = self.recorder.take_delta(
             run=self.run_id, slot=self.slot, seq=self.seq, tick=max(0, tick), elapsed=elapsed,
-            users=self.runner.user_count if self.runner else 0, cpu=self.process.cpu_percent(), kind=kind)
+            users=self.runner.user_count if self.runner else 0, cpu=self.process.cpu_percent(), kind=kind,
+            classes=self.runner.user_classes_count if self.runner else None)
         self.io.write({"type": "snapshot", "kind": kind, "data": wire.encode(self.masker.snapshot(snapshot))})
 
     def snapshot_loop(self) -> None:

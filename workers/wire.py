@@ -6,7 +6,8 @@ fields the per-endpoint counters (int64, SCALAR_FIELDS order), the histogram len
 endpoint (uint32), and every endpoint's histogram concatenated: bucket indexes (uint16) and
 counts (uint32). msgpack hands binary fields back as bytes and numpy views them without
 copying, so decoding costs a handful of calls however many buckets there are, instead of
-one Python int per bucket.
+one Python int per bucket. The users running per user class travel as [name, count] pairs
+("classes"; absent from older pools, read as none).
 
 Pure: msgpack and numpy only (imported by the collector and web processes).
 """
@@ -38,6 +39,7 @@ MAX_ENDPOINTS = 5_000           # per snapshot (the run caps names at 500, "(oth
 MAX_TEXT = 100_000              # characters of a name, an error or a traceback
 MAX_ROWS = 10_000               # error and exception rows per snapshot
 MAX_COUNTER = 2**53             # any per-endpoint counter or per-row count of one snapshot
+MAX_CLASSES = 1_000             # user classes per snapshot (users running per class)
 
 
 class WireError(ValueError):
@@ -54,6 +56,7 @@ def encode(snapshot: dict) -> bytes:
         "v": VERSION, "kind": snapshot["kind"], "run": snapshot["run"], "slot": snapshot["slot"],
         "seq": snapshot["seq"], "tick": snapshot["tick"], "elapsed": float(snapshot["elapsed"]),
         "users": snapshot["users"], "cpu": float(snapshot["cpu"]),
+        "classes": [[name, count] for name, count in (snapshot.get("classes") or {}).items()],
         "names": [list(name) for name in columns.names],
         "scalars": columns.scalars.astype(SCALAR_DTYPE).tobytes(),
         "lengths": columns.lengths.astype(LENGTH_DTYPE).tobytes(),
@@ -87,6 +90,7 @@ def decode(data: bytes) -> dict:
         _check_ranges(snapshot)
         if len(message["errors"]) > MAX_ROWS or len(message["exceptions"]) > MAX_ROWS:
             raise WireError(f"More than {MAX_ROWS} error or exception rows in one snapshot.")
+        snapshot["classes"] = _classes(message.get("classes", []))   # absent from older pools
         columns = _columns(message)
         snapshot["columns"] = columns
         snapshot["endpoints"] = _endpoint_dicts(columns)
@@ -108,6 +112,19 @@ def _check_ranges(snapshot: dict) -> None:
         value = snapshot[key]
         if not low <= value <= high:  # NaN fails too
             raise WireError(f"Field {key!r} is {value!r}, outside {low}..{high}.")
+
+
+def _classes(pairs) -> dict[str, int]:
+    if len(pairs) > MAX_CLASSES:
+        raise WireError(f"{len(pairs)} user classes in one snapshot; at most {MAX_CLASSES}.")
+    classes = {}
+    for name, count in pairs:
+        if type(name) is not str or len(name) > MAX_TEXT:
+            raise WireError(f"User class names must be strings of at most {MAX_TEXT} characters, not {name!r}.")
+        if type(count) is not int or not 0 <= count <= MAX_USERS:
+            raise WireError(f"Users of class {name!r} must be an integer in 0..{MAX_USERS}, not {count!r}.")
+        classes[name] = count
+    return classes
 
 
 def _columns(message: dict) -> Columns:

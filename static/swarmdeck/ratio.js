@@ -1,8 +1,9 @@
 /* The live page's Current ratio tab: the share of each user class and task, as Locust's web UI
  * shows it (locust.user.inspectuser.get_ratio), computed from the static model the page embeds
  * (runs/ratio.py: classes with weight and fixed_count, tasks with their share of their parent)
- * for the users running now, or the configured users when none run. runs/ratio.py's `ratio` is
- * the same computation, checked against Locust's own.
+ * and the users per class the slots report (meta.class_users), or, before they do, Locust's
+ * distribution of the users running (or configured). runs/ratio.py's `ratio` is the same
+ * computation, checked against Locust's own.
  */
 (function () {
   "use strict";
@@ -48,20 +49,28 @@
     }
   }
 
+  // The users per class the slots report while the run goes; else Locust's distribution of the
+  // users running now, or of the configured users when none run.
   function usersNow() {
     const meta = window.swarmdeckLive.state.meta;
-    if (meta.active && meta.users > 0) return {users: meta.users, running: true};
+    const reported = meta.active ? meta.class_users || {} : {};
+    const sum = Object.values(reported).reduce((a, b) => a + b, 0);
+    if (sum > 0) return {users: sum, how: "reported", reported: reported};
+    if (meta.active && meta.users > 0) return {users: meta.users, how: "running"};
     const params = meta.params || {};
-    return {users: Number(params.live_users || params.users || 0), running: false};
+    return {users: Number(params.live_users || params.users || 0), how: "configured"};
   }
 
   function render() {
-    const {users, running} = usersNow();
-    if (shownFor === users + "/" + running) return;
-    shownFor = users + "/" + running;
+    const now = usersNow();
+    const users = now.users;
+    const signature = JSON.stringify(now);
+    if (shownFor === signature) return;
+    shownFor = signature;
     const classes = model.classes || [];
     document.getElementById("ratio-empty").hidden = classes.length > 0;
-    const counts = distribution(classes, users);
+    const counts = now.reported ? Object.fromEntries(classes.map((c) => [c.name, now.reported[c.name] || 0]))
+      : distribution(classes, users);
     const spawned = Object.values(counts).reduce((a, b) => a + b, 0) || 1;
     const out = [];
     for (const c of classes) {
@@ -73,10 +82,12 @@
       rows(c.tasks || [], c.name, 1, share, 1.0, out);
     }
     body.innerHTML = out.join("");
-    document.getElementById("ratio-note").textContent =
-      "Shares for " + users + " users (" + (running ? "running now" : "configured") + "), from the locustfile's " +
-      "weights and fixed_count, as Locust computes its ratio: the load generators report how many users run, " +
-      "not how many of each class." + (model.approximate ? " Some weights are not literals and count as 1." : "");
+    document.getElementById("ratio-note").textContent = (now.how === "reported"
+      ? "Shares for the " + users + " users running now, per class as the load generators report them; " +
+        "tasks by the locustfile's task weights, as Locust computes its ratio."
+      : "Shares for " + users + " users (" + (now.how === "running" ? "running now" : "configured") + "), from the " +
+        "locustfile's weights and fixed_count, as Locust distributes users: no load generator has reported " +
+        "its users per class yet.") + (model.approximate ? " Some weights are not literals and count as 1." : "");
   }
 
   document.addEventListener("swarmdeck:message", () => requestAnimationFrame(render));

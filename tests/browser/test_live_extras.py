@@ -64,6 +64,10 @@ MARKERS_JS = """() => Array.from(document.querySelectorAll('.chart')).filter((c)
       label: m.querySelector('.chart-marker-label').textContent.trim(), kind: m.dataset.kind,
       x: (m.getBoundingClientRect().left - over.left) / over.width})); })"""
 
+ROWS_JS = """() => Array.from(document.querySelectorAll('#ratio-body tr')).map((tr) =>
+  [tr.dataset.path, tr.querySelector('.ratio-total').textContent.trim(),
+   tr.querySelector('.ratio-class').textContent.trim()])"""
+
 EXPECTED_MARKERS = [("Slot 0 CPU > 90%", "limit", 5), ("Users → 40", "users", 10), ("Stopped by alice", "stop", 29.2)]
 
 
@@ -119,7 +123,8 @@ def test_the_run_page_draws_markers_picks_endpoints_and_shows_the_ratio(live_ser
             series: {tick: [30], users: [7], rps: [40], fails_per_s: [0], p50_ms: [8], p95_ms: [16], p99_ms: [24]},
             current: {"GET /ok": {rps: 77, fails_per_s: 1, p50_ms: 5, p95_ms: 10, p99_ms: 15},
                       "POST /cart": {rps: 11, fails_per_s: 0, p50_ms: 40, p95_ms: 80, p99_ms: 120}}}); }""")
-        page.wait_for_function("() => window.swarmdeckLive.charts.rps.plot.data[0].length === 31")
+        # (The x column is the page's own tick array, longer at once; the endpoint columns follow on the next frame.)
+        page.wait_for_function("() => window.swarmdeckLive.charts.rps.plot.data[1].length === 31")
         data = page.evaluate("() => window.swarmdeckLive.charts.rps.plot.data")
         labels = page.evaluate("() => window.swarmdeckLive.charts.rps.plot.series.map((s) => s.label)")
         assert data[labels.index("GET /ok RPS")][-1] == 77 and data[labels.index("POST /cart RPS")][-1] == 11
@@ -129,9 +134,7 @@ def test_the_run_page_draws_markers_picks_endpoints_and_shows_the_ratio(live_ser
         page.locator('#tabs [data-tab="ratio"]').click()
         page.wait_for_selector("#ratio-body tr")
         live_expected = ratio(model, 7, total=True)
-        shown = page.evaluate("""() => Array.from(document.querySelectorAll('#ratio-body tr')).map((tr) =>
-          [tr.dataset.path, tr.querySelector('.ratio-total').textContent.trim(),
-           tr.querySelector('.ratio-class').textContent.trim()])""")
+        shown = page.evaluate(ROWS_JS)
         want = []
 
         def walk(tree, path, per_class):
@@ -146,8 +149,23 @@ def test_the_run_page_draws_markers_picks_endpoints_and_shows_the_ratio(live_ser
             want.append([name, f"{entry['ratio'] * 100:.1f}%", f"{entry['ratio'] * 100:.1f}%"])
             walk(entry["tasks"], name, per_class[name]["tasks"])
         assert shown == want
-        assert "7 users" in page.locator("#ratio-note").inner_text()
+        assert "7 users (running now)" in page.locator("#ratio-note").inner_text()
         assert expected != live_expected   # Admin's fixed_count makes the shares depend on the users
+
+        # The slots report their users per class: those, not the computed ones.
+        reported = {"Shopper": 2, "Buyer": 2, "Admin": 3}
+        page.evaluate("""(classes) => { const s = window.swarmdeckLive.state;
+          window.swarmdeckLive.apply({type: "meta", meta: Object.assign({}, s.meta, {class_users: classes})}); }""",
+                      reported)
+        page.wait_for_function("() => document.querySelector('#ratio-note').textContent"
+                               ".includes('as the load generators report')")
+        shown = page.evaluate(ROWS_JS)
+        want = []
+        for name, entry in ratio(model, 7, total=True, counts=reported).items():
+            want.append([name, f"{entry['ratio'] * 100:.1f}%", f"{entry['ratio'] * 100:.1f}%"])
+            walk(entry["tasks"], name, ratio(model, 7, total=False, counts=reported)[name]["tasks"])
+        assert shown == want and dict((path, total) for path, total, _ in shown)["Buyer"] == "28.6%"   # 2 of 7
+        assert page.locator('#ratio-body tr[data-path="Admin"] td.num').first.inner_text() == "3"
         assert page.errors == []
 
 

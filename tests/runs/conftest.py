@@ -158,13 +158,13 @@ def event(redis, run, slot, kind, data, token=None):
     redis.xadd(protocol.REPORT_STREAM, {"type": kind, "run": run.pk, "slot": slot, "token": token, "data": payload})
 
 
-def snapshot(run, slot, seq, tick, requests, kind="delta", users=2):
+def snapshot(run, slot, seq, tick, requests, kind="delta", users=2, classes=None):
     recorder = Recorder()
     for i in range(requests):
         recorder.record("GET", "/ok", 5.0 + i % 3, 3, None)
     recorder.record("GET", "/status/500", 1.0, 5, "HTTPError('500 Server Error')")
     return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0,
-                                           users=users, cpu=12.5, kind=kind))
+                                           users=users, cpu=12.5, kind=kind, classes=classes))
 
 
 def spin(collector, until, timeout=10.0):

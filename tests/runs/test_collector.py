@@ -161,3 +161,16 @@ def test_it_keeps_each_seconds_cumulative_figures_for_the_history_csv(redis, fak
     assert [(r[3], r[17]) for r in rows] == [("/ok", "8"), ("/status/500", "2"), ("Aggregated", "10"),
                                              ("/ok", "20"), ("/status/500", "4"), ("Aggregated", "24")]
     assert reports.NA not in lines[-1] and rows[-1][17] == str(run.total_requests)
+
+
+def test_it_sums_the_users_each_slot_runs_per_class(redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice, duration=600)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    for slot, classes in ((0, {"Shopper": 3, "Admin": 1}), (1, {"Shopper": 4, "Admin": 0})):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 1, 0, 2, users=sum(classes.values()),
+                                                                 classes=classes))
+    spin(collector, lambda: Run.objects.get(pk=run.pk).class_users == {"Shopper": 7, "Admin": 1})
+    from runs import live
+    assert live.meta(Run.objects.get(pk=run.pk))["class_users"] == {"Shopper": 7, "Admin": 1}

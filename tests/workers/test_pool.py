@@ -82,6 +82,7 @@ def test_it_sends_a_delta_per_second_and_the_last_partial_second(pool_in, target
         ("delta", 1, 0), ("delta", 2, 1), ("final", 3, 2)]
     assert 0.95 < snapshots[0]["elapsed"] < 1.2 and 2.4 < snapshots[-1]["elapsed"] < 3.5
     assert snapshots[0]["users"] == 2 and snapshots[-1]["users"] == 0
+    assert snapshots[0]["classes"] == {"Browser": 2} and snapshots[-1]["classes"] == {"Browser": 0}
     merged = stats.RunStats()
     for snapshot in snapshots:
         assert merged.apply(snapshot)

@@ -93,6 +93,10 @@ def without(key):
     (tampered(index=np.array([0, 1, 2, 3, NUM_BUCKETS], dtype="<u2").tobytes()), f"Bucket index {NUM_BUCKETS}"),
     (tampered(errors=[["GET", "/x", "boom", -1]]), "Expected a count"),
     (tampered(exceptions=[["message only"]]), "Malformed snapshot: ValueError"),
+    (tampered(classes=[["Shopper", -1]]), "Users of class"),
+    (tampered(classes=[["Shopper", "3"]]), "Users of class"),
+    (tampered(classes=[[7, 3]]), "User class names must be strings"),
+    (tampered(classes=[["U", 1]] * (wire.MAX_CLASSES + 1)), "user classes in one snapshot"),
 ])
 def test_it_rejects_malformed_data_with_a_clear_error(data, message):
     with pytest.raises(WireError, match=message):
@@ -111,3 +115,13 @@ def test_it_round_trips_control_messages_and_rejects_garbage():
         wire.decode_control(b"\xc1")
     with pytest.raises(WireError, match="Expected a msgpack map"):
         wire.decode_control(msgpack.packb("text"))
+
+
+def test_it_carries_the_users_running_per_class():
+    recorder = Recorder()
+    snapshot = recorder.take_delta(run=1, slot=0, seq=1, tick=0, elapsed=1.0, users=5, cpu=1.0,
+                                   classes={"Shopper": 3, "Admin": 2})
+    assert wire.decode(wire.encode(snapshot))["classes"] == {"Shopper": 3, "Admin": 2}
+    older = msgpack.unpackb(wire.encode(snapshot), raw=False)
+    del older["classes"]   # a pool of the previous release
+    assert wire.decode(msgpack.packb(older, use_bin_type=True))["classes"] == {}
