@@ -7,11 +7,16 @@
      of 5. Targets: <= 3 s and <= 2 s. Slots run sandboxed (bubblewrap) when the worker can.
   6. The sandbox's share of the start: a pool from its start to "ready" (locustfile imported),
      in the sandbox and as a plain child process, median of 5 each.
+  7. A locustfile that logs 100 lines per second (the Logs tab's cost): one slot vs plain
+     `locust --headless` with the same file, as in 1. Target: >= 0.97.
+  8. requirements.txt: submit -> running for a bundle whose requirements the worker installs
+     (cold: first run, environment built; warm: the next run, cached), next to the same bundle
+     without requirements. Offline: a wheel built here, served from a find-links directory.
 
 Swarmdeck runs as `make run` does (embedded Redis, SQLite, collector, one load worker with one
 process per core) in a temporary VAR_DIR; runs go through `manage.py runscenario` and the ORM.
 
-    .venv/bin/python bench/engine.py [--seconds 20] [--users 50] [--repeats 3] [--only 1,2,5,6]
+    .venv/bin/python bench/engine.py [--seconds 20] [--users 50] [--repeats 3] [--only 1,2,5,6,7,8]
 """
 
 import argparse
@@ -32,6 +37,37 @@ sys.path.insert(0, str(ROOT))
 from tests import target as target_module  # noqa: E402  (the nginx target the tests use too)
 
 LOCUSTFILE = """\
+from locust import FastHttpUser, task
+
+
+class Hammer(FastHttpUser):
+    @task
+    def ok(self):
+        self.client.get("/ok")
+"""
+
+
+CHATTY = LOCUSTFILE + """
+
+import logging
+
+import gevent
+from locust import events
+
+
+@events.init.add_listener
+def chatter(environment, **kwargs):
+    def loop():
+        log = logging.getLogger("chatty")
+        while True:
+            log.info("a line of the locustfile's own logging")
+            gevent.sleep(0.01)  # 100 lines per second
+
+    gevent.spawn(loop)
+"""
+
+WITH_REQUIREMENTS = """\
+import {module}
 from locust import FastHttpUser, task
 
 
@@ -159,11 +195,52 @@ def start_stop_latency(locustfile: Path, host: str, repeats: int) -> tuple[list[
     return starts, stops
 
 
+def ratio_pairs(stack, locustfile: Path, host: str, users: int, seconds: int, repeats: int, work: Path):
+    """Plain Locust and one slot alternately (a shared machine's drift hits both alike)."""
+    locust_runs, one_runs = [], []
+    for _ in range(repeats):
+        locust_runs.append(plain_locust(locustfile, host, users, seconds, work))
+        one_runs.append(stack.runscenario(locustfile, host, users, seconds, slots=1)["totals"]["rps"])
+    return locust_runs, one_runs
+
+
+def ratio_lines(title: str, locust_runs: list[float], one_runs: list[float]) -> list[str]:
+    locust_rps, one_rps = statistics.median(locust_runs), statistics.median(one_runs)
+    pairs = ", ".join(f"{b / a:.3f}" for a, b in zip(locust_runs, one_runs))
+    return ["", title,
+            f"   locust --headless          {locust_rps:>10,.0f} req/s  (median; all: "
+            f"{', '.join(f'{r:,.0f}' for r in locust_runs)})",
+            f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} req/s  (median; all: "
+            f"{', '.join(f'{r:,.0f}' for r in one_runs)})",
+            f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97; pairs: {pairs})"]
+
+
+def start_seconds(stack, bundle: Path, host: str) -> tuple[float, str]:
+    """Submit -> running of a 1-second, 1-slot run of `bundle`, from the run's history; and its slot's note."""
+    from datetime import datetime
+
+    stack.runscenario(bundle, host, 1, 1, slots=1)
+    from runs.models import Run
+
+    run = Run.objects.order_by("-pk").first()
+    at = {h["status"]: datetime.fromisoformat(h["at"]) for h in run.history}
+    return (at["running"] - at["queued"]).total_seconds(), run.slots.get().note
+
+
+def bundle_zip(path: Path, files: dict[str, str]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return path
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--only", default="1,2,5,6")
+    parser.add_argument("--only", default="1,2,5,6,7,8")
     parser.add_argument("--repeats", type=int, default=3, help="alternating pairs in benchmark 1")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -171,26 +248,25 @@ def main():
     locustfile = work / "hammer.py"
     locustfile.write_text(LOCUSTFILE)
     target = target_module.start()
+    if "8" in only:  # the worker's package source for benchmark 8: a wheel built here, nothing else
+        from tests.workers.test_venvs import make_wheel
+
+        (work / "wheels").mkdir()
+        make_wheel(work / "wheels", "swarmdeck_tinypkg")
+        # No pip download cache: "cold" is a worker that never fetched these packages.
+        os.environ.update(PIP_FIND_LINKS=str(work / "wheels"), SWARMDECK_VENV_DIR=str(work / "venvs"),
+                          PIP_NO_CACHE_DIR="1")
     stack = None
     try:
         stack = Stack(work / "var", port=18000 + os.getpid() % 1000)
         lines = [f"nginx target {target.url}, FastHttpUser, {args.users} users, {args.seconds} s per run, "
                  f"{os.cpu_count()} cores", f"load worker {stack.isolation()}"]
         if only & {"1", "2"}:
-            # Alternate the two, so that a shared machine's drift hits both alike; medians of the pairs.
-            locust_runs, one_runs = [], []
-            for _ in range(args.repeats):
-                locust_runs.append(plain_locust(locustfile, target.url, args.users, args.seconds, work))
-                one = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=1)
-                one_runs.append(one["totals"]["rps"])
-            locust_rps, one_rps = statistics.median(locust_runs), statistics.median(one_runs)
-            pairs = ", ".join(f"{b / a:.3f}" for a, b in zip(locust_runs, one_runs))
-            lines += ["", f"1. One slot vs plain locust --headless (one process), {args.repeats} alternating pairs",
-                      f"   locust --headless          {locust_rps:>10,.0f} req/s  (median; all: "
-                      f"{', '.join(f'{r:,.0f}' for r in locust_runs)})",
-                      f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} req/s  (median; all: "
-                      f"{', '.join(f'{r:,.0f}' for r in one_runs)})",
-                      f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97; pairs: {pairs})"]
+            locust_runs, one_runs = ratio_pairs(stack, locustfile, target.url, args.users, args.seconds,
+                                                args.repeats, work)
+            one_rps = statistics.median(one_runs)
+            lines += ratio_lines(f"1. One slot vs plain locust --headless (one process), {args.repeats} alternating "
+                                 "pairs", locust_runs, one_runs)
             if "2" in only:
                 two = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=2)
                 two_rps = two["totals"]["rps"]
@@ -222,6 +298,41 @@ def main():
                           f"   the sandbox's cost                   {cost:+.3f} s per slot (inside the start of 5)"]
             else:
                 lines += ["", f"6. skipped: no sandbox on this machine ({sandbox.probe().detail})"]
+        if "7" in only:
+            chatty = work / "chatty.py"
+            chatty.write_text(CHATTY)
+            locust_runs, one_runs = ratio_pairs(stack, chatty, target.url, args.users, args.seconds,
+                                                args.repeats, work)
+            lines += ratio_lines(f"7. Logging 100 lines/s: one slot vs plain locust --headless, {args.repeats} "
+                                 "alternating pairs", locust_runs, one_runs)
+            from runlogs.models import LogLine
+            from runs.models import Run
+
+            last = Run.objects.order_by("-pk").first()
+            kept = LogLine.objects.filter(run=last, logger="chatty").count()
+            lines.append(f"   the last Swarmdeck run kept {kept:,} of its locustfile's log lines "
+                         f"({kept / args.seconds:,.0f} per second of its {args.seconds} s)")
+        if "8" in only:
+            plain_bundle = bundle_zip(work / "plain.zip", {"locustfile.py": LOCUSTFILE})
+            without, _ = start_seconds(stack, plain_bundle, target.url)
+            lines += ["", "8. requirements.txt: submit -> running, 1 slot (the environment's build or reuse inside)",
+                      f"   without requirements.txt                  {without:.2f} s"]
+            cases = [("swarmdeck_tinypkg==1.0", "swarmdeck_tinypkg", "one small wheel, local find-links"),
+                     ("pyquery==2.0.1", "pyquery", "pyquery + lxml + cssselect, the worker's index")]
+            for requirement, module, what in cases:
+                bundle = bundle_zip(work / f"{module}.zip", {"locustfile.py": WITH_REQUIREMENTS.format(module=module),
+                                                            "requirements.txt": requirement + "\n"})
+                try:
+                    cold, cold_note = start_seconds(stack, bundle, target.url)
+                except RuntimeError as error:
+                    lines.append(f"   {requirement}: could not run ({str(error).strip().splitlines()[-1]})")
+                    continue
+                warm, warm_note = start_seconds(stack, bundle, target.url)
+                lines += [f"   {requirement} ({what})",
+                          f"     cold (environment built)                {cold:.2f} s   ({cold_note})",
+                          f"     warm (environment reused)               {warm:.2f} s   ({warm_note})",
+                          f"     cold / warm                             {cold / warm:.1f}x   "
+                          "(target: warm >= 5x faster)"]
         print("\n".join(lines))
     finally:
         if stack:
