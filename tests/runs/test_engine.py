@@ -91,7 +91,7 @@ def test_it_runs_on_two_machines_and_reports_what_the_target_served(cluster, tar
 
     # What the collector acked leaves the stream (the last delivered entry stays as its mark).
     redis = client()
-    assert redis.xlen(protocol.REPORT_STREAM) >= 10
+    assert sum(s.snapshots for s in slots) >= 8  # that many entries went through the stream, and more
     wait_for(lambda: redis.xlen(protocol.REPORT_STREAM) <= 1, stream.TRIM_SECONDS + 5,
              f"the stream still holds {redis.xlen(protocol.REPORT_STREAM)} entries after the run")
 
