@@ -87,8 +87,9 @@ def masker_for_run(run) -> envvars.Masker:
     """Masks the values of the secrets a run received, as they are stored now (unreadable ones are skipped:
     what was stored was masked by the slot and the collector when it arrived)."""
     names = list((run.params or {}).get("secrets") or [])
+    options = envvars.secret_options(run.params)  # is_secret locustfile options: masked like secrets
     if not names:
-        return envvars.Masker()
+        return envvars.Masker(options)
     from scenarios.models import ProjectSecret
 
     known = {}
@@ -97,7 +98,7 @@ def masker_for_run(run) -> envvars.Masker:
             known[row.name] = decrypt(run.project_id, row.name, row.ciphertext)
         except SecretUnreadable:
             continue
-    return envvars.Masker(known)
+    return envvars.Masker({**known, **options})
 
 
 class EnvironmentRefused(ValueError):

@@ -101,6 +101,14 @@ def pool_environment(variables: dict | None, secrets: dict | None) -> dict[str, 
     return {str(name): str(value) for name, value in merged.items() if name_problem(name) is None}
 
 
+def secret_options(params: dict | None) -> dict[str, str]:
+    """The values of a run's secret locustfile options (`is_secret=True`), named `--name`, for a Masker."""
+    params = params or {}
+    options = params.get("options") or {}
+    return {f"--{name.replace('_', '-')}": str(options[name]) for name in params.get("secret_options") or []
+            if options.get(name) not in (None, "")}
+
+
 def mask_label(name: str) -> str:
     return f"[secret {name}]"
 

@@ -230,8 +230,8 @@ class Pool:
         # The scenario's variables and secrets (workers.envvars), before the import, as an `export` would.
         environment = dict(init.get("env") or {})
         os.environ.update(envvars.pool_environment(environment, None))
-        self.masker = envvars.Masker({name: environment[name] for name in init.get("secret_names") or []
-                                      if name in environment})
+        self.masker = envvars.Masker({**{name: environment[name] for name in init.get("secret_names") or []
+                                         if name in environment}, **envvars.secret_options(self.params)})
         path = os.path.abspath(init.get("locustfile") or "locustfile.py")
         self.bundle_dir = os.path.dirname(path)
         # Before the import, so module-level code can pick its share of test data too.

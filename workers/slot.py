@@ -36,7 +36,7 @@ import msgpack
 import redis as redis_lib
 
 from workers import bundle, frames, logs, preparing, protocol, sandbox
-from workers.envvars import Masker, pool_environment
+from workers.envvars import Masker, pool_environment, secret_options
 from workers.limits import Limits
 
 log = logging.getLogger("swarmdeck.slot")
@@ -326,7 +326,7 @@ class Slot:
         # The run's secrets (decrypted by the dispatcher) reach the pool's environment and are masked
         # in everything the slot sends: log lines, errors, tracebacks.
         self.secrets = dict(assignment.get("secrets") or {})
-        self.masker = Masker(self.secrets)
+        self.masker = Masker({**self.secrets, **secret_options(self.params)})  # and is_secret options' values
         self.logs = logs.Buffer(mask=self.masker.record)
         self.log_pump: logs.Pump | None = None
         self.held = contextlib.ExitStack()  # the requirements' environment, in use until the pool is gone

@@ -33,6 +33,11 @@ def _(parser):
     parser.add_argument("--token", is_secret=True, default="", help="API token")
 
 
+@events.init.add_listener
+def tell(environment, **kwargs):
+    print("the token is", environment.parsed_options.token)  # the Logs tab must not show it
+
+
 class Reader(FastHttpUser):
     wait_time = constant(0.05)
 
@@ -76,6 +81,12 @@ def _assert_secret_not_shown(client, api, run):
     assert SECRET not in detail.content.decode()
     report = api.get(reverse("api-run-report-json", args=[run.pk])).content.decode()
     assert SECRET not in report and json.loads(report)["params"]["options"]["token"] == MASK
+    from runlogs.models import LogLine
+
+    printed = [line.message for line in LogLine.objects.filter(run=run) if line.message.startswith("the token is")]
+    assert printed and all(message == "the token is [secret --token]" for message in printed), printed
+    logs = client.get(reverse("runlogs-text", args=[run.pk])).content.decode()
+    assert "the token is [secret --token]" in logs and SECRET not in logs
 
 
 def test_the_analysis_lists_the_options_with_their_defaults(client, alice, scenario):
