@@ -120,8 +120,9 @@ def _explain(tail: list[str], venv: Path) -> str:
     first = next((i for i, line in enumerate(tail) if line.startswith("ERROR")), max(0, len(tail) - 5))
     kept = [line for line in tail[first:] if not re.match(r"(to fix this|\d\. )", line.strip().lower())]
     if any("No matching distribution" in line for line in kept):
-        kept.append("Swarmdeck installs wheels only (building a package from source would run its code on the "
-                    "worker): pick a version the index has a wheel of, or ask for one.")
+        kept.append("Check the name and version on the index. If they exist there, note that Swarmdeck installs "
+                    "wheels only (building a package from source would run its code on the worker): pick a "
+                    "version with a wheel for this Python.")
     if any("(constraint)" in line for line in kept):
         kept.append("Swarmdeck keeps its own packages (locust, gevent and theirs) at their installed versions: "
                     "a requirement that needs another version of one cannot be installed.")

@@ -11,6 +11,14 @@
   let lines = [];
   let matching = 0;
   let loading = null;
+  // Follow new lines unless the person scrolled up to read; measured only while the tab is shown
+  // (a hidden tab has no scroll position, and must still be at the bottom when it opens).
+  let follow = true;
+  body.addEventListener("scroll", () => {
+    if (!panel.hidden) follow = body.scrollHeight - body.scrollTop - body.clientHeight < 40;
+  });
+  function keepUp() { if (follow) body.scrollTop = body.scrollHeight; }
+  new MutationObserver(() => { if (!panel.hidden) keepUp(); }).observe(panel, {attributes: true, attributeFilter: ["hidden"]});
 
   function filters() {
     const slot = $("logs-slot").value;
@@ -46,9 +54,8 @@
   }
 
   function render() {
-    const atBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 40;
     body.replaceChildren(...lines.map(row));
-    if (atBottom) body.scrollTop = body.scrollHeight;
+    keepUp();
     $("logs-empty").hidden = lines.length > 0;
     $("count-logs").textContent = matching ? matching.toLocaleString() : "";
   }
@@ -57,12 +64,11 @@
     const f = filters();
     const fresh = incoming.filter((line) => matches(line, f));
     if (!fresh.length) return;
-    const atBottom = body.scrollHeight - body.scrollTop - body.clientHeight < 40;
     lines.push(...fresh);
     matching += fresh.length;
     fresh.forEach((line) => body.appendChild(row(line)));
     while (lines.length > KEEP) { lines.shift(); body.firstChild.remove(); }
-    if (atBottom) body.scrollTop = body.scrollHeight;
+    keepUp();
     $("logs-empty").hidden = true;
     $("count-logs").textContent = matching.toLocaleString();
     addSlots(fresh.map((line) => line.slot));

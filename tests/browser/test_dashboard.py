@@ -252,6 +252,16 @@ def test_a_person_watches_what_the_locustfile_prints_live_and_downloads_it(page,
     page.wait_for_function("window.logArrivals.length >= 30", timeout=60_000)
     delays = sorted(page.evaluate("window.logArrivals"))
     assert delays[len(delays) // 2] < 2.0, delays  # a new line is on the page within 2 s
+    # Opened again later, the tab shows the newest lines and keeps following them.
+    page.get_by_role("tab", name="Statistics").click()
+    page.wait_for_timeout(2500)
+    page.get_by_role("tab", name="Logs").click()
+    at_bottom = ("(() => { const b = document.getElementById('logs-body'); return b.scrollHeight > "
+                 "b.clientHeight + 100 && b.scrollHeight - b.scrollTop - b.clientHeight < 40; })()")
+    page.wait_for_function(at_bottom, timeout=10_000)
+    height = page.evaluate("document.getElementById('logs-body').scrollHeight")
+    page.wait_for_function(f"document.getElementById('logs-body').scrollHeight > {height} + 40", timeout=10_000)
+    page.wait_for_function(at_bottom, timeout=5_000)
     expect(page.locator("#logs-body")).to_contain_text("WARNING checkout: slow checkout at")
     expect(page.locator("#logs-body")).to_contain_text("swarmdeck.slot: Slot 0 ready on")
     shot(page, "10-logs-live")
