@@ -5,6 +5,7 @@ Its own Redis client with short timeouts: a page must not hang because Redis doe
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 import redis
@@ -22,11 +23,28 @@ def _client() -> redis.Redis:
                                 socket_timeout=CHECK_TIMEOUT)
 
 
+_last_check: list = [0.0, False]  # (monotonic time, answer): one page asks several times
+RECHECK_SECONDS = 1.0
+
+
 def redis_reachable() -> bool:
+    """PING within CHECK_TIMEOUT; the answer is kept for a second, so a page that reads Redis in several
+    places waits at most once for a Redis that hangs (SIGSTOPped, or cut off without a reset)."""
+    now = time.monotonic()
+    if now - _last_check[0] < RECHECK_SECONDS:
+        return _last_check[1]
     try:
-        return bool(_client().ping())
+        answer = bool(_client().ping())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
-        return False
+        answer = False
+    _last_check[:] = [time.monotonic(), answer]
+    return answer
+
+
+def forget() -> None:
+    """Drop the kept answer (tests, and a settings change of REDIS_URL)."""
+    _last_check[:] = [0.0, False]
+    _client.cache_clear()
 
 
 def collector_alive() -> bool:

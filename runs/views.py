@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import cluster, live, services
+from runs import cluster, health, live, services
 from runs.access import get_run_for_user
 from runs.forms import LiveUsersForm, RunForm
 from runs.models import Run, RunTick
@@ -142,7 +142,7 @@ def cluster_view(request):
     return render(request, "runs/cluster.html", {
         "workers": workers, "total_slots": sum(w.slots for w in online if w.eligible),
         "busy_slots": sum(w.busy for w in online), "unisolated_slots": sum(w.slots for w in online if not w.eligible),
-        "require_isolation": cluster.require_isolation(),
+        "require_isolation": cluster.require_isolation(), "registry_readable": health.redis_reachable(),
         "waiting": [(index + 1, run, run.project_id in visible) for index, run in enumerate(waiting)],
         "active": [(run, run.project_id in visible) for run in active],
     })

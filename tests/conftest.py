@@ -15,6 +15,15 @@ def make_user(username):
     return get_user_model().objects.create_user(username, password=f"{username}-password")
 
 
+@pytest.fixture(autouse=True)
+def fresh_health_check():
+    """runs.health keeps its Redis answer for a second: no test sees the one of the test before."""
+    from runs import health
+
+    health.forget()
+    yield
+
+
 @pytest.fixture
 def alice(db):
     return make_user("alice")

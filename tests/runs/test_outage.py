@@ -50,11 +50,11 @@ def broker(settings):
     """A private Redis the test kills; this process's pages and run starts use it too."""
     server = PrivateRedis()
     settings.REDIS_URL = server.url
-    health._client.cache_clear()
+    health.forget()
     runs_redis.client.cache_clear()
     yield server
     server.stop()
-    health._client.cache_clear()
+    health.forget()
     runs_redis.client.cache_clear()
 
 

@@ -86,7 +86,7 @@ def test_every_page_says_when_unread_entries_pile_up(redis, settings, client, dj
     from runs import health
 
     settings.SWARMDECK_STREAM_ALARM_ENTRIES = 3
-    health._client.cache_clear()  # its Redis is the test settings' one
+    health.forget()  # its Redis is the test settings' one
     user = django_user_model.objects.create_user("carol", password="pw-carol-123")
     client.force_login(user)
     redis.set(protocol.collector_key("test-collector"), "1", ex=30)  # a collector is alive, only behind
