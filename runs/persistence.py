@@ -149,13 +149,22 @@ def account_lost_snapshots(run_id: int, live: LiveRun) -> None:
     the snapshots between the ones merged, by their sequence numbers."""
     lost = {index: state.last_seq - state.merged for index, state in live.slots.items()
             if state.last_seq > state.merged}
-    if not lost:
+    late = live.stats.late_snapshots
+    if not lost and not late:
         return
     run = Run.objects.filter(pk=run_id).only("warnings").first()
-    kept = [w for w in run.warnings if w.get("kind") != "lost_data"]
-    rows = [{"kind": "lost_data", "slot": index, "host": "", "count": count, "at": timezone.now().isoformat(),
+    kept = [w for w in run.warnings if w.get("kind") not in ("lost_data", "late_data")]
+    now = timezone.now().isoformat()
+    rows = [{"kind": "lost_data", "slot": index, "host": "", "count": count, "at": now,
              "message": f"data truncated: {count} snapshot{'s' if count != 1 else ''} (about {count} s) of "
                         f"slot {index} never reached the collector"} for index, count in sorted(lost.items())]
+    if late:
+        # Written seconds are not rewritten: a snapshot that arrives after its second was (an outage
+        # of Redis or of the collector, a slot cut off) counts in the totals only.
+        rows.append({"kind": "late_data", "slot": None, "host": "", "count": late, "at": now,
+                     "message": f"data truncated: {late} snapshot{'s' if late != 1 else ''} arrived after their "
+                                "second was written (a slot or the collector was cut off): they count in the "
+                                "run's totals but are missing from its per-second charts and history CSV"})
     Run.objects.filter(pk=run_id).update(warnings=[*kept, *rows])
     for row in rows:
         log.warning("Run %s: %s.", run_id, row["message"])

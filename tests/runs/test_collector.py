@@ -174,3 +174,26 @@ def test_it_sums_the_users_each_slot_runs_per_class(redis, fake_workers, tasks, 
     spin(collector, lambda: Run.objects.get(pk=run.pk).class_users == {"Shopper": 7, "Admin": 1})
     from runs import live
     assert live.meta(Run.objects.get(pk=run.pk))["class_users"] == {"Shopper": 7, "Admin": 1}
+
+
+def test_a_snapshot_that_arrives_after_its_second_was_written_is_counted_and_said(
+        redis, fake_workers, tasks, collector, alice, project):
+    run = start(project, alice, duration=1)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status in (Run.Status.RUNNING, Run.Status.STOPPING))
+    for slot in (0, 1):  # second 0 complete on both slots: written
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 1, 0, 4))
+    spin(collector, lambda: run.ticks.filter(tick=0).exists())
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, 2, 0, 3))  # late for second 0
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.STOPPING, timeout=15)
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 3 - slot, 1, 1, kind="final", users=0))
+        event(redis, run, slot, protocol.EVENT_DONE, {"exit_code": 0})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED)
+    run.refresh_from_db()
+    assert run.total_requests == 2 * (4 + 1) + (3 + 1) + 2 * (1 + 1)  # all in the totals (each snapshot adds a 500)
+    assert run.ticks.get(tick=0).rps == 10  # the written second is not rewritten
+    late = [w for w in run.warnings if w["kind"] == "late_data"]
+    assert len(late) == 1 and late[0]["count"] == 1
+    assert late[0]["message"].startswith("data truncated: 1 snapshot arrived after their second was written")
