@@ -50,7 +50,9 @@ def _stamp(t: float) -> str:
 def logs_text(request, run_id: int):
     """Every kept line that matches, as text: `time slot N LEVEL logger: message`."""
     run, _ = get_run_for_user(request, run_id)
-    head = [f"# Run #{run.pk} of {run.scenario.name}: logs of every slot, oldest first (times in UTC)."]
+    chosen = [f"{name}={value}" for name in ("slot", "level", "q") for value in request.GET.getlist(name) if value]
+    which = f"the lines matching {', '.join(chosen)}" if chosen else "logs of every slot"
+    head = [f"# Run #{run.pk} of {run.scenario.name}: {which}, oldest first (times in UTC)."]
     head += [f"# {note}" for note in store.notes(run.pk)]
     body = []
     for row in _filtered(request, run.pk).order_by("t", "slot", "seq").iterator(chunk_size=2000):

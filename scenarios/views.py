@@ -123,7 +123,7 @@ def secret_list(request, slug):
     used = {row.name: [s for s in project.scenarios.all() if row.name in (s.secret_names or [])] for row in rows}
     return render(request, "scenarios/secrets.html", {
         "project": project, "membership": membership, "form": form,
-        "secrets": [(row, used[row.name]) for row in rows], "rotation_note": project_secrets.ROTATION_NOTE})
+        "secrets": [(row, used[row.name]) for row in rows]})
 
 
 @require_POST

@@ -80,7 +80,9 @@ def test_the_tab_data_and_download_are_filtered_and_scoped(run, client, alice, c
     text = client.get(f"/runs/{run.pk}/logs.txt").content.decode()
     assert text.splitlines()[0].startswith(f"# Run #{run.pk} of ")
     assert "slot 0 WARNING slow page" in text and text.index("starting") < text.index("other slot")
-    assert client.get(f"/runs/{run.pk}/logs.txt?slot=1").content.decode().count("slot 1 OUTPUT") == 1
+    only_slot_1 = client.get(f"/runs/{run.pk}/logs.txt?slot=1").content.decode()
+    assert only_slot_1.count("slot 1 OUTPUT") == 1 and "slot 0" not in only_slot_1
+    assert only_slot_1.splitlines()[0].endswith(": the lines matching slot=1, oldest first (times in UTC).")
 
     client.force_login(charlie)  # not a member: the run does not exist for him
     assert client.get(f"/runs/{run.pk}/logs.json").status_code == 404

@@ -107,3 +107,11 @@ def test_it_hides_other_projects_runs_on_the_cluster_page(client, charlie, run, 
     page = client.get(reverse("runs-cluster")).content.decode()
     assert "another project's run" in page
     assert "Checkout" not in page and run.get_absolute_url() not in page
+
+
+def test_the_details_say_when_users_were_changed_while_running(client, alice, run):
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.FINISHED,
+                                         params={**run.params, "users": 4, "live_users": 8})
+    client.force_login(alice)
+    page = " ".join(client.get(reverse("runs-detail", args=[run.pk])).content.decode().split())
+    assert "<dt>Users</dt><dd>4 → 8 <span class=\"muted small\">(changed while running)</span></dd>" in page
