@@ -192,7 +192,9 @@
     fail.className = ratio > 0 ? "bad" : "";
     $("h-fail-sub").textContent = int(failures) + " failed" + (running ? " · " + fmt(lastTick("fails_per_s") || 0) + "/s now" : "");
     $("h-p95").textContent = running && lastTick("p95_ms") != null ? ms(lastTick("p95_ms")) + " ms" : (aggregate.p95 != null ? ms(aggregate.p95) + " ms" : "—");
-    $("h-p95-sub").textContent = running ? "this second · " + ms(aggregate.p95) + " ms overall" : "overall · p50 " + ms(aggregate.p50) + " ms · p99 " + ms(aggregate.p99) + " ms";
+    $("h-p95-sub").textContent = aggregate.p95 == null ? (running ? "no response yet" : "no responses")
+      : running ? "this second · " + ms(aggregate.p95) + " ms overall"
+      : "overall · p50 " + ms(aggregate.p50) + " ms · p99 " + ms(aggregate.p99) + " ms";
     $("h-requests").textContent = int(requests);
     $("h-requests-sub").textContent = aggregate.mean_ms != null ? "average " + ms(aggregate.mean_ms) + " ms" : "";
   }
@@ -472,6 +474,7 @@
         if (body.ok) {
           message.textContent = "Users → " + body.users + " at " + body.spawn_rate + "/s.";
           $("edit-users").open = false;
+          flash("Users → " + body.users + " at " + body.spawn_rate + "/s: the slots follow within a second.");
         } else {
           message.textContent = Object.values(body.errors || {}).flat().join(" ");
         }
@@ -479,6 +482,34 @@
         message.textContent = "Could not reach Swarmdeck: " + error;
       }
     });
+  }
+
+  // Stop without leaving the page: the tab, the picked endpoints and the scroll stay; the
+  // WebSocket brings the new state. Without fetch (or on an error) the form posts as usual.
+  const stopForm = $("stop-form");
+  if (stopForm && window.fetch) {
+    stopForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      $("stop-button").disabled = true;
+      try {
+        const response = await fetch(stopForm.action, {method: "POST", body: new FormData(stopForm),
+                                                       credentials: "same-origin"});
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        flash(["queued", "dispatching", "starting"].includes(state.meta.status) ? "Cancelling the run…"
+              : "Stopping: users stop within the stop timeout, then every slot's last numbers are counted.");
+      } catch (error) {
+        stopForm.submit();
+      }
+    });
+  }
+
+  function flash(text) {
+    const box = $("flash-box");
+    if (!box) return;
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(flash.timer);
+    flash.timer = setTimeout(() => { box.hidden = true; }, 6000);
   }
 
   window.swarmdeckLive = {get state() { return state; }, get socket() { return socket; }, timings: timings,

@@ -279,10 +279,15 @@ def test_a_person_watches_what_the_locustfile_prints_live_and_downloads_it(page,
     assert text.startswith(f"# Run #{run_id} of Chatty") and "printed at" not in text  # the filter applies
     assert "slot 0 WARNING checkout: slow checkout at" in text
 
-    # Stopped, the run keeps its logs: the tab shows them again, all levels, and downloads them all.
+    # Stopped in place (no reload: the same tab, the same filters); the run keeps its logs, all
+    # levels again, and downloads them all.
     page.locator("#stop-form button").click()
+    expect(page.locator("#flash-box")).to_contain_text("Stopping: users stop within the stop timeout")
     wait_state(page, "!s.meta.active", timeout=60_000)
-    page.get_by_role("tab", name="Logs").click()
+    expect(page.locator("section[data-panel=logs]")).to_be_visible()
+    assert not page.locator("#logs-levels input[value=OUTPUT]").is_checked()
+    for level in ("OUTPUT", "DEBUG", "INFO", "ERROR", "CRITICAL"):
+        page.locator(f"#logs-levels input[value={level}]").check()
     expect(page.locator("#logs-body")).to_contain_text("printed at")
     with page.expect_download() as download:
         page.locator("#logs-download").click()

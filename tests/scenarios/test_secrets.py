@@ -220,3 +220,13 @@ def test_the_masker_renames_endpoints_that_hold_a_secret_on_both_sides_of_the_wi
         assert [row["error"] for row in merged.error_rows()] == ["refused [secret API_TOKEN]"]
         assert merged.error_rows()[0]["name"] == "/items?token=[secret API_TOKEN]"
         assert TOKEN.encode() not in merged.to_bytes()
+
+
+@pytest.mark.django_db
+def test_the_scenario_page_shows_its_variables_and_the_names_of_its_secrets(client, alice, scenario):
+    Scenario = type(scenario)
+    Scenario.objects.filter(pk=scenario.pk).update(env_vars={"STAGE": "staging"}, secret_names=["API_TOKEN"])
+    client.force_login(alice)
+    page = " ".join(client.get(scenario.get_absolute_url()).content.decode().split())
+    assert '<span class="mono small">STAGE=staging</span>' in page
+    assert '<span class="mono small">API_TOKEN</span> <span class="muted small">(values not shown)</span>' in page
