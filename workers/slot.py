@@ -605,7 +605,21 @@ class Slot:
             self.refresh_lease()
             self.outbox.put_control(protocol.EVENT_PREPARING, {"line": line[:500], "done": done})
 
-        environment = preparing.enter(bundle_dir, self.held, say, self.logs.event)
+        # pip may be silent for a long while (a large download): the slot's busy lease must not lapse,
+        # or the cluster would count this slot as free and admit another run onto it.
+        done = threading.Event()
+
+        def keep_lease() -> None:
+            while not done.wait(LEASE_REFRESH):
+                self.refresh_lease(force=True)
+
+        keeper = threading.Thread(target=keep_lease, name=f"lease-{self.run_id}-{self.index}", daemon=True)
+        keeper.start()
+        try:
+            environment = preparing.enter(bundle_dir, self.held, say, self.logs.event)
+        finally:
+            done.set()
+            keeper.join(LEASE_REFRESH + 1)
         return environment.path if environment else None
 
     def stopped_by_limit(self, pool: PoolProcess) -> bool:

@@ -71,3 +71,27 @@ def test_a_requirement_pip_cannot_install_fails_the_slot_with_pips_message(slot_
     assert error["message"].startswith("pip could not install requirements.txt:")
     assert "No matching distribution found for swarmdeck_tinypkg==9.9" in error["message"]
     assert "ready" not in run.types()
+
+
+def test_a_slot_keeps_its_busy_lease_while_pip_is_silent(slot_run, target, index, redis_client, monkeypatch):
+    import time
+
+    from workers import preparing, protocol, slot
+
+    monkeypatch.setattr(slot, "LEASE_REFRESH", 0.2)
+    monkeypatch.setattr(protocol, "BUSY_TTL_SECONDS", 1)
+    real_enter = preparing.enter
+    seen: list[bool] = []
+
+    def silent_pip(bundle_dir, stack, say, event):
+        for _ in range(6):  # 3 s without a line from pip: three times the lease's time to live
+            time.sleep(0.5)
+            seen.append(bool(list(redis_client.scan_iter(match=f"{protocol.PREFIX}busy:*"))))
+        return real_enter(bundle_dir, stack, say, event)
+
+    monkeypatch.setattr(preparing, "enter", silent_pip)
+    run = _run_to_the_end(slot_run, target, b"swarmdeck_tinypkg==1.0\n")
+    run.wait_for("ready", timeout=60)
+    run.stop()
+    run.join(30)
+    assert seen == [True] * 6
