@@ -103,8 +103,11 @@
   function renderHeader() {
     const meta = state.meta;
     const badge = $("run-status");
-    badge.textContent = meta.status_label;
+    const preparing = meta.active && (state.slots || []).some((slot) => slot.status === "preparing");
+    badge.textContent = meta.status_label + (preparing ? " · preparing requirements" : "");
     badge.className = "badge status-" + meta.status;
+    const report = $("report-button");
+    if (report) report.hidden = ["queued", "dispatching", "cancelled"].includes(meta.status);
     const queued = meta.status === "queued";
     $("queue-box").hidden = !queued;
     if (queued && meta.queue_position) $("queue-position").textContent = meta.queue_position;
