@@ -8,11 +8,10 @@ counted as lost. Past workers.logs.MAX_LINES per slot the oldest lines are delet
 
 from __future__ import annotations
 
-import msgpack
 from django.db import transaction
 
 from runlogs.models import LogLine, SlotLog
-from runs.intake import Rejected
+from runs.intake import Rejected, unpack
 from workers import logs
 from workers.envvars import Masker
 
@@ -23,12 +22,7 @@ MAX_MESSAGE = logs.MAX_CHARS + 100
 
 def check(data: bytes) -> dict:
     """A decoded log batch {lines, dropped}, or Rejected saying what is wrong."""
-    if len(data) > MAX_BATCH_BYTES:
-        raise Rejected(f"a log batch of {len(data)} bytes")
-    try:
-        batch = msgpack.unpackb(data, raw=False)
-    except Exception as error:  # noqa: BLE001 - msgpack raises several unrelated types for garbage
-        raise Rejected(f"undecodable log batch: {type(error).__name__}") from None
+    batch = unpack(data, MAX_BATCH_BYTES, "a log batch")
     if not isinstance(batch, dict) or not isinstance(batch.get("lines"), list):
         raise Rejected("a log batch without lines")
     dropped = batch.get("dropped", 0)

@@ -84,16 +84,21 @@ def snapshot(data: bytes, run_id: int, slot: int) -> dict:
     return decoded
 
 
+def unpack(data: bytes, limit: int, what: str):
+    """msgpack of at most `limit` bytes, decoded, or Rejected naming `what` ("a control event")."""
+    if len(data) > limit:
+        raise Rejected(f"{what} of {len(data)} bytes")
+    try:
+        return msgpack.unpackb(data, raw=False)
+    except Exception as error:  # noqa: BLE001 - msgpack raises several unrelated types for garbage
+        raise Rejected(f"undecodable {what.split(' ', 1)[1]}: {type(error).__name__}") from None
+
+
 def control(data: bytes) -> dict:
     """A ready, error or done payload: a small msgpack map, or Rejected."""
     if not data:
         return {}
-    if len(data) > MAX_CONTROL_BYTES:
-        raise Rejected(f"a control event of {len(data)} bytes")
-    try:
-        payload = msgpack.unpackb(data, raw=False)
-    except Exception as error:  # noqa: BLE001 - msgpack raises several unrelated types for garbage
-        raise Rejected(f"undecodable control event: {type(error).__name__}") from None
+    payload = unpack(data, MAX_CONTROL_BYTES, "a control event")
     if not isinstance(payload, dict):
         raise Rejected("a control event that is not a map")
     return payload

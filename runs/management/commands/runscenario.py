@@ -176,12 +176,7 @@ class Command(BaseCommand):
 
     def locust_options(self, scenario: Scenario, pairs: list[str]) -> dict:
         """--option NAME=VALUE pairs, checked against the locustfile's options like the form and the API do."""
-        given: dict[str, str] = {}
-        for pair in pairs:
-            name, equals, value = pair.partition("=")
-            if not equals or not name.strip():
-                raise CommandError(f"--option {pair!r}: write NAME=VALUE, e.g. --option region=eu.")
-            given[name.strip()] = value
+        given = _name_values("--option", pairs, "region=eu")
         version = scenario.current_version
         if version is None:
             return given
@@ -192,12 +187,7 @@ class Command(BaseCommand):
 
     def env_overrides(self, pairs: list[str]) -> dict | None:
         """--env NAME=VALUE pairs, checked like the form and the API check them (start_run refuses a secret's name)."""
-        given: dict[str, str] = {}
-        for pair in pairs:
-            name, equals, value = pair.partition("=")
-            if not equals or not name.strip():
-                raise CommandError(f"--env {pair!r}: write NAME=VALUE, e.g. --env API_HOST=https://example.com.")
-            given[name.strip()] = value
+        given = _name_values("--env", pairs, "API_HOST=https://example.com")
         try:
             return envvars.check_variables(given) or None
         except ValueError as problem:
@@ -248,3 +238,14 @@ class Command(BaseCommand):
             add_version(scenario, bundle=bundle, raw=raw, filename=path.name, findings=findings, user=user,
                         comment="uploaded by runscenario")
         return scenario
+
+
+def _name_values(flag: str, pairs: list[str], example: str) -> dict[str, str]:
+    """Repeated `flag NAME=VALUE` arguments as a dict, or CommandError saying how to write one."""
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise CommandError(f"{flag} {pair!r}: write NAME=VALUE, e.g. {flag} {example}.")
+        given[name.strip()] = value
+    return given
