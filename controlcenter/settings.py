@@ -79,6 +79,9 @@ INSTALLED_APPS = [
     "runs",
     "automation",
     "runlogs",
+    "sharing",
+    "targets",
+    "audit",
     "api",
 ]
 

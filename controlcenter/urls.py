@@ -15,6 +15,9 @@ urlpatterns = [
     path("", include("automation.urls")),
     path("", include("runs.urls")),
     path("", include("runlogs.urls")),
+    path("", include("sharing.urls")),
+    path("", include("targets.urls")),
+    path("", include("audit.urls")),
     path("", include("scenarios.urls")),
 ]
 
