@@ -25,7 +25,7 @@ class PrepareFailed(Exception):
         self.detail = detail
 
 
-def enter(bundle_dir: Path, stack: contextlib.ExitStack, say: Callable[..., None],
+def enter(bundle_dir: Path, stack: contextlib.ExitStack, say: Callable[..., None],  # (line, done, seconds)
           event: Callable[[str, str], None]) -> venvs.Environment | None:
     """Enter the bundle's environment into `stack` (held until the stack closes); None without requirements."""
     path = bundle_dir / REQUIREMENTS
@@ -55,8 +55,8 @@ def enter(bundle_dir: Path, stack: contextlib.ExitStack, say: Callable[..., None
         event("ERROR", str(failed))
         raise PrepareFailed(str(failed)) from None
     took = time.monotonic() - started
-    done = (f"Environment built in {took:.1f} s." if environment.built
-            else f"Environment reused from this machine's cache ({took:.1f} s).")
+    done = (f"Environment built in {took:.2f} s." if environment.built
+            else f"Environment reused from this machine's cache ({took:.2f} s).")
     event("INFO", done)
-    say(done, done=True)
+    say(done, done=True, seconds=took)
     return environment

@@ -46,7 +46,7 @@ EVENT_READY = "ready"
 EVENT_SNAPSHOT = "snapshot"
 EVENT_ERROR = "error"
 EVENT_DONE = "done"
-EVENT_PREPARING = "preparing"  # {line, done}: installing requirements.txt (workers.preparing)
+EVENT_PREPARING = "preparing"  # {line, done[, seconds]}: installing requirements.txt (workers.preparing)
 EVENT_LOG = "log"          # {lines: [{seq, t, level, logger, message}], dropped}: the Logs tab (workers.logs)
 
 HEARTBEAT_SECONDS = 2

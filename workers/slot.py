@@ -601,9 +601,12 @@ class Slot:
 
     def prepare(self, bundle_dir: Path) -> Path | None:
         """The environment for the bundle's requirements.txt (None without one), built or reused."""
-        def say(line: str, done: bool = False) -> None:
+        def say(line: str, done: bool = False, seconds: float | None = None) -> None:
             self.refresh_lease()
-            self.outbox.put_control(protocol.EVENT_PREPARING, {"line": line[:500], "done": done})
+            event: dict = {"line": line[:500], "done": done}
+            if seconds is not None:
+                event["seconds"] = round(seconds, 4)
+            self.outbox.put_control(protocol.EVENT_PREPARING, event)
 
         # pip may be silent for a long while (a large download): the slot's busy lease must not lapse,
         # or the cluster would count this slot as free and admit another run onto it.

@@ -60,7 +60,11 @@ def test_a_slot_prepares_its_requirements_then_reuses_them(slot_run, target, ind
     second.wait_for("ready", timeout=60)
     second.stop()
     second.join(30)
-    assert second.of("preparing")[-1]["line"].startswith("Environment reused from this machine's cache")
+    reused = second.of("preparing")[-1]
+    assert reused["line"].startswith("Environment reused from this machine's cache")
+    # The start's requirements step: what the cache saves (the pool's own boot is the same both times;
+    # bench/engine.py benchmark 8 measures the whole submit -> running).
+    assert reused["seconds"] * 5 <= preparing[-1]["seconds"], (preparing[-1], reused)
 
 
 def test_a_requirement_pip_cannot_install_fails_the_slot_with_pips_message(slot_run, target, index):
