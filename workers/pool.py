@@ -254,6 +254,9 @@ class Pool:
         from locust.env import Environment
         from locust.util.load_locustfile import load_locustfile
 
+        from workers import pool_target_guard
+
+        pool_target_guard.install(self.params.get("targets"))  # before user code: HTTP clients keep to the allow list
         sys.path.insert(0, os.path.dirname(path))
         available, shapes = load_locustfile(path)
         wanted = list(self.params.get("user_classes") or [])
