@@ -16,6 +16,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from api.models import ApiToken
+from audit import log as audit_log
 
 SCHEMES = ("bearer", "token")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -77,6 +78,12 @@ def _authenticate(request) -> JsonResponse | None:
     return None
 
 
+def _interface(request) -> str:
+    """The audit log's interface of an API request: the token's name, or "api" for a browser session."""
+    token = getattr(request, "api_token", None)
+    return f"api:{token.name}" if token is not None else "api"
+
+
 def api_view(*methods: str, public: bool = False):
     """Token or session authentication (unless public), allowed methods, JSON answers for 400/403/404/405."""
     allowed = tuple(m.upper() for m in methods)
@@ -95,7 +102,8 @@ def api_view(*methods: str, public: bool = False):
             if problem is not None:
                 return problem
             try:
-                return view(request, *args, **kwargs)
+                with audit_log.via(_interface(request)):
+                    return view(request, *args, **kwargs)
             except BadRequest as bad:
                 return JsonResponse({"errors": bad.errors, **bad.extra}, status=400)
             except Http404 as missing:

@@ -14,6 +14,7 @@ from django.urls import Resolver404, resolve
 
 from api import payloads, schema
 from api.auth import BadRequest, api_view, check_types, error, form_errors, reject_unknown, request_data
+from audit.log import record
 from runs import reports, services
 from runs.access import get_run_for_user
 from runs.forms import RunForm
@@ -150,6 +151,8 @@ def scenario_environment(request, scenario_id):
         project_secrets.set_environment(scenario, data.get("variables"), data.get("secrets"))
     except project_secrets.EnvironmentRefused as refused:
         raise BadRequest(refused.errors) from None
+    record("scenario.edited", actor=request.user, project=scenario.project, subject=f"scenario {scenario.name}",
+           details={"scenario": scenario.pk, "changed": ["env_vars", "secret_names"]})
     return JsonResponse(payloads.environment(scenario))
 
 
@@ -185,11 +188,9 @@ def project_secrets_list(request, slug):
 def project_secret(request, slug, name):
     """PUT (maintainer): replace the secret's value {value}. DELETE (maintainer): delete it."""
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
-    row = project.secrets.filter(name=name).first()
     if request.method == "DELETE":
-        if row is None:
+        if not project_secrets.delete_secret(project, name, request.user):
             return error(404, f"{project.name} has no secret named {name}.")
-        row.delete()
         return HttpResponse(status=204)
     data, files = request_data(request)
     reject_unknown(data, {"value"}, files)

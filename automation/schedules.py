@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from audit import log as audit_log
 from automation import cron
 from automation.models import Schedule, ScheduleSkip
 from controlcenter.celery import CONTROL_QUEUE
@@ -101,7 +102,7 @@ def fire(schedule: Schedule) -> Run | ScheduleSkip:
     """Start the schedule's run, or record why not: the scenario is busy (overlap skip) or the
     run cannot start (no locustfile, no host)."""
     scenario = schedule.scenario
-    with transaction.atomic():
+    with audit_log.via(f"schedule:{schedule.pk}"), transaction.atomic():
         if schedule.overlap == Schedule.Overlap.SKIP:
             active = Run.objects.filter(scenario=scenario).active().order_by("created_at").first()
             if active is not None:

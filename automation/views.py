@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audit.log import record
 from automation import schedules as schedule_service
 from automation import webhooks as webhook_service
 from automation.forms import ScheduleForm, WebhookForm
@@ -32,12 +33,24 @@ def _get_webhook_for_user(request, webhook_id, role=Role.VIEWER):
     return webhook, membership
 
 
+def _record_schedule(action: str, request, schedule: Schedule, **details) -> None:
+    record(action, actor=request.user, project=schedule.scenario.project, subject=f"schedule {schedule.name}",
+           details={"schedule": schedule.pk, "scenario": schedule.scenario_id, **details})
+
+
+def _record_webhook(action: str, request, webhook: Webhook, **details) -> None:
+    """Scheme and host only (Webhook.short_url): a webhook URL's path can itself be a secret, as its key is."""
+    record(action, actor=request.user, project=webhook.project, subject=f"webhook {webhook.short_url}",
+           details={"webhook": webhook.pk, **details})
+
+
 def schedule_create(request, scenario_id):
     scenario, membership = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
     form = ScheduleForm(request.POST or None, scenario=scenario, initial={"preset": Schedule.Preset.NIGHTLY})
     if request.method == "POST" and form.is_valid():
         form.instance.created_by = request.user
         schedule = schedule_service.save_schedule(form.save(commit=False))
+        _record_schedule("schedule.created", request, schedule, timing=schedule.timing, enabled=schedule.enabled)
         messages.success(request, f"Schedule {schedule.name} saved.")
         return redirect(f"{scenario.get_absolute_url()}#schedules")
     return render(request, "automation/schedule_form.html",
@@ -61,6 +74,7 @@ def schedule_edit(request, schedule_id):
     form = ScheduleForm(request.POST or None, instance=schedule, scenario=scenario)
     if request.method == "POST" and form.is_valid():
         schedule_service.save_schedule(form.save(commit=False))
+        _record_schedule("schedule.edited", request, schedule, changed=sorted(form.changed_data))
         messages.success(request, f"Schedule {schedule.name} saved.")
         return redirect(schedule)
     return render(request, "automation/schedule_form.html", {
@@ -73,6 +87,7 @@ def schedule_toggle(request, schedule_id):
     schedule, _ = _get_schedule_for_user(request, schedule_id, Role.MAINTAINER)
     schedule.enabled = not schedule.enabled
     schedule_service.save_schedule(schedule)
+    _record_schedule("schedule.enabled" if schedule.enabled else "schedule.disabled", request, schedule)
     messages.success(request, f"Schedule {schedule.name} {'enabled' if schedule.enabled else 'disabled'}.")
     return redirect(request.POST.get("next") == "scenario" and f"{schedule.scenario.get_absolute_url()}#schedules"
                     or schedule.get_absolute_url())
@@ -82,7 +97,10 @@ def schedule_delete(request, schedule_id):
     schedule, membership = _get_schedule_for_user(request, schedule_id, Role.MAINTAINER)
     scenario = schedule.scenario
     if request.method == "POST":
+        schedule_id = schedule.pk
         schedule.delete()  # its PeriodicTask goes with it (automation.receivers)
+        record("schedule.deleted", actor=request.user, project=scenario.project, subject=f"schedule {schedule.name}",
+               details={"schedule": schedule_id, "scenario": scenario.pk})
         messages.success(request, f"Schedule {schedule.name} deleted.")
         return redirect(f"{scenario.get_absolute_url()}#schedules")
     return render(request, "automation/schedule_delete.html", {
@@ -101,6 +119,7 @@ def webhook_list(request, slug):
             form.instance.project = project
             form.instance.created_by = request.user
             webhook = form.save()
+            _record_webhook("webhook.created", request, webhook, events=webhook.events, enabled=webhook.enabled)
             messages.success(request, "Webhook added. Verify its signature with the secret shown below.")
             return redirect(webhook)
     webhooks = project.webhooks.all()
@@ -127,6 +146,7 @@ def webhook_edit(request, webhook_id):
     form = WebhookForm(request.POST or None, instance=webhook)
     if request.method == "POST" and form.is_valid():
         form.save()
+        _record_webhook("webhook.edited", request, webhook, changed=sorted(form.changed_data))
         messages.success(request, "Webhook saved.")
         return redirect(webhook)
     return render(request, "automation/webhook_form.html",
@@ -150,6 +170,7 @@ def webhook_new_secret(request, webhook_id):
     webhook, _ = _get_webhook_for_user(request, webhook_id, Role.MAINTAINER)
     webhook.secret = new_secret()
     webhook.save(update_fields=["secret"])
+    _record_webhook("webhook.secret_renewed", request, webhook)
     messages.success(request, "New secret generated: update your receiver. Pending deliveries are signed with it.")
     return redirect(webhook)
 
@@ -158,6 +179,7 @@ def webhook_delete(request, webhook_id):
     webhook, membership = _get_webhook_for_user(request, webhook_id, Role.MAINTAINER)
     project = webhook.project
     if request.method == "POST":
+        _record_webhook("webhook.deleted", request, webhook)
         webhook.delete()
         messages.success(request, "Webhook deleted.")
         return redirect("automation-webhooks", slug=project.slug)

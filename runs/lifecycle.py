@@ -100,7 +100,7 @@ class Lifecycle:
             self.finish(run, live)  # e.g. a LoadTestShape ended the test on every slot
             return
         if run.duration and run.started_at and timezone.now() >= run.started_at + timedelta(seconds=run.duration):
-            services.request_stop(run, note="duration reached")
+            services.request_stop(run, note="duration reached", audit_action=None)
 
     def watch_stopping(self, run: Run) -> None:
         live = self.live_run(run.pk)

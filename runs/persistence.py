@@ -188,7 +188,7 @@ def enforce_thresholds(run: Run, totals: list[dict], elapsed: float) -> None:
             reason=f"{current}\n{note}".strip(), verdict=Run.Verdict.FAIL, verdict_details=broken):
         return
     log.warning("Run %s: %s.", run.pk, note)
-    services.request_stop(run, note=note)
+    services.request_stop(run, note=note, audit_action="run.aborted")
     for entry in broken:
         for receiver, result in run_signals.threshold_broken.send_robust(sender=Run, run_id=run.pk,
                                                                          criterion=entry):

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
+from audit.log import record
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
 from runs import cluster, health, live
@@ -163,7 +164,16 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)
     run.save()
     log.info("Run %s of scenario %s queued: %s.", run.pk, scenario.pk, locust_options.masked_params(frozen))
+    record("run.started", actor=user, project=scenario.project, subject=f"run #{run.pk} of {scenario.name}",
+           details={"run": run.pk, "scenario": scenario.pk, "version": version.number, "trigger": trigger,
+                    **_audited_params(frozen)})
     return run
+
+
+def _audited_params(params: dict) -> dict:
+    """What the audit log keeps of a run's parameters: the load and the host, not options or variables (an
+    option may be a secret one)."""
+    return {name: params.get(name) for name in ("users", "spawn_rate", "duration", "slots", "host")}
 
 
 def queue_position(run: Run) -> int | None:
@@ -286,13 +296,18 @@ def cancel_run(run: Run, user=None) -> bool:
                 signal_stop(run.pk)
             live.publish_meta(run.pk)
             log.info("Run %s cancelled %s.", run.pk, note)
+            record("run.cancelled", actor=user, project=run.project, subject=f"run #{run.pk}",
+                   details={"run": run.pk, "was": status})
             run_signals.run_ended.send(sender=Run, run_id=run.pk)
             return True
     return False
 
 
-def request_stop(run: Run, user=None, note: str = "") -> bool:
-    """running -> stopping: every slot stops its users within the stop timeout, then sends its final snapshot."""
+def request_stop(run: Run, user=None, note: str = "", audit_action: str | None = "run.stopped") -> bool:
+    """running -> stopping: every slot stops its users within the stop timeout, then sends its final snapshot.
+
+    The audit log records the stop as `audit_action` ("run.aborted" for a broken criterion), or not at
+    all with None (the run reached its duration: nobody changed anything)."""
     run.refresh_from_db()
     if run.status in (Run.Status.QUEUED, Run.Status.DISPATCHING, Run.Status.STARTING):
         return cancel_run(run, user)
@@ -306,6 +321,9 @@ def request_stop(run: Run, user=None, note: str = "") -> bool:
         signal_stop(run.pk)
         live.publish_meta(run.pk)
         log.info("Run %s stopping: %s.", run.pk, note)
+        if audit_action:
+            record(audit_action, actor=user, project=run.project, subject=f"run #{run.pk}",
+                   details={"run": run.pk, "note": note})
     return bool(updated)
 
 

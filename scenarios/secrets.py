@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
+from audit.log import record
 from workers import envvars
 
 ROTATION_NOTE = ("Changing SECRET_KEY makes stored secrets unreadable: a maintainer must set this secret again "
@@ -64,11 +65,22 @@ def set_secret(project, name: str, value: str, user=None):
     problem = envvars.name_problem(name) or secret_value_problem(name, value)
     if problem:
         raise ValueError(problem)
-    secret, _ = ProjectSecret.objects.update_or_create(
+    secret, created = ProjectSecret.objects.update_or_create(
         project=project, name=name,
         defaults={"ciphertext": encrypt(project.pk, value), "updated_by": user if user and user.is_authenticated
                   else None})
+    # By name only: the value never reaches the audit log.
+    record("secret.set" if created else "secret.replaced", actor=user, project=project, subject=f"secret {name}",
+           details={"name": name})
     return secret
+
+
+def delete_secret(project, name: str, user=None) -> bool:
+    """Delete a project secret by name; False when the project has none of that name."""
+    deleted, _ = project.secrets.filter(name=name).delete()
+    if deleted:
+        record("secret.deleted", actor=user, project=project, subject=f"secret {name}", details={"name": name})
+    return bool(deleted)
 
 
 def values(project, names) -> dict[str, str]:

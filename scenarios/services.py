@@ -6,6 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from audit.log import record
 from scenarios.bundles import Bundle
 from scenarios.models import LocustfileVersion, Membership, Project, Role, Scenario
 
@@ -19,6 +20,8 @@ def create_project(user, *, name: str, slug: str, description: str = "") -> Proj
     """Create a project; its creator becomes its first maintainer."""
     project = Project.objects.create(name=name, slug=slug, description=description, created_by=user)
     Membership.objects.create(user=user, project=project, role=Role.MAINTAINER)
+    record("project.created", actor=user, project=project, subject=f"project {project.name}",
+           details={"slug": project.slug})
     return project
 
 
@@ -56,6 +59,9 @@ def add_version(
         uploaded_by=user,
     )
     Scenario.objects.filter(pk=scenario.pk).update(updated_at=version.uploaded_at)
+    record("locustfile.uploaded", actor=user, project=scenario.project, subject=f"{scenario.name} v{number}",
+           details={"scenario": scenario.pk, "version": number, "filename": version.filename,
+                    "sha256": version.sha256, "size": version.size, "comment": comment})
     return version
 
 
@@ -77,38 +83,51 @@ def same_as_current(scenario: Scenario, upload: Bundle | bytes) -> str | None:
 def create_scenario(project: Project, *, fields: dict, bundle: Bundle, filename: str, findings: dict, user,
                     raw: bytes | None = None):
     scenario = Scenario.objects.create(project=project, **fields)
+    record("scenario.created", actor=user, project=project, subject=f"scenario {scenario.name}",
+           details={"scenario": scenario.pk})
     add_version(scenario, bundle=bundle, filename=filename, findings=findings, user=user)
     return scenario
 
 
-def add_member(project: Project, *, username: str, role: str) -> Membership:
+def add_member(project: Project, *, username: str, role: str, actor=None) -> Membership:
+    """`actor` (the maintainer adding them) is who the audit log names."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise MembershipError(f"There is no user named “{username}”.")
     try:
         with transaction.atomic():
-            return Membership.objects.create(user=user, project=project, role=role)
+            membership = Membership.objects.create(user=user, project=project, role=role)
+            record("member.added", actor=actor, project=project, subject=f"member {username}",
+                   details={"user": username, "role": role})
+            return membership
     except IntegrityError:
         raise MembershipError(f"{username} is already a member of {project.name}.") from None
 
 
 @transaction.atomic
-def change_role(membership: Membership, role: str) -> None:
+def change_role(membership: Membership, role: str, actor=None) -> None:
     _lock_project(membership.project)
     if membership.role == Role.MAINTAINER and role != Role.MAINTAINER and membership.project.maintainer_count() == 1:
         raise MembershipError(f"{membership.user.username} is the last maintainer of {membership.project.name}: "
                               "make someone else maintainer first.")
+    before = membership.role
     membership.role = role
     membership.save(update_fields=["role"])
+    if before != role:
+        record("member.role_changed", actor=actor, project=membership.project,
+               subject=f"member {membership.user.username}",
+               details={"user": membership.user.username, "from": before, "to": role})
 
 
 @transaction.atomic
-def remove_member(membership: Membership) -> None:
+def remove_member(membership: Membership, actor=None) -> None:
     _lock_project(membership.project)
     if membership.role == Role.MAINTAINER and membership.project.maintainer_count() == 1:
         raise MembershipError(f"{membership.user.username} is the last maintainer of {membership.project.name} "
                               "and cannot be removed.")
     membership.delete()
+    record("member.removed", actor=actor, project=membership.project, subject=f"member {membership.user.username}",
+           details={"user": membership.user.username, "role": membership.role})
 
 
 def _lock_project(project: Project) -> None:

@@ -6,11 +6,12 @@ below the needed role get 403.
 
 from django.contrib import messages
 from django.db.models import Count, Max, OuterRef, Subquery
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from audit.log import record
 from scenarios import bundles
 from scenarios import secrets as project_secrets
 from scenarios.access import get_project_for_user, get_scenario_for_user, get_version_for_user
@@ -76,6 +77,8 @@ def project_edit(request, slug):
     form = ProjectForm(request.POST or None, instance=project)
     if request.method == "POST" and form.is_valid():
         project = form.save()
+        record("project.edited", actor=request.user, project=project, subject=f"project {project.name}",
+               details={"changed": sorted(form.changed_data)})
         messages.success(request, "Project saved.")
         return redirect(project)
     return render(request, "scenarios/project_form.html", {"form": form, "project": project, "membership": membership})
@@ -89,7 +92,7 @@ def member_list(request, slug):
         form = AddMemberForm(request.POST)
         if form.is_valid():
             try:
-                added = add_member(project, **form.cleaned_data)
+                added = add_member(project, **form.cleaned_data, actor=request.user)
             except MembershipError as error:
                 form.add_error("username", str(error))
             else:
@@ -129,8 +132,8 @@ def secret_list(request, slug):
 @require_POST
 def secret_delete(request, slug, name):
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
-    secret = get_object_or_404(project.secrets, name=name)
-    secret.delete()
+    if not project_secrets.delete_secret(project, name, request.user):
+        raise Http404("No such secret.")
     messages.success(request, f"Secret {name} deleted. Scenarios that receive it cannot start runs until it is set "
                               "again or unticked on their edit page.")
     return redirect("scenarios-secrets", slug=project.slug)
@@ -149,7 +152,7 @@ def member_role(request, slug, member_id):
         messages.error(request, "Choose viewer, runner or maintainer.")
     else:
         try:
-            change_role(member, form.cleaned_data["role"])
+            change_role(member, form.cleaned_data["role"], actor=request.user)
         except MembershipError as error:
             messages.error(request, str(error))
         else:
@@ -162,7 +165,7 @@ def member_remove(request, slug, member_id):
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
     member = _member_of(project, member_id)
     try:
-        remove_member(member)
+        remove_member(member, actor=request.user)
     except MembershipError as error:
         messages.error(request, str(error))
     else:
@@ -216,6 +219,8 @@ def scenario_edit(request, scenario_id):
     form = ScenarioForm(request.POST or None, instance=scenario, project=scenario.project)
     if request.method == "POST" and form.is_valid():
         form.save()
+        record("scenario.edited", actor=request.user, project=scenario.project, subject=f"scenario {scenario.name}",
+               details={"scenario": scenario.pk, "changed": sorted(form.changed_data)})
         messages.success(request, "Scenario saved.")
         return redirect(scenario)
     return render(
@@ -229,7 +234,10 @@ def scenario_delete(request, scenario_id):
     scenario, membership = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
     if request.method == "POST":
         project = scenario.project
+        scenario_id = scenario.pk
         scenario.delete()
+        record("scenario.deleted", actor=request.user, project=project, subject=f"scenario {scenario.name}",
+               details={"scenario": scenario_id})
         messages.success(request, f"Scenario {scenario.name} and its locustfile versions were deleted.")
         return redirect(project)
     return render(

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import log as audit_log
 from runs import reporting, reports, services
 from runs.models import Run
 from scenarios import analysis, bundles
@@ -78,7 +79,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         logging.getLogger("runs").setLevel(logging.WARNING)  # the command says what happens itself
         try:
-            code = self.run(options)
+            with audit_log.via("cli"):
+                code = self.run(options)
         except CommandError as error:
             self.stderr.write(f"runscenario: {error}")
             code = EXIT_COULD_NOT_RUN
