@@ -4,11 +4,20 @@ Authorized in `connect`, before accepting: an anonymous user or one outside the 
 is closed without a byte of data (the Origin is checked earlier, by AllowedHostsOriginValidator
 in controlcenter/asgi.py). On connect the page first gets the full state from the database,
 then the collector's deltas as they come.
+
+Redis (the channel layer) going away must not surface as an exception out of the consumer: Daphne
+would answer a connecting page with HTTP 500 and log a traceback per socket. A socket that loses
+the layer, or cannot join its run's group, is closed with 4503 (try again later) and the page
+reconnects with its backoff: a restarted Redis is empty, so only a new connect rejoins the group.
+Each Redis operation is tried twice: the first command after a restart may fail on a pooled
+connection to the old server. The outage is logged once, and once when it is over.
 """
 
 import logging
 
+import redis
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from runs import live
@@ -17,9 +26,56 @@ from runs.models import Run
 log = logging.getLogger(__name__)
 
 CLOSE_DENIED = 4403
+CLOSE_TRY_AGAIN = 4503  # "Try again later" (1013 itself is refused by Daphne: apps may send 1000 or 3000-4999)
+REDIS_FAULTS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class Outage:
+    """One log line when the live pages lose Redis, one when it answers again."""
+
+    down = False
+
+    @classmethod
+    def lost(cls, error: BaseException) -> None:
+        if not cls.down:
+            cls.down = True
+            log.warning("Live pages: Redis is unreachable (%s); their sockets close and reconnect once it is back",
+                        error)
+
+    @classmethod
+    def back(cls) -> None:
+        if cls.down:
+            cls.down = False
+            log.warning("Live pages: Redis is reachable again")
+
+
+async def twice(operation):
+    """Await operation(); on a Redis fault once more (a stale pooled connection is dropped by then)."""
+    try:
+        return await operation()
+    except REDIS_FAULTS:
+        return await operation()
 
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
+    # Channels assigns the layer's receive for this socket in __call__ and awaits it next to the
+    # client's messages; kept guarded, a lost layer becomes a `layer.lost` message.
+    @property
+    def channel_receive(self):
+        return self._guarded_receive
+
+    @channel_receive.setter
+    def channel_receive(self, receive):
+        async def guarded():
+            try:
+                message = await twice(receive)
+            except REDIS_FAULTS as error:
+                return {"type": "layer.lost", "error": error}
+            Outage.back()
+            return message
+
+        self._guarded_receive = guarded
+
     async def connect(self):
         self.group = None
         user = self.scope.get("user")
@@ -31,13 +87,32 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         self.group = live.run_group(run_id)
         # Join before reading the state: a delta sent in between then arrives after the state
         # and overlaps it, which the page's merge by tick number absorbs. Nothing falls through.
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        try:
+            await twice(lambda: self.channel_layer.group_add(self.group, self.channel_name))
+        except REDIS_FAULTS as error:
+            await self.layer_lost({"error": error})
+        Outage.back()
         await self.accept()
+        self.accepted = True
         await self.send_json(await self.state())
 
     async def disconnect(self, code):
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(self.group, self.channel_name)
+            except REDIS_FAULTS as error:
+                Outage.lost(error)   # the group entry expires by itself
+
+    async def layer_lost(self, event):
+        """Redis is gone: close with a code the page retries on (accepted first, or a connecting
+        page would only see the handshake refused) and end the consumer."""
+        Outage.lost(event["error"])
+        self.group = None
+        if not getattr(self, "accepted", False):
+            await self.accept()
+            self.accepted = True
+        await self.close(code=CLOSE_TRY_AGAIN)
+        raise StopConsumer
 
     async def receive_json(self, content, **kwargs):
         # The page only listens; stop and user changes are CSRF-protected POSTs.

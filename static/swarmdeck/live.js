@@ -421,8 +421,13 @@
     clearInterval(countdownTimer);
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
-    socket.onopen = () => { retry = 0; indicator("● Live", "on"); };
-    socket.onmessage = (event) => apply(JSON.parse(event.data));
+    // Live once the state arrives, not on open: while Redis is down the server accepts and closes
+    // at once (4503), and the backoff must keep growing through those.
+    socket.onmessage = (event) => {
+      retry = 0;
+      indicator("● Live", "on");
+      apply(JSON.parse(event.data));
+    };
     socket.onclose = () => {
       socket = null;
       if (!state.meta.active) return;
