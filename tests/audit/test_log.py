@@ -125,3 +125,17 @@ def test_the_site_admin_can_see_a_record_made_outside_any_request(db, django_use
     client.force_login(admin)
     page = client.get(reverse("audit-site")).content.decode()
     assert "cluster.drained" in page and "worker w1" in page and "site-wide" in page
+
+
+def test_the_admin_shows_entries_but_cannot_change_or_delete_them(client, django_user_model, project, alice):
+    record("project.edited", actor=alice, project=project, subject="project Shop")
+    entry = AuditEntry.objects.get(action="project.edited")
+    root = django_user_model.objects.create_superuser("root", password="x")
+    client.force_login(root)
+    listing = client.get(reverse("admin:audit_auditentry_changelist"))
+    assert listing.status_code == 200 and "project Shop" in listing.content.decode()
+    page = client.get(reverse("admin:audit_auditentry_change", args=[entry.pk])).content.decode()
+    assert 'name="_save"' not in page
+    assert client.post(reverse("admin:audit_auditentry_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert client.get(reverse("admin:audit_auditentry_add")).status_code == 403
+    assert AuditEntry.objects.filter(pk=entry.pk).exists()

@@ -28,6 +28,8 @@ ROUTES = [
     ("scenarios-upload", lambda o: {"scenario_id": o["scenario"].pk}, "post", Role.MAINTAINER),
     ("scenarios-version", lambda o: {"scenario_id": o["scenario"].pk, "number": 1}, "get", Role.VIEWER),
     ("scenarios-version-download", lambda o: {"scenario_id": o["scenario"].pk, "number": 1}, "get", Role.VIEWER),
+    ("audit-project", lambda o: {"slug": "shop"}, "get", Role.MAINTAINER),
+    ("audit-project-csv", lambda o: {"slug": "shop"}, "get", Role.MAINTAINER),
 ]
 ROUTE_IDS = [f"{method.upper()} {name}" for name, _, method, _ in ROUTES]
 
