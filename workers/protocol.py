@@ -24,6 +24,9 @@ Redis layout (all keys prefixed with ``sd:``)
                                      with a TTL of WORKER_TTL_SECONDS: gone = offline.
 ``sd:busy:<name>:<pid>``             One key per running slot (value "run:slot"), TTL
                                      BUSY_TTL_SECONDS, refreshed by the slot while it runs.
+``sd:workers:draining``              Hash written by an admin (Cluster page): worker name -> JSON
+                                     {by, at}. A draining worker hands every new slot task back
+                                     to the queue (workers.drain) and finishes its current ones.
 
 Events on the stream (``type`` field)
 -------------------------------------
@@ -100,6 +103,7 @@ def worker_name() -> str:
 # Every heartbeat is also kept here (HSET name -> same JSON), so the Cluster page can list a
 # machine as offline after its sd:worker:<name> key expired.
 WORKERS_SEEN = "sd:workers:seen"
+WORKERS_DRAINING = "sd:workers:draining"
 
 # A running collector refreshes this key (TTL COLLECTOR_TTL_SECONDS) on every lifecycle pass.
 COLLECTOR_PATTERN = "sd:collector:*"

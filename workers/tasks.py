@@ -31,9 +31,18 @@ VERSION = os.environ.get("SWARMDECK_VERSION", "1.0")
 
 @app.task(name=protocol.SLOT_TASK, bind=True, acks_late=False, ignore_result=True)
 def run_slot(self, assignment: dict) -> str:
-    from workers import slot
+    from workers import drain, slot
 
-    return slot.run(assignment, worker=self.request.hostname or protocol.worker_name())
+    worker = self.request.hostname or protocol.worker_name()
+    redis = slot.redis_client()
+    if drain.hand_back(assignment, worker, resend_slot, redis):
+        return "drained"
+    return slot.run(assignment, redis=redis, worker=worker)
+
+
+def resend_slot(assignment: dict) -> None:
+    """The slot task again, at the back of the loadgen queue, for another worker."""
+    app.send_task(protocol.SLOT_TASK, args=[assignment], queue=protocol.LOADGEN_QUEUE)
 
 
 # -- registry ------------------------------------------------------------------------------------
