@@ -1,6 +1,6 @@
 from django.urls import path
 
-from runs import history_views, report_views, threshold_views, views
+from runs import cluster_views, history_views, report_views, threshold_views, views
 
 urlpatterns = [
     path("scenarios/<int:scenario_id>/runs/new/", views.run_create, name="runs-create"),
@@ -23,6 +23,9 @@ urlpatterns = [
     path("runs/<int:run_id>/report/run.json", report_views.run_json, name="runs-report-json"),
     path("runs/<int:run_id>/report/report.html", report_views.run_html, name="runs-report-html"),
     path("cluster/", views.cluster_view, name="runs-cluster"),
+    path("cluster/stop-all/", cluster_views.stop_all, name="runs-cluster-stop-all"),
+    path("cluster/drain/", cluster_views.drain, name="runs-cluster-drain"),
+    path("cluster/undrain/", cluster_views.undrain, name="runs-cluster-undrain"),
     path("scenarios/<int:scenario_id>/criteria/new/", threshold_views.threshold_create, name="runs-threshold-create"),
     path("criteria/<int:threshold_id>/edit/", threshold_views.threshold_edit, name="runs-threshold-edit"),
     path("criteria/<int:threshold_id>/delete/", threshold_views.threshold_delete, name="runs-threshold-delete"),

@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import cluster, health, live, services
+from runs import cluster, cluster_views, health, live, services
 from runs.access import get_run_for_user
 from runs.forms import LiveUsersForm, RunForm
 from runs.models import Run, RunTick
@@ -140,7 +140,9 @@ def cluster_view(request):
     visible = set(mine.values_list("pk", flat=True))
     online = [w for w in workers if w.online]
     return render(request, "runs/cluster.html", {
-        "workers": workers, "total_slots": sum(w.slots for w in online if w.eligible),
+        "workers": workers, "worker_rows": cluster_views.slot_rows(workers, visible),
+        "total_slots": sum(w.slots for w in online if w.eligible and not w.draining),
+        "draining_slots": sum(w.slots for w in online if w.eligible and w.draining),
         "busy_slots": sum(w.busy for w in online), "unisolated_slots": sum(w.slots for w in online if not w.eligible),
         "require_isolation": cluster.require_isolation(), "registry_readable": health.redis_reachable(),
         "waiting": [(index + 1, run, run.project_id in visible) for index, run in enumerate(waiting)],

@@ -4,6 +4,7 @@ Same endpoints as bench/target.sh: /ok (any method) /json /static10k /delay/1ms 
 /delay/100ms /status/500, plus /slot/<anything> (200, for tests that encode
 what a slot saw in the path). The access log has one "METHOD URI STATUS" line per request;
 `counts()` flushes it (USR1 reopens the log, which writes nginx's buffer) and tallies it.
+A second log has the same lines with the time each request was served (`served_at()`).
 Needs the Debian packages nginx and libnginx-mod-http-echo (installed here when missing, as root).
 """
 
@@ -32,6 +33,8 @@ events {{ worker_connections 8192; }}
 http {{
   log_format count '$request_method $uri $status';
   access_log {dir}/logs/access.log count buffer=64k flush=1s;
+  log_format timed '$msec $request_method $uri $status';
+  access_log {dir}/logs/timed.log timed buffer=64k flush=1s;
   client_body_temp_path {dir}/tmp/body; proxy_temp_path {dir}/tmp/proxy;
   fastcgi_temp_path {dir}/tmp/fastcgi; uwsgi_temp_path {dir}/tmp/uwsgi; scgi_temp_path {dir}/tmp/scgi;
   keepalive_requests 1000000; keepalive_timeout 65; sendfile on;
@@ -75,6 +78,7 @@ class Target:
         self.owns_dir = owns_dir
         self.url = f"http://127.0.0.1:{port}"
         self.log = directory / "logs" / "access.log"
+        self.timed_log = directory / "logs" / "timed.log"
 
     @property
     def pid(self) -> int | None:
@@ -111,6 +115,18 @@ class Target:
                     served.append((parts[0], parts[1], int(parts[2])))
         return served
 
+    def served_at(self) -> list[tuple[float, str, str, int]]:
+        """Every request served so far with when it was served: (time, method, uri, status); the time is
+        nginx's $msec, the wall clock in seconds to the millisecond, when the response was sent."""
+        self.flush()
+        served = []
+        if self.timed_log.exists():
+            for line in self.timed_log.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 4:
+                    served.append((float(parts[0]), parts[1], parts[2], int(parts[3])))
+        return served
+
     def counts(self) -> dict[tuple[str, str, int], int]:
         return dict(collections.Counter(self.lines()))
 
@@ -120,8 +136,9 @@ class Target:
     def reset(self) -> None:
         """Forget what was served so far (truncate the log)."""
         self.flush()
-        with open(self.log, "w"):
-            pass
+        for log in (self.log, self.timed_log):
+            with open(log, "w"):
+                pass
 
     def stop(self) -> None:
         pid = self.pid
@@ -150,6 +167,7 @@ def start(port: int | None = None, dir: str | os.PathLike | None = None) -> Targ
         (directory / sub).mkdir(parents=True, exist_ok=True)
     (directory / "html" / "static10k").write_bytes(b"x" * 10240)
     (directory / "logs" / "access.log").write_bytes(b"")
+    (directory / "logs" / "timed.log").write_bytes(b"")
     port = port or free_port()
     (directory / "nginx.conf").write_text(CONF.format(echo=ECHO_MODULE, dir=directory, port=port))
     result = subprocess.run([NGINX, "-c", str(directory / "nginx.conf"), "-p", str(directory)],

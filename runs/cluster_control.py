@@ -1,0 +1,88 @@
+"""An admin's controls over the whole cluster: stop every active run, drain a load worker.
+
+Stop everything first raises every running run's stop flag in one Redis round trip (the slots
+poll it every CONTROL_POLL_SECONDS and stop their users), then moves each run through
+services.request_stop, which cancels the ones whose users have not started and records who
+stopped them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from audit import log as audit_log
+from runs import services
+from runs.models import Run
+from runs.redis import client
+from workers import protocol
+
+log = logging.getLogger(__name__)
+
+STOPPABLE = (Run.Status.QUEUED, Run.Status.DISPATCHING, Run.Status.STARTING, Run.Status.RUNNING)
+
+
+@dataclass
+class StopAll:
+    """What stop everything did, by run id."""
+
+    stopped: list[int] = field(default_factory=list)    # running: now stopping
+    cancelled: list[int] = field(default_factory=list)  # queued or starting: cancelled
+    projects: set[int] = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return len(self.stopped) + len(self.cancelled)
+
+
+def stoppable_runs() -> list[Run]:
+    """The runs stop everything would stop or cancel, oldest first (runs already stopping are on their way)."""
+    return list(Run.objects.filter(status__in=STOPPABLE).order_by("created_at", "id")
+                .select_related("project", "scenario").defer("stats_blob", "totals"))
+
+
+def stop_everything(user) -> StopAll:
+    runs = stoppable_runs()
+    holding = [run.pk for run in runs if run.status != Run.Status.QUEUED]
+    if holding:  # the load goes down first; the book-keeping follows
+        pipe = client().pipeline(transaction=False)
+        for run_id in holding:
+            pipe.hset(protocol.control_key(run_id), "stop", "1")
+        pipe.execute()
+    done = StopAll()
+    note = f"stopped by {user.username} (stop everything)"
+    for run in runs:
+        if not services.request_stop(run, user, note=note):
+            continue  # it ended on its own meanwhile
+        run.refresh_from_db(fields=["status"])
+        (done.cancelled if run.status == Run.Status.CANCELLED else done.stopped).append(run.pk)
+        done.projects.add(run.project_id)
+    log.warning("Stop everything by %s: %s run(s) stopping, %s cancelled.", user.username, len(done.stopped),
+                len(done.cancelled))
+    audit_log.record("cluster.stop_all", actor=user, subject="every active run", details={
+        "stopped": done.stopped, "cancelled": done.cancelled, "projects": sorted(done.projects)})
+    return done
+
+
+# -- draining ------------------------------------------------------------------------------------
+def drain(worker: str, user) -> bool:
+    """`worker` takes no new slots from now on; its current ones finish. False if it was draining already."""
+    entry = json.dumps({"by": user.username, "at": time.time()})
+    added = bool(client().hsetnx(protocol.WORKERS_DRAINING, worker, entry))
+    if added:
+        log.warning("Load worker %s drained by %s.", worker, user.username)
+        audit_log.record("cluster.worker_drained", actor=user, subject=f"load worker {worker}",
+                         details={"worker": worker})
+    return added
+
+
+def undrain(worker: str, user) -> bool:
+    """`worker` takes slots again. False if it was not draining."""
+    removed = bool(client().hdel(protocol.WORKERS_DRAINING, worker))
+    if removed:
+        log.warning("Load worker %s undrained by %s.", worker, user.username)
+        audit_log.record("cluster.worker_undrained", actor=user, subject=f"load worker {worker}",
+                         details={"worker": worker})
+    return removed
