@@ -2,6 +2,7 @@
 members below maintainer get 403 on changes."""
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -179,8 +180,9 @@ def webhook_delete(request, webhook_id):
     webhook, membership = _get_webhook_for_user(request, webhook_id, Role.MAINTAINER)
     project = webhook.project
     if request.method == "POST":
-        _record_webhook("webhook.deleted", request, webhook)
-        webhook.delete()
+        with transaction.atomic():  # the entry names the webhook, so it is written first, with the deletion
+            _record_webhook("webhook.deleted", request, webhook)
+            webhook.delete()
         messages.success(request, "Webhook deleted.")
         return redirect("automation-webhooks", slug=project.slug)
     return render(request, "automation/webhook_delete.html",

@@ -62,6 +62,13 @@ def test_a_project_created_through_the_api_names_the_token(api):
     assert who(only("project.created")) == ("alice", "api:ci-pipeline", "blog")
 
 
+def test_an_api_call_from_a_browser_session_is_the_api_without_a_token_name(client, alice):
+    client.force_login(alice)
+    assert client.post("/api/projects/", {"name": "Blog", "slug": "blog"}, content_type="application/json",
+                       ).status_code == 201
+    assert who(only("project.created")) == ("alice", "api", "blog")
+
+
 def test_members_added_changed_and_removed(ui, project, django_user_model):
     django_user_model.objects.create_user("dave")
     ui.post(reverse("scenarios-members", args=["shop"]), {"username": "dave", "role": "viewer"})
