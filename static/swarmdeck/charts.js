@@ -40,6 +40,11 @@
     p50: "#0891b2", p95: "#d97706", p99: "#7c3aed",
     // Distinct series for overlays (comparisons, trends): run 1, run 2, ...
     palette: ["#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2", "#db2777", "#65a30d"],
+    // Endpoints picked on the Charts tab: one family each (light, mid, dark), none of them the
+    // Aggregated colours above. RPS mid, failures/s light; p50 light, p95 mid, p99 dark.
+    families: [["#fb923c", "#ea580c", "#9a3412"], ["#34d399", "#059669", "#065f46"], ["#e879f9", "#c026d3", "#86198f"],
+               ["#a3e635", "#65a30d", "#3f6212"], ["#f472b6", "#db2777", "#9d174d"], ["#38bdf8", "#0284c7", "#075985"],
+               ["#818cf8", "#4f46e5", "#312e81"], ["#94a3b8", "#475569", "#1e293b"]],
   };
 
   function clock(seconds) {
@@ -221,30 +226,38 @@
     return (totals || []).find((row) => row.method + " " + row.name === key) || {};
   }
 
-  // The picked endpoints, each in its palette colour: RPS solid, failures/s dashed; p50 dotted,
-  // p95 solid, p99 dashed. "Aggregated" is the run's own series.
-  function endpointFigures(series, totals, live, picked, columns) {
+  // Every series its own colour, kept while it stays picked: "Aggregated" has the colours of the
+  // Aggregated-only charts; an endpoint the family it got when picked (families[slot]).
+  function seriesColors(key, slot) {
+    if (key === "Aggregated") return {rps: colors.rps, fail: colors.fail, p50: colors.p50, p95: colors.p95, p99: colors.p99};
+    const [light, mid, dark] = colors.families[slot % colors.families.length];
+    return {rps: mid, fail: light, p50: light, p95: mid, p99: dark};
+  }
+
+  // The picked endpoints: RPS solid, failures/s dashed; p50 dotted, p95 solid, p99 dashed.
+  // "Aggregated" is the run's own series. `slots`: {endpoint key: its colour family}.
+  function endpointFigures(series, totals, live, picked, columns, slots) {
     const label = active(live) ? "so far" : "whole run";
     const col = (key, name) => align(key === "Aggregated" ? series[name] : ((columns || {})[key] || {})[name] || [],
                                      series.tick);
     const out = {rpsSeries: [], latencySeries: [], rpsData: [series.tick], latencyData: [series.tick],
                  rpsRest: {label: label, values: []}, latencyRest: {label: label, values: []}};
-    picked.forEach((key, i) => {
-      const color = colors.palette[i % colors.palette.length];
+    picked.forEach((key) => {
+      const color = seriesColors(key, slots.get(key));
       const row = key === "Aggregated" ? aggregated(totals) : rowOf(totals, key);
-      out.rpsSeries.push({label: key + " RPS", color: color}, {label: key + " Failures/s", color: color, dash: [6, 4]});
+      out.rpsSeries.push({label: key + " RPS", color: color.rps}, {label: key + " Failures/s", color: color.fail, dash: [6, 4]});
       out.rpsData.push(col(key, "rps"), col(key, "fails_per_s"));
       out.rpsRest.values.push(row.rps, row.failures_per_s);
-      out.latencySeries.push({label: key + " p50", color: color, dash: [2, 4]}, {label: key + " p95", color: color, width: 2},
-                             {label: key + " p99", color: color, dash: [10, 4]});
+      out.latencySeries.push({label: key + " p50", color: color.p50, dash: [2, 4]}, {label: key + " p95", color: color.p95, width: 2},
+                             {label: key + " p99", color: color.p99, dash: [10, 4]});
       out.latencyData.push(col(key, "p50_ms"), col(key, "p95_ms"), col(key, "p99_ms"));
       out.latencyRest.values.push(row.p50, row.p95, row.p99);
     });
     return out;
   }
 
-  function endpointCharts(elements, series, totals, live, picked, columns, markers) {
-    const f = endpointFigures(series, totals, live, picked, columns);
+  function endpointCharts(elements, series, totals, live, picked, columns, markers, slots) {
+    const f = endpointFigures(series, totals, live, picked, columns, slots);
     return {
       rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", markers: markers,
         rest: f.rpsRest, series: f.rpsSeries, data: f.rpsData}),
@@ -269,6 +282,19 @@
     let columns = extra.endpointSeries || {};
     let current = {series: series, totals: totals, live: live};
     const rest = runFigures(series, totals, live);
+    // An endpoint keeps its colour family while picked; one unpicked frees its family.
+    const slots = new Map();
+    function assignSlots() {
+      for (const key of [...slots.keys()]) if (!picked.includes(key)) slots.delete(key);
+      for (const key of picked) {
+        if (key === "Aggregated" || slots.has(key)) continue;
+        const taken = new Set(slots.values());
+        let slot = 0;
+        while (taken.has(slot)) slot++;
+        slots.set(key, slot);
+      }
+    }
+    assignSlots();
     const aggregatedOnly = () => picked.length === 1 && picked[0] === "Aggregated";
     function aggregatedCharts(s, figures) {
       return {
@@ -284,7 +310,7 @@
       };
     }
     const charts = aggregatedOnly() ? aggregatedCharts(series, rest)
-      : endpointCharts(elements, series, totals, live, picked, columns, markers);
+      : endpointCharts(elements, series, totals, live, picked, columns, markers, slots);
     charts.users = timeseries(elements.users, {title: "Users", rest: rest.users, markers: markers,
       series: [{label: "Users", color: c.users, fill: "rgba(5,150,105,.08)", integer: true}],
       data: [series.tick, series.users]});
@@ -294,7 +320,7 @@
       charts.latency.destroy();
       const s = current.series;
       const built = aggregatedOnly() ? aggregatedCharts(s, runFigures(s, current.totals, current.live))
-        : endpointCharts(elements, s, current.totals, current.live, picked, columns, markers);
+        : endpointCharts(elements, s, current.totals, current.live, picked, columns, markers, slots);
       charts.rps = built.rps;
       charts.latency = built.latency;
     }
@@ -309,7 +335,7 @@
           charts.rps.setData([nextSeries.tick, nextSeries.rps, nextSeries.fails_per_s], figures.rps);
           charts.latency.setData([nextSeries.tick, nextSeries.p50_ms, nextSeries.p95_ms, nextSeries.p99_ms], figures.latency);
         } else {
-          const f = endpointFigures(nextSeries, nextTotals, nextLive, picked, columns);
+          const f = endpointFigures(nextSeries, nextTotals, nextLive, picked, columns, slots);
           charts.rps.setData(f.rpsData, f.rpsRest);
           charts.latency.setData(f.latencyData, f.latencyRest);
         }
@@ -318,6 +344,7 @@
       setEndpoints(nextPicked, nextColumns) {
         picked = nextPicked && nextPicked.length ? nextPicked : ["Aggregated"];
         columns = nextColumns || columns;
+        assignSlots();
         rebuild();
       },
       setMarkers(next) {
