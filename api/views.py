@@ -25,6 +25,7 @@ from scenarios.access import get_project_for_user, get_scenario_for_user
 from scenarios.forms import NewScenarioForm, ProjectForm, UploadVersionForm
 from scenarios.models import Membership, Project, Role, Scenario
 from scenarios.services import add_version, create_project, create_scenario, same_as_current
+from sharing.quotas import QuotaRefused
 from workers import envvars
 
 PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
@@ -251,6 +252,9 @@ def scenario_runs(request, scenario_id):
     except services.EnvRefused as problem:
         raise BadRequest({"env": [str(problem)]}) from None
     except services.RunError as problem:
+        raise BadRequest({"host": [str(problem)]}) from None
+    except QuotaRefused as problem:  # the cap named, on the field it concerns
+        raise BadRequest({problem.field or "__all__": [str(problem)]}) from None
         raise BadRequest({"__all__": [str(problem)]}) from None
     return _created(payloads.run_brief(request, run))
 

@@ -191,3 +191,31 @@ SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PO
 SWARMDECK_WEBHOOK_ALLOW_PRIVATE = envbool("SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False)
 # Unread report-stream entries past which every page raises an alarm (nothing is trimmed unread).
 SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_000, minimum=1)
+
+
+def _quota_default(name: str, cast: type) -> int | float | None:
+    """A site-wide quota default (SWARMDECK_QUOTA_<NAME>): empty or unset is no limit."""
+    value = (envstr(f"SWARMDECK_QUOTA_{name.upper()}") or "").strip()
+    if not value:
+        return None
+    try:
+        number = cast(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"SWARMDECK_QUOTA_{name.upper()}={value!r} is not a number.") from None
+    if number <= 0:
+        raise ImproperlyConfigured(f"SWARMDECK_QUOTA_{name.upper()}={value!r} must be positive (empty: no limit).")
+    return number
+
+
+# Quotas for projects whose admin set none (sharing.quotas); a project's own value wins.
+SWARMDECK_QUOTA_DEFAULTS = {
+    "max_slots_per_run": _quota_default("max_slots_per_run", int),
+    "max_concurrent_slots": _quota_default("max_concurrent_slots", int),
+    "max_duration": _quota_default("max_duration", int),
+    "max_users_per_slot": _quota_default("max_users_per_slot", int),
+    "monthly_slot_hours": _quota_default("monthly_slot_hours", float),
+}
+# The fair queue (sharing.queue): recent use counts over this many seconds; a run that does not fit
+# lets smaller runs pass it for SWARMDECK_BACKFILL_AFTER seconds, then holds a reservation.
+SWARMDECK_FAIR_WINDOW = envint("SWARMDECK_FAIR_WINDOW", 3600, minimum=1)
+SWARMDECK_BACKFILL_AFTER = envint("SWARMDECK_BACKFILL_AFTER", 300, minimum=0)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 import redis as redis_lib
 from django.utils import timezone
 
-from runs import cluster, services, thresholds
 from runs import live as live_updates
+from runs import services, thresholds
 from runs import signals as run_signals
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
@@ -184,18 +184,10 @@ class Lifecycle:
 
 
 def admit() -> None:
-    queued = list(Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "id"))
-    if not queued:
-        return
-    capacity = cluster.capacity()
-    in_use = sum(r.slots_requested for r in Run.objects.filter(status__in=Run.HOLDING_SLOTS).only("params"))
-    for run in queued:  # FIFO across projects: the head waits until it fits
-        if run.slots_requested > capacity:
-            continue  # more than the whole cluster: it waits for machines, without blocking the runs behind it
-        if run.slots_requested > capacity - in_use:
-            return
-        if services.dispatch(run):
-            in_use += run.slots_requested
+    """Dispatch what the fair queue starts now (sharing.queue: its rule, backfill and reservations)."""
+    from sharing import queue
+
+    queue.admit()
 
 
 def rejoin(live: LiveRun, slot: int, state: SlotState, gap: float) -> None:

@@ -57,6 +57,7 @@ class Meta(TypedDict):
     failures: int
     endpoints_overflowed: bool
     queue_position: int | None
+    queue: dict                # a queued run's place (sharing.queue.describe): position, reason, estimated_start, eta
     verdict: str               # "pass", "fail", or "" (no criteria, or not judged yet)
     criteria: list[dict]       # Run.verdict_details: one entry per criterion (runs/thresholds.py)
     markers: list[dict]        # runs.markers.chart_markers: [{t, kind, label, text}] drawn on every chart
@@ -101,15 +102,19 @@ def meta(run: Run) -> Meta:
         "now": timezone.now().timestamp(), "users": run.current_users, "class_users": run.class_users or {},
         "requests": run.total_requests,
         "failures": run.total_failures, "endpoints_overflowed": run.endpoints_overflowed,
-        "queue_position": _queue_position(run), "verdict": run.verdict, "criteria": run.verdict_details or [],
+        **_queue(run), "verdict": run.verdict, "criteria": run.verdict_details or [],
         "markers": chart_markers(run),
     }
 
 
-def _queue_position(run: Run) -> int | None:
-    from runs.services import queue_position  # services publishes through this module
+def _queue(run: Run) -> dict:
+    """queue_position and queue (its reason and estimated start) of a queued run, from the fair queue's plan."""
+    from runs.services import queue_entry  # services publishes through this module
+    from sharing import queue
 
-    return queue_position(run) if run.status == Run.Status.QUEUED else None
+    entry = queue_entry(run) if run.status == Run.Status.QUEUED else None
+    place = {**queue.describe(entry), "eta": queue.eta_words(entry) if entry else ""}
+    return {"queue_position": place["position"], "queue": place}
 
 
 def slot_rows(run_id: int) -> list[dict]:

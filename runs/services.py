@@ -156,6 +156,10 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     problem = host_problem(frozen["host"])
     if problem:
         raise RunError(problem)
+
+    from sharing import quotas  # sharing builds on this module
+
+    quotas.check_start(scenario.project, frozen)  # QuotaRefused names the cap
     if not health.redis_reachable():  # a queued run nobody could dispatch: create nothing
         raise BrokerUnavailable("The broker (Redis) is unreachable, so the run was not created. Swarmdeck "
                                 "reconnects by itself: try again in a moment.")
@@ -177,10 +181,18 @@ def _audited_params(params: dict) -> dict:
 
 
 def queue_position(run: Run) -> int | None:
-    """1-based position among queued runs of every project (admission is FIFO across projects)."""
+    """1-based position among queued runs of every project, in the fair queue's order (sharing.queue)."""
+    entry = queue_entry(run)
+    return entry.position if entry else None
+
+
+def queue_entry(run: Run):
+    """The queued run's place in the fair queue (sharing.queue.Entry: position, reason, estimated start), or None."""
     if run.status != Run.Status.QUEUED:
         return None
-    return Run.objects.filter(status=Run.Status.QUEUED, created_at__lt=run.created_at).count() + 1
+    from sharing import queue
+
+    return queue.plan().of(run.pk)
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -237,6 +249,7 @@ def assignments(run: Run) -> list[dict]:
     content = base64.b64encode(bytes(run.version.content)).decode()
     bundle = {"kind": run.version.kind, "content_b64": content, "sha256": run.version.sha256}
     return [
+
         {
             "run": run.pk, "slot": index, "slots": slots, "token": run.token, "bundle": bundle,
             "params": {
@@ -339,6 +352,9 @@ def change_users(run: Run, *, users: int, spawn_rate: float, user=None) -> None:
     params = {**run.params, "live_users": users, "live_spawn_rate": spawn_rate}
     if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(history=run.history, params=params):
         raise RunError(f"Run #{run.pk} stopped in the meantime.")
+    from sharing import quotas
+
+    quotas.check_users(run.project, users, run.slots_requested)
     client().hset(protocol.control_key(run.pk), mapping={"users": users, "spawn_rate": spawn_rate})
     log.info("Run %s: %s.", run.pk, note)
     live.publish_meta(run.pk)

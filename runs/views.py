@@ -13,6 +13,7 @@ from runs.models import Run, RunTick
 from runs.ratio import ratio_model
 from scenarios.access import get_scenario_for_user
 from scenarios.models import Project, Role
+from sharing import quotas
 
 
 def run_create(request, scenario_id):
@@ -26,12 +27,14 @@ def run_create(request, scenario_id):
         try:
             run = services.start_run(scenario, user=request.user, params=form.params())
         except services.RunError as error:
-            form.add_error(None, str(error))
+            field = getattr(error, "field", None)  # a quota's refusal names the field it concerns
+            form.add_error(field if field in form.fields else None, str(error))
         else:
             return redirect(run)
     return render(request, "runs/run_form.html", {
         "form": form, "scenario": scenario, "project": scenario.project, "membership": membership,
         "version": version, "capacity": cluster.capacity(), "unisolated_slots": cluster.unisolated_slots(),
+        "quota_warning": quotas.month_warning(scenario.project), "limits": quotas.limits(scenario.project),
     })
 
 
@@ -44,7 +47,7 @@ def run_detail(request, run_id):
     shape = bool(run.version.findings.get("shape"))
     return render(request, "runs/run_detail.html", {
         "run": run, "project": run.project, "scenario": run.scenario, "membership": membership,
-        "state": live.full_state(run), "queue_position": services.queue_position(run),
+        "state": live.full_state(run),
         "waits_for_isolation": run.status == Run.Status.QUEUED and cluster.capacity() == 0
         and cluster.unisolated_slots() > 0,
         "can_run": membership.allows(Role.RUNNER), "has_shape": shape, "log_levels": LOG_LEVELS,

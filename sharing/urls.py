@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from sharing import views
+
+urlpatterns = [
+    path("projects/<slug:slug>/usage/", views.project_usage, name="sharing-usage"),
+    path("usage/", views.all_usage, name="sharing-all-usage"),
+]

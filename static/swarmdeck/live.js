@@ -111,6 +111,10 @@
     const queued = meta.status === "queued";
     $("queue-box").hidden = !queued;
     if (queued && meta.queue_position) $("queue-position").textContent = meta.queue_position;
+    if (queued && meta.queue) {
+      $("queue-reason").textContent = meta.queue.reason ? "It is " + meta.queue.reason + "." : "";
+      $("queue-eta").textContent = meta.queue.eta && meta.queue.eta !== "now" ? "Estimated start: " + meta.queue.eta + "." : "";
+    }
     const reason = $("reason-box");
     reason.hidden = !meta.reason;
     // "Slot 0 could not start: ZeroDivisionError: …" then, after a blank line, the traceback.

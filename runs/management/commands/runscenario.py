@@ -167,8 +167,9 @@ class Command(BaseCommand):
                     return run
                 if time.monotonic() - last_line >= 5:
                     last_line = time.monotonic()
-                    position = services.queue_position(run)
-                    where = f"queue position {position}" if position else run.status
+                    entry = services.queue_entry(run)
+                    where = (f"queue position {entry.position}{': ' + entry.reason if entry.reason else ''}"
+                             if entry else run.status)
                     self.stdout.write(f"  [{where}] {run.current_users} users, {run.total_requests} requests, "
                                       f"{run.total_failures} failures, {run.rps or 0:.1f} req/s")
                 time.sleep(0.5)
