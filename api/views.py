@@ -26,6 +26,7 @@ from scenarios.forms import NewScenarioForm, ProjectForm, UploadVersionForm
 from scenarios.models import Membership, Project, Role, Scenario
 from scenarios.services import add_version, create_project, create_scenario, same_as_current
 from sharing.quotas import QuotaRefused
+from targets.policy import TargetNotAllowed
 from workers import envvars
 
 PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
@@ -251,6 +252,8 @@ def scenario_runs(request, scenario_id):
         return error(503, str(problem), **{"Retry-After": "5"})
     except services.EnvRefused as problem:
         raise BadRequest({"env": [str(problem)]}) from None
+    except TargetNotAllowed as problem:
+        raise BadRequest({"host": [str(problem)]}) from None
     except services.RunError as problem:
         raise BadRequest({"host": [str(problem)]}) from None
     except QuotaRefused as problem:  # the cap named, on the field it concerns

@@ -7,6 +7,7 @@ from automation.models import Event, Schedule, Webhook
 from runs.forms import clean_env_field, clean_option_fields, env_field, option_fields
 from runs.services import host_problem
 from scenarios.forms import DurationField
+from targets import policy as target_policy
 from workers.envvars import as_lines
 
 TIMEZONES = sorted(available_timezones())
@@ -62,6 +63,11 @@ class ScheduleForm(forms.ModelForm):
         problem = host_problem(host)
         if problem:
             raise forms.ValidationError(problem)
+        version = self.scenario.current_version
+        effective = host or self.scenario.default_host or (version.locustfile_host if version else "")
+        unlisted = target_policy.unlisted_host(self.scenario.project, effective)
+        if unlisted:  # every fire would fail: refuse it now
+            raise forms.ValidationError(target_policy.refusal_message(self.scenario.project, unlisted))
         return host
 
     def clean(self):

@@ -37,6 +37,10 @@ try:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000 if HTTPS else 0, minimum=0)
     # Runs go only to load workers that sandbox locustfiles (bubblewrap); DEBUG=1 allows any.
     SWARMDECK_REQUIRE_ISOLATION = envbool("SWARMDECK_REQUIRE_ISOLATION", not DEBUG)
+    # Runs may target only hosts on their project's allow list (targets/); 0 for a single-team install.
+    SWARMDECK_TARGET_ALLOW_LIST = envbool("SWARMDECK_TARGET_ALLOW_LIST", True)
+    # Loopback targets (127.0.0.0/8, ::1, localhost) without an entry: development (DEBUG=1, `make run`).
+    SWARMDECK_ALLOW_LOOPBACK_TARGETS = envbool("SWARMDECK_ALLOW_LOOPBACK_TARGETS", DEBUG)
 except BadSetting as error:
     raise ImproperlyConfigured(str(error)) from None
 

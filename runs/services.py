@@ -156,6 +156,9 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     problem = host_problem(frozen["host"])
     if problem:
         raise RunError(problem)
+    from targets.policy import check_run_target  # targets builds on this module
+
+    check_run_target(scenario.project, frozen["host"] or version.locustfile_host)  # TargetNotAllowed names the host
 
     from sharing import quotas  # sharing builds on this module
 
@@ -247,6 +250,9 @@ def assignments(run: Run) -> list[dict]:
     slots = run.slots_requested
     users = split(params["users"], slots)
     content = base64.b64encode(bytes(run.version.content)).decode()
+    from targets.policy import pool_targets
+
+    allow_list = pool_targets(run.project)
     bundle = {"kind": run.version.kind, "content_b64": content, "sha256": run.version.sha256}
     return [
 
@@ -263,6 +269,7 @@ def assignments(run: Run) -> list[dict]:
                 "exclude_tags": params.get("exclude_tags") or [],
                 "stop_timeout": float(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT),
                 "options": params.get("options") or {},
+                "targets": allow_list,  # the pool's HTTP clients keep to it (workers/pool_target_guard.py)
             },
             "env": dict(params.get("env") or {}),
             "secrets": secret_values,

@@ -13,7 +13,7 @@ from runs.models import Run, RunTick
 from runs.ratio import ratio_model
 from scenarios.access import get_scenario_for_user
 from scenarios.models import Project, Role
-from sharing import quotas
+from sharing import queue, quotas
 
 
 def run_create(request, scenario_id):
@@ -136,8 +136,7 @@ def run_stop(request, run_id):
 def cluster_view(request):
     workers = cluster.workers()
     mine = Project.objects.for_user(request.user)
-    waiting = list(Run.objects.filter(status=Run.Status.QUEUED).order_by("created_at", "id")
-                   .select_related("project", "scenario").defer("stats_blob", "totals"))
+    plan = queue.plan()  # the fair queue's order, with why each run waits and its estimated start
     active = list(Run.objects.filter(status__in=Run.HOLDING_SLOTS).select_related("project", "scenario")
                   .defer("stats_blob", "totals"))
     visible = set(mine.values_list("pk", flat=True))
@@ -148,6 +147,6 @@ def cluster_view(request):
         "draining_slots": sum(w.slots for w in online if w.eligible and w.draining),
         "busy_slots": sum(w.busy for w in online), "unisolated_slots": sum(w.slots for w in online if not w.eligible),
         "require_isolation": cluster.require_isolation(), "registry_readable": health.redis_reachable(),
-        "waiting": [(index + 1, run, run.project_id in visible) for index, run in enumerate(waiting)],
+        "waiting": [(entry, queue.eta_words(entry), entry.run.project_id in visible) for entry in plan.entries],
         "active": [(run, run.project_id in visible) for run in active],
     })

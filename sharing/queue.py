@@ -137,7 +137,8 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
     from runs import cluster
 
     now = now or timezone.now()
-    queued = list(Run.objects.filter(status=Run.Status.QUEUED).select_related("project").order_by("created_at", "id"))
+    queued = list(Run.objects.filter(status=Run.Status.QUEUED).select_related("project", "scenario")
+                  .defer("stats_blob", "totals", "errors", "exceptions").order_by("created_at", "id"))
     if capacity is None:
         capacity = cluster.capacity() if queued else 0
     holding = list(Run.objects.filter(status__in=Run.HOLDING_SLOTS).only(

@@ -136,3 +136,19 @@ def test_the_estimated_start_follows_the_running_runs_deadlines(shop, other):
     Run.objects.filter(pk=running.pk).update(params={**running.params, "duration": 0})  # until stopped
     assert queue.plan(capacity=1).of(first.pk).estimated_start is None
     assert queue.eta_words(queue.plan(capacity=1).of(first.pk)) == "when a run without a duration is stopped"
+
+
+def test_the_cluster_page_lists_the_queue_in_its_order_and_hides_other_projects_details(client, alice, shop, other,
+                                                                                        fake_workers):
+    Quota.objects.create(project=shop.project, max_concurrent_slots=1)
+    make_run(shop, status=Run.Status.RUNNING, started_ago=5)
+    mine = make_run(shop, age=3)
+    theirs = make_run(other, age=2)
+    client.force_login(alice)
+    page = client.get("/cluster/").content.decode()
+    assert "waiting: Shop uses 1 of its 1 slot" in page
+    assert f"#{mine.pk} Checkout" in page and f"#{theirs.pk} Search" not in page and "Search" not in page
+    queue_table = page[page.index("data-queue"):]
+    # charlie's project used no slot time lately: its run comes first (and starts now); shop's waits.
+    assert queue_table.index("another project's run") < queue_table.index(f"#{mine.pk} Checkout")
+    assert "starting now" in queue_table
