@@ -185,6 +185,8 @@ class Launcher:
     def _base_env(self) -> dict:
         env = dict(os.environ, PYTHONUNBUFFERED="1", SWARMDECK_LAUNCH_ID=self.launch_id, VAR_DIR=str(self.var))
         env.pop("DJANGO_SETTINGS_MODULE", None)
+        # `make run` is the development stack: runs may target loopback without an allow-list entry.
+        env.setdefault("SWARMDECK_ALLOW_LOOPBACK_TARGETS", "1")
         if not env.get("SECRET_KEY"):
             key_file = self.var / "secret_key"
             if not key_file.exists():

@@ -1,3 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from targets import views
+
+urlpatterns = [
+    path("p/<slug:slug>/targets/", views.target_list, name="targets-list"),
+    path("p/<slug:slug>/targets/<int:target_id>/delete/", views.target_delete, name="targets-delete"),
+    path("p/<slug:slug>/targets/<int:target_id>/verify/", views.target_verify, name="targets-verify"),
+    path("targets/pending/", views.pending, name="targets-pending"),
+    path("targets/<int:target_id>/decide/", views.decide, name="targets-decide"),
+]
