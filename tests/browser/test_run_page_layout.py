@@ -53,6 +53,25 @@ def pages(live_server, client, alice, scenario):
     return {"failed": url(failed), "running": url(running), "cookie": cookie}
 
 
+BUTTONS_JS = """() => Array.from(document.querySelectorAll(
+  '#report-button, #edit-users > summary, #stop-button, #run-again')).filter((b) => b.offsetParent !== null)
+  .map((b) => { const r = b.getBoundingClientRect();
+    return {id: b.id || b.parentElement.id, top: r.top, height: r.height}; })"""
+
+
+def test_the_header_buttons_are_one_height(pages, chromium_path):
+    with chromium(chromium_path) as browser:
+        page = open_page(browser, pages["running"], [pages["cookie"]])
+        buttons = page.evaluate(BUTTONS_JS)
+        assert [b["id"] for b in buttons] == ["report-button", "edit-users", "stop-button"]
+        for button in buttons:
+            assert button["height"] == pytest.approx(buttons[0]["height"], abs=0.5), buttons
+            assert button["top"] == pytest.approx(buttons[0]["top"], abs=0.5), buttons
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.locator(".page-head").screenshot(path=str(ARTIFACTS / "run-page-header.png"))
+        assert page.errors == []
+
+
 # {label: legend marker colour} of one chart, as the legend shows them.
 COLORS_JS = """(chart) => Object.fromEntries(Array.from(document.querySelectorAll(chart + ' .u-legend .u-series'))
   .slice(1).map((s) => [s.querySelector('.u-label').textContent.trim(),
