@@ -128,3 +128,48 @@ def test_every_chart_series_has_its_own_colour_kept_while_endpoints_come_and_go(
         assert fewer_rps == {k: v for k, v in more_rps.items() if "GET" not in k}
         assert fewer_latency == {k: v for k, v in more_latency.items() if "GET" not in k}
         assert page.errors == []
+
+
+# Where the code line and the caret line of a traceback <pre> put each column, and whether the pre
+# hides any of its text (wider than its box).
+CARETS_JS = """([selector, code, carets]) => {
+  const pre = document.querySelector(selector);
+  const text = pre.firstChild;
+  const at = (line, column) => {
+    const start = text.data.indexOf(line) + column;
+    const range = document.createRange();
+    range.setStart(text, start);
+    range.setEnd(text, start + 1);
+    const r = range.getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top};
+  };
+  const box = pre.getBoundingClientRect();
+  const columns = [carets.indexOf('~'), carets.indexOf('^'), carets.length - 1];
+  return {hidden: pre.scrollWidth - pre.clientWidth, font: getComputedStyle(pre).fontFamily,
+          right: box.right, code: columns.map((c) => at(code, c)), carets: columns.map((c) => at(carets, c))};
+}"""
+
+
+def check_carets(page, selector):
+    shown = page.evaluate(CARETS_JS, [selector, CODE, CARETS])
+    assert shown["hidden"] <= 0, shown              # nothing to scroll to: every line is in the box
+    assert "monospace" in shown["font"]
+    for code, caret in zip(shown["code"], shown["carets"]):
+        assert caret["left"] == pytest.approx(code["left"], abs=0.5), shown   # under the column it marks
+        assert caret["top"] > code["top"], shown
+        assert caret["right"] <= shown["right"], shown
+
+
+def test_a_traceback_caret_line_is_fully_visible_under_its_code(pages, chromium_path):
+    with chromium(chromium_path) as browser:
+        page = open_page(browser, pages["failed"], [pages["cookie"]])
+        page.set_viewport_size({"width": 800, "height": 900})
+        page.wait_for_selector("#reason-box pre")
+        check_carets(page, "#reason-box pre")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "run-page-reason.png"))
+        page.locator('#tabs [data-tab="exceptions"]').click()
+        page.locator("#exceptions-list summary").click()
+        check_carets(page, "#exceptions-list pre")
+        page.locator('[data-panel="exceptions"]').screenshot(path=str(ARTIFACTS / "run-page-exceptions.png"))
+        assert page.errors == []
