@@ -27,6 +27,7 @@ from runs.models import Run, RunSlot
 from runs.persistence import FAULTS, Persistence
 from runs.redis import client
 from scenarios.secrets import masker_for_run
+from targets import notices as target_notices
 from workers import protocol
 from workers.stats import RunStats
 
@@ -204,6 +205,7 @@ class Collector:
             live.newest_entry_ms = max(live.newest_entry_ms, _entry_ms(entry_id))
             live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
+            target_notices.warn_refused(live, snapshot)
         live.pending_acks.append(entry_id)
 
     def watch_cpu(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:

@@ -39,6 +39,7 @@ class LiveRun:
     slots_requested: int = 1
     rejections: intake.Rejections = field(default_factory=intake.Rejections)
     errors_capped: bool = False      # the run says that error rows were capped
+    targets_warned: bool = False     # the run says that requests to unlisted hosts were refused (targets.notices)
     pending_acks: list = field(default_factory=list)
     dirty: bool = False
     last_persist: float = 0.0

@@ -159,7 +159,6 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     from targets.policy import check_run_target  # targets builds on this module
 
     check_run_target(scenario.project, frozen["host"] or version.locustfile_host)  # TargetNotAllowed names the host
-
     from sharing import quotas  # sharing builds on this module
 
     quotas.check_start(scenario.project, frozen)  # QuotaRefused names the cap
@@ -255,7 +254,6 @@ def assignments(run: Run) -> list[dict]:
     allow_list = pool_targets(run.project)
     bundle = {"kind": run.version.kind, "content_b64": content, "sha256": run.version.sha256}
     return [
-
         {
             "run": run.pk, "slot": index, "slots": slots, "token": run.token, "bundle": bundle,
             "params": {
