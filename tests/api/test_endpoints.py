@@ -11,6 +11,7 @@ from scenarios.models import Membership, Role, Scenario
 from tests.conftest import upload
 from tests.locustfiles import SHOP, SHOP_V2, zip_bundle
 from tests.runs.test_reports import TOTAL_REQUESTS, record_statistics
+from tests.targets.conftest import allow
 
 
 def test_it_lists_only_my_projects_with_my_role(as_bob, project, charlies_project):
@@ -96,6 +97,7 @@ def test_it_starts_a_run_with_the_scenarios_defaults(as_alice, alice, scenario):
 
 
 def test_it_starts_a_run_with_json_overrides(as_alice, scenario):
+    allow(scenario.project, "staging.example.com")  # not loopback: on the project's allowed targets
     response = as_alice.post_json(f"/api/scenarios/{scenario.pk}/runs/", {
         "users": 50, "spawn_rate": 2.5, "duration": "5m", "host": "https://staging.example.com", "slots": 2})
     assert response.status_code == 201, response.content

@@ -14,6 +14,7 @@ from api.models import ApiToken
 from controlcenter.env import BASE_DIR
 from runs.models import Run
 from tests.locustfiles import SHOP
+from tests.targets.conftest import allow
 
 pytestmark = pytest.mark.skipif(not (shutil.which("jq") and shutil.which("curl")), reason="needs curl and jq")
 
@@ -74,6 +75,7 @@ def test_the_readme_ci_job_passes_or_fails_the_build(live_server, scenario, alic
 @pytest.mark.django_db(transaction=True)
 def test_the_docs_pages_curl_lines_work_as_printed(live_server, project, alice, tmp_path):
     (tmp_path / "locustfile.py").write_bytes(SHOP)
+    allow(project, "staging.example.com")  # the examples' host, approved as an admin would
     _, key = ApiToken.issue(alice, "docs")
     document = schema.document(live_server.url)
 
