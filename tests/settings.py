@@ -21,6 +21,11 @@ if not os.environ.get("REDIS_URL"):
     # Exported, so processes the tests start (launcher, workers) reach the same server.
     os.environ["REDIS_URL"] = _redis_url
 
+# The suite's targets are nginx on loopback: allowed without an entry, as in development, here and
+# in the collectors and control workers the tests start (controlcenter.settings reads it from the
+# environment they inherit). The allow-list tests (tests/targets/) turn it off.
+os.environ.setdefault("SWARMDECK_ALLOW_LOOPBACK_TARGETS", "1")
+
 if not os.environ.get("VAR_DIR"):
     os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="swarmdeck-test-var-")
 
@@ -32,7 +37,3 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast log
 # database, so SQLite's test database is a file (not in memory) that they open by path.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["VAR_DIR"], "test-db.sqlite3")}  # noqa: F405
-
-# The suite's targets are nginx on loopback: allowed without an entry, as in development. The
-# allow-list tests (tests/targets/) turn this off.
-SWARMDECK_ALLOW_LOOPBACK_TARGETS = True
