@@ -1,9 +1,10 @@
 """An admin's controls over the whole cluster: stop every active run, drain a load worker.
 
-Stop everything first raises every running run's stop flag in one Redis round trip (the slots
-poll it every CONTROL_POLL_SECONDS and stop their users), then moves each run through
-services.request_stop, which cancels the ones whose users have not started and records who
-stopped them.
+Stop everything first raises the stop flag of every run that holds slots in one Redis round trip,
+with stop_within: the slots poll it every CONTROL_POLL_SECONDS and their users stop within
+STOP_WITHIN seconds whatever the run's own stop timeout (a pool that does not is killed a second
+later, workers.slot). Then it moves each run through services.request_stop, which cancels the ones
+whose users have not started and records who stopped them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from workers import protocol
 log = logging.getLogger(__name__)
 
 STOPPABLE = (Run.Status.QUEUED, Run.Status.DISPATCHING, Run.Status.STARTING, Run.Status.RUNNING)
+STOP_WITHIN = 3.0  # seconds the users get to finish their task; with the slot's poll and kill grace, under 5 s
 
 
 @dataclass
@@ -45,12 +47,12 @@ def stoppable_runs() -> list[Run]:
 
 def stop_everything(user) -> StopAll:
     runs = stoppable_runs()
-    holding = [run.pk for run in runs if run.status != Run.Status.QUEUED]
-    if holding:  # the load goes down first; the book-keeping follows
-        pipe = client().pipeline(transaction=False)
-        for run_id in holding:
-            pipe.hset(protocol.control_key(run_id), "stop", "1")
-        pipe.execute()
+    # The load goes down first, the book-keeping follows; runs already stopping get the deadline too.
+    holding = Run.objects.filter(status__in=Run.HOLDING_SLOTS).values_list("pk", flat=True)
+    pipe = client().pipeline(transaction=False)
+    for run_id in holding:
+        pipe.hset(protocol.control_key(run_id), mapping={"stop": "1", "stop_within": repr(STOP_WITHIN)})
+    pipe.execute()
     done = StopAll()
     note = f"stopped by {user.username} (stop everything)"
     for run in runs:

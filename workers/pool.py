@@ -9,7 +9,7 @@ slot -> pool
     init   {run, slot, slots, params, locustfile}      once, first
     go     {delay}                                     start users this many seconds from now
     users  {users, spawn_rate}                         live change, already this slot's share
-    stop   {}                                          stop users (stop_timeout), send final, exit 0
+    stop   {within?}                                   stop users (stop_timeout, at most `within` s), send final, exit 0
     (EOF on stdin: the slot is gone; the pool exits at once)
 
 pool -> slot
@@ -353,9 +353,19 @@ class Pool:
             if kind == "go":
                 gevent.spawn(self.go, float(message.get("delay") or 0.0))
             elif kind == "stop":
+                self.limit_stop_timeout(message.get("within"))
                 self.stop_requested.set()
             elif kind == "users":
                 self.change_users(int(message["users"]), float(message["spawn_rate"]))
+
+    def limit_stop_timeout(self, within) -> None:
+        """A stop that must be over within `within` s (stop everything): the users get at most that long
+        to finish their task, whatever the run's stop timeout (0 already stops them at once)."""
+        if within is None or self.env is None:
+            return
+        within = max(0.0, float(within))
+        if self.env.stop_timeout and self.env.stop_timeout > within:
+            self.env.stop_timeout = within
 
     def go(self, delay: float) -> None:
         """Start users `delay` seconds from now (the slot computed it from Redis's clock)."""

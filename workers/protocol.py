@@ -18,7 +18,9 @@ Redis layout (all keys prefixed with ``sd:``)
 ``sd:run:<run>:control``             Hash written by the collector, polled by slots:
                                      ``token`` (fencing token of the dispatch), ``go_at`` (when
                                      users start, in Redis's clock: TIME), ``stop`` ("1" = stop now),
-                                     ``users`` / ``spawn_rate`` (run-wide target, for live edits).
+                                     ``users`` / ``spawn_rate`` (run-wide target, for live edits),
+                                     ``stop_within`` (seconds: stop everything; the users stop
+                                     within this whatever the run's stop timeout, else the pool is killed).
 ``sd:worker:<name>``                 JSON written every HEARTBEAT_SECONDS by each load worker
                                      (host, slots, busy, cpu, version, pid, started, heartbeat),
                                      with a TTL of WORKER_TTL_SECONDS: gone = offline.

@@ -45,6 +45,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STDERR_LINES = 100
 SAFETY_MARGIN = 30.0          # after duration + stop_timeout: the slot stops the pool itself
 STOP_GRACE = 30.0             # after a stop: stop_timeout + this, then the pool is killed
+STOP_WITHIN_GRACE = 1.0       # after a stop with stop_within (stop everything): stop_within + this, then killed
 FLUSH_TIMEOUT = float(os.environ.get("SWARMDECK_FLUSH_TIMEOUT", 600))  # how long to keep retrying Redis at the end
 LEASE_REFRESH = 5.0
 # Dead-man switch: a slot that cannot read its run's control hash for this long stops its users
@@ -516,6 +517,8 @@ class Slot:
         stop_sent_at: float | None = None
         duration = float(self.params.get("duration") or 0)
         stop_timeout = float(self.params.get("stop_timeout") or 0)
+        stop_allowed = stop_timeout + STOP_GRACE  # from the stop until the pool is killed
+        urgent = False
         next_poll = 0.0
         while True:
             try:
@@ -546,6 +549,12 @@ class Slot:
             next_poll = now + protocol.CONTROL_POLL_SECONDS
             self.refresh_lease()
             control = self.control()
+            within = stop_within(control) if control is not None and not urgent else None
+            if within is not None:  # stop everything: the users stop within that, whatever the run's stop timeout
+                pool.send({"type": "stop", "within": within})
+                stop_sent_at = stop_sent_at if stop_sent_at is not None else now
+                stop_allowed = min(stop_allowed, now - stop_sent_at + within + STOP_WITHIN_GRACE)
+                urgent = True
             if control is not None and stop_sent_at is None:
                 if control.get("stop") == "1" or control.get("token") != self.token:
                     pool.send({"type": "stop"})
@@ -582,9 +591,9 @@ class Slot:
                             "(dead-man switch).", self.run_id, self.index, CONTROL_TIMEOUT)
                 pool.send({"type": "stop"})
                 stop_sent_at = now
-            if stop_sent_at is not None and now - stop_sent_at > stop_timeout + STOP_GRACE:
+            if stop_sent_at is not None and now - stop_sent_at > stop_allowed:
                 pool.kill()
-                self.error("run", f"The pool did not stop within {stop_timeout + STOP_GRACE:g} s of the stop; "
+                self.error("run", f"The pool did not stop within {stop_allowed:g} s of the stop; "
                                   "it was killed.", pool.tail())
                 return pool.proc.returncode if pool.proc.returncode is not None else -9
 
@@ -652,6 +661,15 @@ class Slot:
                 break
             self.forward(frame)
         return code if code is not None else -9
+
+
+def stop_within(control: dict) -> float | None:
+    """The control hash's stop_within (seconds, set by stop everything), or None when absent or unreadable."""
+    try:
+        within = float(control.get("stop_within") or "nan")
+    except ValueError:
+        return None
+    return within if 0 <= within < 3600 else None
 
 
 def sweep_stale_run_dirs() -> int:

@@ -33,6 +33,24 @@ class Shopper(FastHttpUser):
 '''.encode()
 
 
+# A task that never ends by itself: a plain Stop would let it run on for the run's stop timeout.
+ENDLESS_TASK = b'''\
+import time
+
+from locust import FastHttpUser, constant, task
+
+
+class Patient(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def checkout_flow(self):
+        while True:
+            self.client.get("/slot/charlie")
+            time.sleep(0.02)
+'''
+
+
 @pytest.fixture
 def admin(django_user_model):
     return django_user_model.objects.create_user("root", password="root-password", is_staff=True)
@@ -45,8 +63,8 @@ def undrained():
     redis_client().delete(protocol.WORKERS_DRAINING)
 
 
-def start(project, user, path: str, **params):
-    scenario = store_scenario(project, user, name=f"Load {path}", content=locustfile(path))
+def start(project, user, path: str, content: bytes | None = None, **params):
+    scenario = store_scenario(project, user, name=f"Load {path}", content=content or locustfile(path))
     return services.start_run(scenario, user=user, params={"users": 4, "spawn_rate": 100, "duration": 600,
                                                            "slots": 1, **params})
 
@@ -63,7 +81,7 @@ def host_of(run) -> str:
 def test_stop_everything_stops_every_projects_load_within_5_s_measured_at_the_target(
         cluster, target, client, admin, alice, project, charlie, charlies_project):
     shop = start(project, alice, "/slot/shop", host=target.url)
-    theirs = start(charlies_project, charlie, "/slot/charlie", host=target.url)
+    theirs = start(charlies_project, charlie, "/slot/charlie", content=ENDLESS_TASK, host=target.url, stop_timeout=30)
     wait_for(lambda: running(shop) and running(theirs), 60, "the two runs never both got going")
     waiting = start(project, alice, "/slot/waiting", host=target.url)  # the cluster is full: it stays queued
     time.sleep(1)  # both pools at full speed
