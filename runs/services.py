@@ -352,14 +352,14 @@ def change_users(run: Run, *, users: int, spawn_rate: float, user=None) -> None:
         raise RunError(f"Run #{run.pk} is {run.get_status_display().lower()}: users can change only while it runs.")
     if run.version.findings.get("shape"):
         raise RunError("This locustfile's LoadTestShape decides the users: they cannot be changed by hand.")
+    from sharing import quotas
+
+    quotas.check_users(run.project, users, run.slots_requested)
     note = f"users → {users} at {spawn_rate:g}/s" + (f" by {user.username}" if user else "")
     run.record(run.status, note)
     params = {**run.params, "live_users": users, "live_spawn_rate": spawn_rate}
     if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(history=run.history, params=params):
         raise RunError(f"Run #{run.pk} stopped in the meantime.")
-    from sharing import quotas
-
-    quotas.check_users(run.project, users, run.slots_requested)
     client().hset(protocol.control_key(run.pk), mapping={"users": users, "spawn_rate": spawn_rate})
     log.info("Run %s: %s.", run.pk, note)
     live.publish_meta(run.pk)
