@@ -73,6 +73,8 @@ class Run(models.Model):
     # Things a reader of the results must know, e.g. a load generator above 90% CPU: [{kind, slot, host, message, at}]
     warnings = models.JSONField(default=list, blank=True)
     history = models.JSONField(default=list, help_text="[{status, at, note}] in order")
+    # What was tested, as the user labels it: {"sut_version": "1.4.2", "commit": "abc123", "env": "staging"}
+    labels = models.JSONField(default=dict, blank=True)
 
     class Verdict(models.TextChoices):
         PASS = "pass", "Pass"
@@ -249,6 +251,15 @@ class Threshold(models.Model):
     baseline_runs = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(50)])
     abort_on_fail = models.BooleanField(default=False)
     grace_seconds = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(7 * 24 * 3600)])
+
+    class Window(models.TextChoices):
+        LAST = "last", "the last N seconds"
+        ANY = "any", "any N seconds"
+
+    # 0: the criterion judges the run's totals. N: it judges a rolling window of N seconds, live across
+    # all slots: the last N seconds (`last`), or every N-second window of the run (`any`).
+    window_seconds = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(24 * 3600)])
+    window = models.CharField(max_length=4, choices=Window.choices, default=Window.LAST)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
