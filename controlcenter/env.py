@@ -6,6 +6,7 @@ This module imports nothing from Django so that the Celery app and the launcher
 can use it without configuring Django.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -56,6 +57,17 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def envnetworks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of networks in CIDR notation (a bare address is one host), normalised."""
+    networks = []
+    for item in envlist(name, default):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise BadSetting(f"{name}: {item!r} is not a network (e.g. 10.0.0.0/8 or ::1/128).") from None
+    return networks
 
 
 def var_dir() -> Path:

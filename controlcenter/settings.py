@@ -14,6 +14,7 @@ from controlcenter.env import (
     envbool,
     envint,
     envlist,
+    envnetworks,
     envstr,
     parse_database_url,
     resolve_redis_url,
@@ -223,3 +224,16 @@ SWARMDECK_QUOTA_DEFAULTS = {
 # lets smaller runs pass it for SWARMDECK_BACKFILL_AFTER seconds, then holds a reservation.
 SWARMDECK_FAIR_WINDOW = envint("SWARMDECK_FAIR_WINDOW", 3600, minimum=1)
 SWARMDECK_BACKFILL_AFTER = envint("SWARMDECK_BACKFILL_AFTER", 300, minimum=0)
+
+
+# /metrics (metrics/): Prometheus scrapes with this bearer token, or without one from these networks
+# (CIDRs). Default: loopback only; none behind a reverse proxy (BEHIND_PROXY=1), where every client
+# would seem to come from the proxy's address. An empty SWARMDECK_METRICS_ALLOW: the token only.
+try:
+    SWARMDECK_METRICS_TOKEN = envstr("SWARMDECK_METRICS_TOKEN", "") or ""
+    SWARMDECK_METRICS_ALLOW = envnetworks(
+        "SWARMDECK_METRICS_ALLOW", [] if envbool("BEHIND_PROXY", False) else ["127.0.0.0/8", "::1/128"])
+    # A run that ended stays exported this long (its final figures reach the next scrape), then vanishes.
+    SWARMDECK_METRICS_ENDED_GRACE = envint("SWARMDECK_METRICS_ENDED_GRACE", 60, minimum=0)
+except BadSetting as error:
+    raise ImproperlyConfigured(str(error)) from None

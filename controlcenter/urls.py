@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("api/", include("api.urls")),
+    path("", include("metrics.urls")),
     path("", include("automation.urls")),
     path("", include("runs.urls")),
     path("", include("runlogs.urls")),
