@@ -48,6 +48,8 @@ class EndpointFigures:
     failures: int
     timed: int                  # requests with a response time: the histogram's count
     seconds_sum: float          # their response times added up
+    min_seconds: float | None   # the fastest and slowest of them (None: no timed request)
+    max_seconds: float | None
     cumulative: tuple[int, ...]  # requests at or under each bound of LE_BOUNDS_SECONDS
 
 
@@ -96,9 +98,14 @@ def endpoint_figures(blob: bytes | None) -> tuple[list[EndpointFigures], bool]:
     histograms = np.array([merged.endpoint_histogram(e.method, e.name) for e in endpoints], dtype=np.uint64)
     cumulative = cumulative_counts(histograms.reshape(len(endpoints), run_stats.NUM_BUCKETS))
     timed = histograms.sum(axis=1) if len(endpoints) else []
-    rows = [EndpointFigures(e.method, e.name, e.count, e.failures, int(n), e.total_us / 1e6, tuple(map(int, counts)))
+    rows = [EndpointFigures(e.method, e.name, e.count, e.failures, int(n), e.total_us / 1e6, _seconds(e.min_us),
+                            _seconds(e.max_us), tuple(map(int, counts)))
             for e, n, counts in zip(endpoints, timed, cumulative.tolist())]
     return rows, merged.overflowed
+
+
+def _seconds(us: int | None) -> float | None:
+    return None if us is None else us / 1e6
 
 
 def exported_runs(now: datetime | None = None) -> list[RunFigures]:

@@ -1,6 +1,7 @@
 """`manage.py collect`: the collector's loop. It never exits for an outage of Redis or the
 database: it logs one line when the outage starts and one when it ends, retries with capped
-backoff, and on recovery re-creates what Redis may have lost (consumer group, control hashes)."""
+backoff, and on recovery re-creates what Redis may have lost (consumer group, control hashes).
+With OTEL_EXPORTER_OTLP_ENDPOINT set, it also exports the runs' figures over OTLP (metrics.otlp)."""
 
 import logging
 import signal
@@ -10,6 +11,7 @@ import redis
 from django.core.management.base import BaseCommand
 from django.db import InterfaceError, OperationalError, connections
 
+from metrics import otlp
 from runs import leader, stream
 from runs.collector import Collector
 from workers import protocol
@@ -51,6 +53,9 @@ class Command(BaseCommand):
         collector = Collector(consumer)
         lease = leader.Lease(collector.redis, collector.consumer)
         keeper = stream.Keeper(collector.redis)
+        otlp_export = otlp.from_environment(lambda: lease.held)  # OTEL_EXPORTER_OTLP_ENDPOINT set
+        if otlp_export:
+            otlp_export.start()
         backoff = 0.5
         outage_since: float | None = None
         standing_by = False
@@ -92,6 +97,8 @@ class Command(BaseCommand):
         try:
             if lease.held:
                 collector.persist(force=True)
+            if otlp_export:
+                otlp_export.stop()  # its last export goes out while this collector still leads
             lease.release()  # a standby takes over at once
         except OUTAGES as error:
             log.warning("Collector %s stopped without its last persist: %s.", collector.consumer, error)
