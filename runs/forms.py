@@ -198,11 +198,24 @@ class ThresholdForm(forms.ModelForm):
         help_text="Baseline rule only: the median p95 of this many last passing runs is the baseline.")
     grace_seconds = forms.IntegerField(
         required=False, min_value=0, max_value=7 * 24 * 3600, initial=0, label="Grace period (s)",
-        help_text="With abort on fail: not checked live during the first seconds of the run (ramp-up).")
+        help_text="With abort on fail: not checked live during the first seconds of the run (ramp-up); with a "
+                  "window, no window that begins in them is checked live.")
+    window_seconds = forms.IntegerField(
+        required=False, min_value=0, max_value=24 * 3600, label="Window (s)",
+        help_text="Empty or 0: the whole run (its totals). N: judge a rolling window of N seconds instead, merged "
+                  "across all slots, e.g. 60 for “p95 of the last 60 s”. Not for the baseline rule.",
+        error_messages={"max_value": "A window is at most 86400 s (a day)."})
+    window = forms.ChoiceField(
+        label="Which windows", required=False, initial=Threshold.Window.LAST, choices=[
+            (Threshold.Window.LAST, "the last N seconds: live, the newest window; at the end, the last full one"),
+            (Threshold.Window.ANY, "any N seconds: every window of the run must hold; the verdict shows the worst")],
+        help_text="With a window only. Either way, an abort-on-fail criterion stops the run as soon as its newest "
+                  "window breaks it.")
 
     class Meta:
         model = Threshold
-        fields = ["metric", "endpoint", "value", "baseline_runs", "abort_on_fail", "grace_seconds", "enabled"]
+        fields = ["metric", "endpoint", "value", "window_seconds", "window", "baseline_runs", "abort_on_fail",
+                  "grace_seconds", "enabled"]
         labels = {"abort_on_fail": "Abort the run live when broken", "enabled": "Enabled"}
 
     def __init__(self, *args, **kwargs):
@@ -233,4 +246,17 @@ class ThresholdForm(forms.ModelForm):
             data["baseline_runs"] = 5
         if data.get("grace_seconds") is None:
             data["grace_seconds"] = 0
+        self._clean_window_fields(data)
         return data
+
+    def _clean_window_fields(self, data: dict) -> None:
+        """No window means the whole run (0); the baseline rule compares whole runs and takes none."""
+        from runs.thresholds import P95_BASELINE
+
+        if not data.get("window_seconds"):
+            data["window_seconds"] = 0
+        elif data.get("metric") == P95_BASELINE:
+            self.add_error("window_seconds", "The baseline rule compares the p95 of whole runs: it has no window. "
+                                             "Leave the window empty, or pick p95 with a window.")
+        if not data.get("window"):
+            data["window"] = Threshold.Window.LAST

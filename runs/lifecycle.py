@@ -20,6 +20,7 @@ from runs import signals as run_signals
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import Persistence, account_lost_snapshots
+from runs.windows import Tracker
 from workers import protocol
 
 log = logging.getLogger("swarmdeck.collector")
@@ -149,7 +150,7 @@ class Lifecycle:
             account_lost_snapshots(run.pk, live)
         run.refresh_from_db()
         # A run that failed after its users started is judged on what it measured; one that never started is not.
-        verdict = verdict_fields(run) if run.started_at else {}
+        verdict = verdict_fields(run, live.windows if live is not None else None) if run.started_at else {}
         full = f"{reason}\n\n{detail}".strip() if detail else reason
         if transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now(), **verdict):
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
@@ -172,7 +173,7 @@ class Lifecycle:
                 "message": "The run sent no requests: check the host and the Exceptions tab."}]
             Run.objects.filter(pk=run.pk).update(warnings=run.warnings)
         note = "finished degraded" if run.degraded else "finished"
-        verdict = verdict_fields(run)
+        verdict = verdict_fields(run, live.windows)
         if verdict["verdict"]:
             note += f", verdict {verdict['verdict']}"
         if transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now(), **verdict):
@@ -225,13 +226,14 @@ def degrade(run: Run, note: str) -> None:
     live_updates.publish_meta(run.pk)
 
 
-def verdict_fields(run: Run) -> dict:
-    """verdict and verdict_details of a run that ended, for the update that ends it.
+def verdict_fields(run: Run, windows: Tracker | None = None) -> dict:
+    """verdict and verdict_details of a run that ended, for the update that ends it (`windows`: the
+    collector's rolling windows of the run, for windowed criteria).
 
     A bug in the criteria must not leave the run stuck in stopping, nor pass it silently.
     """
     try:
-        verdict, details = thresholds.evaluate_run(run)
+        verdict, details = thresholds.evaluate_run(run, windows)
     except Exception as error:  # noqa: BLE001
         log.exception("Run %s: its pass/fail criteria could not be evaluated.", run.pk)
         verdict, details = Run.Verdict.FAIL, [{

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from runs import intake
+from runs.windows import Tracker
 from workers.envvars import Masker
 from workers.stats import RunStats
 
@@ -48,6 +49,7 @@ class LiveRun:
     newest_elapsed: float = 0.0     # its time since go on the pool's clock: go time + this = when the pool made it
     exceptions_seen: int = -1       # exception count last pushed: tracebacks travel only when they change
     masker: Masker = field(default_factory=Masker)  # the values of the secrets the run received
+    windows: Tracker = field(default_factory=Tracker)  # rolling windows its windowed criteria judge (runs/windows.py)
 
     def complete_tick(self) -> int:
         """The latest second every running slot has reported (its deltas arrive in order)."""

@@ -2,8 +2,9 @@
 
 Each persist writes the run's totals, its closed one-second ticks and the mergeable state in one
 transaction and only then acknowledges the stream entries merged into them, so a collector killed
-at any point re-reads what it had not saved. After the write it stops a run whose abort-on-fail
-criteria broke, and pushes one message to the run's Channels group.
+at any point re-reads what it had not saved. The seconds it closes also move the run's rolling
+windows on (runs/windows.py), when a criterion has a window. After the write it stops a run whose
+abort-on-fail criteria broke, and pushes one message to the run's Channels group.
 """
 
 import logging
@@ -16,7 +17,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from runs import live as live_updates
-from runs import services, thresholds
+from runs import services, thresholds, windows
 from runs import signals as run_signals
 from runs.liverun import LiveRun
 from runs.models import Run, RunSlot, RunTick, Threshold
@@ -68,10 +69,14 @@ class Persistence:
         # A second is complete once every running slot reported it; one that went silent is
         # waited for TICK_GRACE seconds at most.
         up_to = None if final else max(int(elapsed) - TICK_GRACE, live.complete_tick())
-        ticks = live.stats.close_ticks(up_to, cumulative=True)
+        seconds = [] if track_windows(live, run.scenario_id) else None
+        ticks = live.stats.close_ticks(up_to, cumulative=True, seconds=seconds)
         # RPS over the time users ran, as the pools measured it (like Locust), not until this write.
         measured = max((s.elapsed for s in live.slots.values()), default=0.0)
         duration = max(measured if measured > 0 else elapsed, 1e-9)
+        if seconds is not None:
+            live.windows.feed(seconds)
+            live.windows.duration = measured if measured > 0 else None
         totals = live.stats.totals(duration)
         aggregate = totals[-1] if totals else {}
         with transaction.atomic():
@@ -104,7 +109,7 @@ class Persistence:
         if ticks:
             live.written_through = max(live.written_through, max(t["tick"] for t in ticks))
         if not final:
-            enforce_thresholds(run, totals, elapsed)
+            enforce_thresholds(run, totals, elapsed, live.windows)
         push(live, totals, ticks)
 
 
@@ -170,8 +175,17 @@ def account_lost_snapshots(run_id: int, live: LiveRun) -> None:
         log.warning("Run %s: %s.", run_id, row["message"])
 
 
-def enforce_thresholds(run: Run, totals: list[dict], elapsed: float) -> None:
-    """Stop a running run as soon as an abort-on-fail criterion is broken past its grace period.
+def track_windows(live: LiveRun, scenario_id: int) -> bool:
+    """Have the run's rolling windows follow its windowed criteria as they are now; True when there is one."""
+    criteria = (Threshold.objects.filter(scenario_id=scenario_id, enabled=True, window_seconds__gt=0)
+                .exclude(metric=Threshold.Metric.P95_BASELINE))
+    live.windows.configure([windows.spec_of(criterion) for criterion in criteria])
+    return live.windows.active
+
+
+def enforce_thresholds(run: Run, totals: list[dict], elapsed: float, tracker: windows.Tracker | None = None) -> None:
+    """Stop a running run as soon as an abort-on-fail criterion is broken past its grace period:
+    on the totals, or on its newest full window (`tracker`) for a windowed one.
 
     The broken criteria are stored on the run at once (verdict fail), so the verdict at the
     end keeps the value that broke them; the stop goes through services like a user's.
@@ -180,6 +194,8 @@ def enforce_thresholds(run: Run, totals: list[dict], elapsed: float) -> None:
         return
     criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True, abort_on_fail=True))
     broken = thresholds.broken(criteria, totals, elapsed) if criteria else []
+    if criteria and tracker is not None and tracker.active:
+        broken += thresholds.broken_windows(criteria, tracker, elapsed, run.started_at)
     if not broken:
         return
     note = "; ".join(thresholds.abort_reason(entry) for entry in broken)

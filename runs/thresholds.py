@@ -18,6 +18,10 @@ Rules, chosen here so that a verdict never passes by accident:
   runs") is "not applicable", and does not fail, until the scenario has at least one earlier
   finished run with verdict pass that measured the scope. Runs from before the scenario had
   criteria have no verdict and never count as passing.
+- A criterion with a window (`window_seconds` > 0) judges rolling windows of the run instead of
+  its totals (runs/windows.py): at the end, for `any` its worst full window, for `last` the last
+  full window before the end; live, the newest full window. A run without a full window fails it.
+  The baseline rule has no window.
 - Disabled criteria are not evaluated. The verdict is "fail" when an applicable criterion
   failed or one aborted the run, "pass" otherwise, and "" when there were no criteria.
 """
@@ -25,6 +29,11 @@ Rules, chosen here so that a verdict never passes by accident:
 from __future__ import annotations
 
 import statistics
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runs.windows import Result, Tracker
 
 AGGREGATED = "Aggregated"
 PASS, FAIL = "pass", "fail"
@@ -74,7 +83,8 @@ def describe(criterion) -> str:
         return (f"p95 of {scope} at most {criterion.value:g}% worse than the median p95 of the last "
                 f"{runs} passing run{'s' if runs != 1 else ''}")
     sign = "≥" if operator(criterion.metric) == ">=" else "≤"
-    return f"{NAMES[criterion.metric]} of {scope} {sign} {format_limit(criterion.value, UNITS[criterion.metric])}"
+    return (f"{NAMES[criterion.metric]} of {scope}{window_phrase(criterion)} {sign} "
+            f"{format_limit(criterion.value, UNITS[criterion.metric])}")
 
 
 def find_row(totals: list[dict], endpoint: str) -> dict | None:
@@ -133,10 +143,13 @@ def evaluate_one(criterion, totals: list[dict], baseline: list[tuple[int, float]
     return entry
 
 
-def evaluate(criteria, totals: list[dict], baselines: dict | None = None) -> list[dict]:
-    """Every enabled criterion against the totals; `baselines` maps a baseline criterion's id to its runs."""
+def evaluate(criteria, totals: list[dict], baselines: dict | None = None, windows: Tracker | None = None,
+             started_at: datetime | None = None) -> list[dict]:
+    """Every enabled criterion against the totals; `baselines` maps a baseline criterion's id to its runs.
+    Windowed criteria are judged on `windows` (the run's tracker; None: none seen), `started_at` the go time."""
     baselines = baselines or {}
-    return [evaluate_one(c, totals, baselines.get(getattr(c, "pk", None))) for c in criteria
+    return [evaluate_windowed(c, windows, started_at) if windowed(c)
+            else evaluate_one(c, totals, baselines.get(getattr(c, "pk", None))) for c in criteria
             if getattr(c, "enabled", True)]
 
 
@@ -156,6 +169,8 @@ def broken(criteria, totals: list[dict], elapsed: float) -> list[dict]:
     for criterion in criteria:
         if not (getattr(criterion, "enabled", True) and criterion.abort_on_fail) or criterion.metric == P95_BASELINE:
             continue
+        if windowed(criterion):  # checked on its window: broken_windows
+            continue
         if elapsed < (criterion.grace_seconds or 0):
             continue
         entry = evaluate_one(criterion, totals)
@@ -167,6 +182,8 @@ def broken(criteria, totals: list[dict], elapsed: float) -> list[dict]:
 
 def abort_reason(entry: dict) -> str:
     """'Aborted: failure ratio 34.2% > 20% after 31 s' (and 'of GET /x' for an endpoint)."""
+    if entry.get("window"):
+        return window_abort_reason(entry)
     broke = "<" if entry["operator"] == ">=" else ">"
     scope = "" if entry["scope"] == "total" else f" of {entry['scope']}"
     return (f"Aborted: {NAMES[entry['metric']]}{scope} {entry['measured_text']} {broke} {entry['limit_text']} "
@@ -189,6 +206,107 @@ def merge_aborted(entries: list[dict], aborted: list[dict]) -> list[dict]:
     return merged
 
 
+# -- rolling windows (runs/windows.py) ------------------------------------------------------------
+
+def windowed(criterion) -> bool:
+    """Does the criterion judge rolling windows rather than the run's totals? (Never the baseline rule.)"""
+    return bool(getattr(criterion, "window_seconds", 0)) and criterion.metric != P95_BASELINE
+
+
+def window_phrase(criterion) -> str:
+    """' over the last 60 s', ' in any 30 s window', or '' for the whole run."""
+    if not windowed(criterion):
+        return ""
+    seconds = criterion.window_seconds
+    return f" in any {seconds} s window" if criterion.window == "any" else f" over the last {seconds} s"
+
+
+def clock(started_at: datetime | None, second: float) -> str:
+    """The wall-clock time (HH:MM:SS, the site's time zone) of a second since the run's go."""
+    if started_at is None:
+        return f"{second:g} s"
+    from django.utils import timezone
+
+    return timezone.localtime(started_at + timedelta(seconds=second)).strftime("%H:%M:%S")
+
+
+def span(result: Result, started_at: datetime | None) -> str:
+    """'10:42:13–10:42:23' of a window."""
+    return f"{clock(started_at, result.start)}–{clock(started_at, result.end)}"
+
+
+def _window_fields(criterion, result: Result | None, started_at: datetime | None) -> dict:
+    """The entry's "window": its length and kind and, once measured, its seconds and times."""
+    window = {"seconds": criterion.window_seconds, "kind": criterion.window}
+    if result is not None:
+        window.update(start_s=result.start, end_s=result.end, requests=result.requests)
+        if started_at is not None:
+            window.update(start=(started_at + timedelta(seconds=result.start)).isoformat(),
+                          end=(started_at + timedelta(seconds=result.end)).isoformat())
+    return window
+
+
+def window_entry(criterion, result: Result | None, started_at: datetime | None) -> dict:
+    """A windowed criterion's entry for one window (None: no full window), detail not yet said."""
+    entry = evaluate_one(criterion, [])  # the common fields, measured "no requests"
+    entry["window"] = _window_fields(criterion, result, started_at)
+    if result is not None and result.value is not None:
+        entry.update(measured=result.value, measured_text=format_value(result.value, entry["unit"]),
+                     passed=(result.value >= entry["limit"] if entry["operator"] == ">="
+                             else result.value <= entry["limit"]))
+    return entry
+
+
+def evaluate_windowed(criterion, windows: Tracker | None, started_at: datetime | None = None) -> dict:
+    """A windowed criterion when the run ended: `any` its worst full window, `last` the last full
+    window before the end; a run without a full window fails it (what cannot be checked does not pass)."""
+    result = windows.final(criterion.pk) if windows is not None else None
+    entry = window_entry(criterion, result, started_at)
+    seconds = criterion.window_seconds
+    if result is None:
+        entry["detail"] = f"No full {seconds} s window: the run was not watched for {seconds} whole seconds."
+        return entry
+    which = f"Worst {seconds} s window" if criterion.window == "any" else f"Last full {seconds} s window before the end"
+    detail = f"{which}: {span(result, started_at)} (seconds {result.start}–{result.end} of the run)"
+    if result.value is None:
+        detail += f", without requests{' in any window' if criterion.window == 'any' else ''}"
+    first = windows.first_second(criterion.pk)
+    if first:
+        detail += f"; windows from second {first} on only (the collector restarted, or the criterion is newer)"
+    entry["detail"] = detail + "."
+    return entry
+
+
+def broken_windows(criteria, windows: Tracker, elapsed: float, started_at: datetime | None) -> list[dict]:
+    """Windowed abort-on-fail criteria whose newest full window breaks them (live check).
+
+    A window that begins inside the grace period is not checked: ramp-up seconds never abort.
+    """
+    found = []
+    for criterion in criteria:
+        if not (getattr(criterion, "enabled", True) and criterion.abort_on_fail and windowed(criterion)):
+            continue
+        result = windows.latest(criterion.pk)
+        if result is None or result.value is None or result.start < (criterion.grace_seconds or 0):
+            continue
+        entry = window_entry(criterion, result, started_at)
+        if not entry["passed"]:
+            entry.update(aborted=True, elapsed_s=round(elapsed, 1),
+                         detail=f"Aborted the run after {elapsed:.0f} s: the {criterion.window_seconds} s window "
+                                f"{span(result, started_at)} (seconds {result.start}–{result.end} of the run).",
+                         window_text=span(result, started_at))
+            found.append(entry)
+    return found
+
+
+def window_abort_reason(entry: dict) -> str:
+    """'Aborted: p95 of the last 10 s was 104.0 ms > 50 ms (10:42:13–10:42:23)'."""
+    broke = "<" if entry["operator"] == ">=" else ">"
+    scope = " of" if entry["scope"] == "total" else f" of {entry['scope']} over"
+    return (f"Aborted: {NAMES[entry['metric']]}{scope} the last {entry['window']['seconds']} s was "
+            f"{entry['measured_text']} {broke} {entry['limit_text']} ({entry.get('window_text', '')})")
+
+
 # -- the database side ---------------------------------------------------------------------------
 
 def baseline_p95s(scenario_id: int, endpoint: str, runs: int, exclude_run_id: int | None = None
@@ -208,17 +326,18 @@ def baseline_p95s(scenario_id: int, endpoint: str, runs: int, exclude_run_id: in
     return found
 
 
-def evaluate_run(run) -> tuple[str, list[dict]]:
+def evaluate_run(run, windows: Tracker | None = None) -> tuple[str, list[dict]]:
     """(verdict, entries) of a run that ended, against its scenario's criteria as they are now.
 
     The run's `verdict_details` may already hold entries of criteria that aborted it live.
+    `windows`: the collector's rolling windows of the run, for windowed criteria.
     """
     from runs.models import Threshold
 
     criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True))
     baselines = {c.pk: baseline_p95s(run.scenario_id, c.endpoint, c.baseline_runs, exclude_run_id=run.pk)
                  for c in criteria if c.metric == P95_BASELINE}
-    entries = evaluate(criteria, run.totals or [], baselines)
+    entries = evaluate(criteria, run.totals or [], baselines, windows, run.started_at)
     entries = merge_aborted(entries, [e for e in run.verdict_details or [] if e.get("aborted")])
     return verdict_of(entries), entries
 

@@ -359,6 +359,23 @@ class _Tick:
 _TICK_COMPACT_PARTS = 32
 
 
+@dataclass(frozen=True, slots=True)
+class ClosedSecond:
+    """One closed second's merged counters and histograms, what rolling windows add up (runs/windows.py).
+
+    `rows` index `names`, the run's (method, name) per row (a list that only grows); `scalars` are
+    their SCALAR_FIELDS (min/max neutral for an endpoint without timed requests); `flat` holds
+    the positions ``row * NUM_BUCKETS + bucket`` of the histogram `counts`.
+    """
+
+    tick: int
+    names: list[tuple[str, str]]
+    rows: np.ndarray
+    scalars: np.ndarray
+    flat: np.ndarray
+    counts: np.ndarray
+
+
 def _timed_scalars(columns: Columns) -> np.ndarray:
     """Scalars with min/max of endpoints without timed requests set to neutral values."""
     scalars = np.array(columns.scalars, dtype=np.int64)
@@ -502,7 +519,8 @@ class RunStats:
             tick.compact()
 
     # -- time series ---------------------------------------------------------------------------
-    def close_ticks(self, up_to_tick: int | None = None, *, cumulative: bool = False) -> list[dict]:
+    def close_ticks(self, up_to_tick: int | None = None, *, cumulative: bool = False,
+                    seconds: list[ClosedSecond] | None = None) -> list[dict]:
         """Hand out every open tick <= up_to_tick (all of them when None), in order.
 
         The collector passes "seconds since go minus a grace", so a slot whose delta arrives
@@ -512,15 +530,28 @@ class RunStats:
 
         With `cumulative`, each tick also gets "cumulative": the run's figures through that
         second (`_cumulative_rows`), what Locust's `--csv-full-history` writes every second.
+
+        With `seconds` (a list), each closed second's merged counters and histograms are appended
+        to it as a `ClosedSecond`, in order.
         """
         ready = sorted(t for t in self._ticks if up_to_tick is None or t <= up_to_tick)
         parts = [self._ticks.pop(number) for number in ready]
+        if seconds is not None:
+            seconds.extend(self._closed_second(number, tick) for number, tick in zip(ready, parts))
         closed = [self._close_tick(number, tick) for number, tick in zip(ready, parts)]
         if cumulative and closed:
             self._add_cumulative(closed, parts)
         through = up_to_tick if up_to_tick is not None else (ready[-1] if ready else self.closed_through)
         self.closed_through = max(self.closed_through, through)
         return closed
+
+    def _closed_second(self, number: int, tick: _Tick) -> ClosedSecond:
+        tick.compact()  # one part (or none): what _close_tick and _add_cumulative reduce next is short
+        empty = np.zeros(0, dtype=np.intp)
+        return ClosedSecond(
+            number, self._names, tick.rows[0] if tick.rows else empty,
+            tick.scalars[0] if tick.scalars else np.zeros((0, 6), dtype=np.int64),
+            tick.flat[0] if tick.flat else empty, tick.counts[0] if tick.counts else np.zeros(0, dtype=np.uint64))
 
     @property
     def open_ticks(self) -> list[int]:
