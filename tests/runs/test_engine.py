@@ -267,3 +267,66 @@ def test_it_runs_headless_from_the_command_line(cluster, target, alice, project,
     missing = subprocess.run([sys.executable, "manage.py", "runscenario", "999999", "--user", "alice"], cwd=BASE_DIR,
                              env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "no scenario 999999" in missing.stderr
+
+
+PHASES = b'''\
+import time
+from locust import FastHttpUser, task, constant
+
+FAST_UNTIL = []  # monotonic time the slow phase starts: 4 s after the pool's first request
+
+
+class Phases(FastHttpUser):
+    wait_time = constant(0.001)
+
+    @task
+    def hit(self):
+        if not FAST_UNTIL:
+            FAST_UNTIL.append(time.monotonic() + 4)
+        self.client.get("/delay/1ms" if time.monotonic() < FAST_UNTIL[0] else "/delay/100ms")
+'''
+
+WINDOW_ABORT = re.compile(r"^Aborted: p95 of the last 2 s was ([\d.]+) ms > 50 ms "
+                          r"\((\d\d):(\d\d):(\d\d)–(\d\d):(\d\d):(\d\d)\)$", re.MULTILINE)
+
+
+def test_a_rolling_window_criterion_aborts_a_real_run_when_a_slow_phase_starts(cluster, target, alice, project):
+    from runs.models import Threshold
+
+    began = time.time()
+    scenario = store_scenario(project, alice, name="Phases", content=PHASES)
+    window = Threshold.objects.create(scenario=scenario, metric=Threshold.Metric.P95, value=50, abort_on_fail=True,
+                                      window_seconds=2, window=Threshold.Window.LAST)
+    whole = Threshold.objects.create(scenario=scenario, metric=Threshold.Metric.P95, value=50, abort_on_fail=True)
+    clean = Threshold.objects.create(scenario=scenario, metric=Threshold.Metric.FAILURE_RATIO, value=5,
+                                     window_seconds=2, window=Threshold.Window.ANY)
+    run = services.start_run(scenario, user=alice, params={"users": 4, "spawn_rate": 100, "duration": 60,
+                                                           "slots": 2, "host": target.url})
+    run = services.wait_until_done(run, timeout=60)
+    served = [(at, uri) for at, _, uri, _ in target.served_at() if at >= began]
+
+    assert run.status == Run.Status.FINISHED and run.verdict == "fail", run.reason
+    found = WINDOW_ABORT.search(run.reason)
+    assert found, run.reason
+    assert float(found.group(1)) >= 95  # the window's p95 is a /delay/100ms request
+    start, end = (int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in (found.groups()[1:4], found.groups()[4:7]))
+    assert (end - start) % 86400 == 2
+    entries = {entry["id"]: entry for entry in run.verdict_details}
+    assert entries[window.pk]["aborted"] and entries[window.pk]["window"]["seconds"] == 2
+    assert not entries[whole.pk]["aborted"]
+    assert entries[clean.pk]["passed"] and entries[clean.pk]["detail"].startswith("Worst 2 s window: ")
+
+    # The run's own p95 through the window's last second: the whole-run criterion alone had not broken.
+    window_end = entries[window.pk]["window"]["end_s"]
+    through = run.ticks.filter(tick=window_end - 1).values_list("cumulative", flat=True).get()
+    assert through[-1][1] == "Aggregated" and through[-1][13] <= 50, through[-1]
+
+    # At nginx: the slow phase began about 4 s in; the abort came soon after, and the slow requests stopped.
+    slow = [at for at, uri in served if uri == "/delay/100ms"]
+    fast = [at for at, uri in served if uri == "/delay/1ms"]
+    assert fast and slow and len(fast) > 10 * len(slow)
+    aborted_at = run.stopping_at.timestamp()
+    assert 3.5 <= slow[0] - fast[0] <= 5.5
+    assert slow[0] < aborted_at < slow[0] + 5, (slow[0], aborted_at)
+    assert max(slow) < aborted_at + 1.0, max(slow) - aborted_at
+    assert abs(_row(run, "GET", "/delay/100ms")["requests"] - len(slow)) <= run.params["users"]
