@@ -88,6 +88,31 @@ _FIGURES = {
     "p99_ms": {"type": ["number", "null"]},
 }
 
+_CRITERION = {
+    "type": "object",
+    "properties": {
+        "id": {"type": ["integer", "null"]},
+        "criterion": {"type": "string", "example": "p95 of total over the last 60 s ≤ 300 ms"},
+        "metric": {"type": "string"}, "scope": {"type": "string"}, "operator": {"type": "string"},
+        "unit": {"type": "string"}, "limit": {"type": ["number", "null"]}, "limit_text": {"type": "string"},
+        "measured": {"type": ["number", "null"]}, "measured_text": {"type": "string"},
+        "passed": {"type": "boolean"}, "applicable": {"type": "boolean"}, "aborted": {"type": "boolean"},
+        "detail": {"type": "string"},
+        "window": {
+            "type": "object",
+            "description": "Only for a criterion judged on rolling windows: their length and kind (`last`: the "
+                           "last N seconds, `any`: every N-second window) and the window measured (for `any` the "
+                           "worst, for `last` the last full one before the end, or the one that aborted the run) "
+                           "in seconds since the run's start and as times; no start/end without a full window.",
+            "properties": {"seconds": {"type": "integer"}, "kind": {"type": "string", "enum": ["last", "any"]},
+                           "start_s": {"type": "integer"}, "end_s": {"type": "integer"},
+                           "requests": {"type": "integer"},
+                           "start": {"type": "string", "format": "date-time"},
+                           "end": {"type": "string", "format": "date-time"}},
+        },
+    },
+}
+
 _STATUSES = ["queued", "dispatching", "starting", "running", "stopping", "finished", "failed", "cancelled"]
 
 COMPONENTS = {
@@ -230,7 +255,7 @@ COMPONENTS = {
                 "reason": {"type": "string", "description": "Why it failed, was cancelled, or what was degraded."},
                 "verdict": {"type": ["string", "null"], "enum": ["pass", "fail", None],
                             "description": "The thresholds' verdict; null until evaluated or without thresholds."},
-                "criteria": {"type": "array", "items": {"type": "object"},
+                "criteria": {"type": "array", "items": _CRITERION,
                              "description": "Each threshold criterion with its measured value, limit and result."},
                 "degraded": {"type": "boolean"}, "project": {"type": "string"},
                 "scenario": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},

@@ -222,3 +222,24 @@ def test_the_form_sets_a_window_and_refuses_one_on_the_baseline_rule(client, ali
     assert "The baseline rule compares the p95 of whole runs: it has no window." in refused.content.decode()
     assert _post(client, scenario, window_seconds="90000").status_code == 400
     assert Threshold.objects.filter(scenario=scenario).count() == 2
+
+
+def test_the_run_page_and_the_api_show_the_window_a_criterion_judged(client, alice, scenario, settings):
+    from django.urls import reverse
+
+    from runs.models import Run
+    from tests.runs.test_history import make_run
+
+    settings.TIME_ZONE = "UTC"
+    tracker = ramp(*[10.0] * 12, 104.0, *[10.0] * 12, seconds=10)
+    details = thresholds.evaluate([criterion("p95", 50, 10, "any", pk=2)], [], windows=tracker, started_at=GO)
+    run = make_run(scenario, alice)
+    Run.objects.filter(pk=run.pk).update(verdict="fail", verdict_details=details, started_at=GO)
+    client.force_login(alice)
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "p95 of total in any 10 s window ≤ 50 ms" in page and "104.0 ms" in page
+    assert "Worst 10 s window: 10:42:06–10:42:16 (seconds 3–13 of the run)." in page
+    answer = client.get(reverse("api-run", args=[run.pk])).json()
+    assert answer["criteria"][0]["window"] == {
+        "seconds": 10, "kind": "any", "start_s": 3, "end_s": 13, "requests": 1000,
+        "start": "2026-03-02T10:42:06+00:00", "end": "2026-03-02T10:42:16+00:00"}
