@@ -70,3 +70,7 @@ def test_it_exports_only_when_an_endpoint_is_set(monkeypatch):
     export = otlp.from_environment(lambda: True)
     assert export.interval == 0.5
     assert export.exporter._endpoint == "http://127.0.0.1:4318/v1/metrics"
+    export.exporter.shutdown()
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "soon")
+    with pytest.raises(ValueError, match="OTEL_METRIC_EXPORT_INTERVAL='soon'"):
+        otlp.from_environment(lambda: True)
