@@ -57,7 +57,8 @@ class Result:
 
 @dataclass(slots=True)
 class Part:
-    """One second of one scope: its counters and its histogram (bucket -> count, buckets may repeat)."""
+    """One second of one scope: its counters and its sparse histogram (distinct buckets, their counts),
+    small (uint16 + uint32 per bucket): a ring of a long window holds one per second."""
 
     requests: int
     failures: int
@@ -82,14 +83,15 @@ def scope_part(second: ClosedSecond, endpoint: str) -> Part:
     else:
         rows = second.rows
     scalars = second.scalars[mask] if endpoint else second.scalars
-    in_scope = np.isin(second.flat // NUM_BUCKETS, rows) if endpoint else np.ones(len(second.flat), dtype=bool)
+    in_scope = np.isin(second.flat // NUM_BUCKETS, rows) if endpoint else slice(None)
+    dense = np.bincount(second.flat[in_scope] % NUM_BUCKETS, weights=second.counts[in_scope], minlength=NUM_BUCKETS)
+    buckets = np.flatnonzero(dense)
     timed = scalars[:, 5] >= 0
     return Part(
         requests=int(scalars[:, 0].sum()), failures=int(scalars[:, 1].sum()), total_us=int(scalars[:, 2].sum()),
         min_us=int(scalars[timed, 4].min()) if timed.any() else None,
         max_us=int(scalars[timed, 5].max()) if timed.any() else None,
-        buckets=(second.flat[in_scope] % NUM_BUCKETS).astype(np.intp),
-        counts=np.asarray(second.counts[in_scope], dtype=np.uint64))
+        buckets=buckets.astype(np.uint16), counts=dense[buckets].astype(np.uint32))
 
 
 class Window:
@@ -120,7 +122,11 @@ class Window:
         self.failures += sign * part.failures
         self.total_us += sign * part.total_us
         if len(part.buckets):
-            (np.add if sign > 0 else np.subtract).at(self.hist, part.buckets, part.counts)
+            index, counts = part.buckets.astype(np.intp), part.counts.astype(np.uint64)
+            if sign > 0:
+                self.hist[index] += counts   # distinct buckets: plain fancy indexing adds each once
+            else:
+                self.hist[index] -= counts
 
     @property
     def full(self) -> bool:
