@@ -155,6 +155,7 @@ JSON_TYPES = {
     "string": ((), "a string"),
     "object": ((dict,), "an object"),
     "array": ((list,), "an array"),
+    "boolean": ((bool,), "true or false"),
 }
 
 
@@ -168,7 +169,7 @@ def check_types(data: dict, types: dict) -> None:
         if name not in types or value is None or isinstance(value, str):
             continue
         accepted, label = JSON_TYPES[types[name]]
-        if isinstance(value, bool) or not isinstance(value, accepted):
+        if (isinstance(value, bool) and bool not in accepted) or not isinstance(value, accepted):
             errors[name] = [f"Expected {label}, got {json.dumps(value)}."]
     if errors:
         raise BadRequest(errors)

@@ -3,7 +3,7 @@
 from django.urls import reverse
 
 from runs import reporting, reports
-from runs.models import Run
+from runs.models import Run, Threshold
 from scenarios import options as locust_options
 from scenarios.models import LocustfileVersion, Project, ProjectSecret, Scenario
 from scenarios.secrets import masker_for_run
@@ -71,6 +71,14 @@ def secret(secret: ProjectSecret) -> dict:
     """A project secret as the API shows it: its name and dates, never its value."""
     return {"name": secret.name, "created_at": _iso(secret.created_at), "updated_at": _iso(secret.updated_at),
             "updated_by": secret.updated_by.username if secret.updated_by else None}
+
+
+def criterion(threshold: Threshold) -> dict:
+    """A pass/fail criterion as set on its scenario (window_seconds 0: the whole run)."""
+    return {"id": threshold.pk, "criterion": str(threshold),
+            **{name: getattr(threshold, name) for name in (
+                "metric", "endpoint", "value", "window_seconds", "window", "baseline_runs", "abort_on_fail",
+                "grace_seconds", "enabled")}}
 
 
 def verdict(run: Run):

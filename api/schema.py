@@ -183,6 +183,30 @@ COMPONENTS = {
                            "runs": {"type": "string", "format": "uri", "description": "Its runs in the API."},
                            "environment": {"$ref": "#/components/schemas/Environment"}},
         },
+        "Criterion": {
+            "type": "object", "required": ["metric", "value"],
+            "properties": {
+                "id": {"type": "integer", "readOnly": True},
+                "criterion": {"type": "string", "readOnly": True,
+                              "example": "p95 of total over the last 60 s ≤ 300 ms"},
+                "metric": {"type": "string", "enum": ["p50", "p95", "p99", "mean", "failure_ratio", "rps",
+                                                      "p95_baseline"]},
+                "endpoint": {"type": "string", "description": "Empty: the total; else one endpoint, \"GET /cart\"."},
+                "value": {"type": "number", "minimum": 0,
+                          "description": "ms for response times, % for the failure ratio, requests/s for RPS, % worse "
+                                         "for the baseline rule."},
+                "window_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 0,
+                                   "description": "0: the whole run. N: a rolling window of N seconds across all "
+                                                  "slots (not for p95_baseline)."},
+                "window": {"type": "string", "enum": ["last", "any"], "default": "last",
+                           "description": "last: the last N seconds (at the end, the last full window); any: every "
+                                          "N-second window of the run (the verdict judges the worst)."},
+                "baseline_runs": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                "abort_on_fail": {"type": "boolean", "default": False},
+                "grace_seconds": {"type": "integer", "minimum": 0, "default": 0},
+                "enabled": {"type": "boolean", "default": True},
+            },
+        },
         "Environment": {
             "type": "object",
             "description": "What the scenario's runs get in os.environ: its variables (visible to members) and "
@@ -338,6 +362,23 @@ PATHS = {
                                        "secrets": ["API_TOKEN"]}},
                 "responses": {"200": _json("Environment", "Saved."), "400": _400, "401": _401, "403": _403,
                               "404": _404}},
+    },
+    "/api/scenarios/{scenario_id}/criteria/": {
+        "parameters": [SCENARIO_ID],
+        "get": {"operationId": "list_criteria", "summary": "List a scenario's pass/fail criteria",
+                "tags": ["scenarios"],
+                "responses": {"200": _json({"type": "object", "properties": {"criteria": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Criterion"}}}}, "Its criteria."),
+                              "401": _401, "404": _404}},
+        "post": {"operationId": "add_criterion", "summary": "Add a pass/fail criterion", "tags": ["scenarios"],
+                 "description": "Maintainers. Checked like the criteria page: e.g. a window on the baseline rule "
+                                "answers 400 on `window_seconds`.",
+                 "requestBody": {"required": True, "content": {
+                     "application/json": {"schema": {"$ref": "#/components/schemas/Criterion"}}}},
+                 "x-example": {"json": {"metric": "p95", "value": 300, "window_seconds": 60, "window": "last",
+                                        "abort_on_fail": True}},
+                 "responses": {"201": _json("Criterion", "Added."), "400": _400, "401": _401, "403": _403,
+                               "404": _404}},
     },
     "/api/projects/{slug}/secrets/": {
         "parameters": [SLUG],

@@ -15,6 +15,7 @@ urlpatterns = [
     path("scenarios/<int:scenario_id>/environment/", views.scenario_environment, name="api-scenario-environment"),
     path("scenarios/<int:scenario_id>/locustfile/", views.locustfile, name="api-scenario-locustfile"),
     path("scenarios/<int:scenario_id>/runs/", views.scenario_runs, name="api-scenario-runs"),
+    path("scenarios/<int:scenario_id>/criteria/", views.scenario_criteria, name="api-scenario-criteria"),
     path("runs/<int:run_id>/", views.run_detail, name="api-run"),
     path("runs/<int:run_id>/stop/", views.run_stop, name="api-run-stop"),
     path("runs/<int:run_id>/report.json", views.run_report_json, name="api-run-report-json"),

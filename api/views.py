@@ -17,7 +17,7 @@ from api.auth import BadRequest, api_view, check_types, error, form_errors, reje
 from audit.log import record
 from runs import reports, services
 from runs.access import get_run_for_user
-from runs.forms import RunForm
+from runs.forms import RunForm, ThresholdForm
 from runs.models import Run
 from scenarios import bundles
 from scenarios import secrets as project_secrets
@@ -36,6 +36,9 @@ RUN_FIELDS = {"users": "integer", "spawn_rate": "number", "duration": "duration"
               "slots": "integer", "options": "object", "env": "object"}
 ENVIRONMENT_FIELDS = {"variables": "object", "secrets": "array"}
 SECRET_FIELDS = {"name": "string", "value": "string"}
+CRITERION_FIELDS = {"metric": "string", "endpoint": "string", "value": "number", "window_seconds": "integer",
+                    "window": "string", "baseline_runs": "integer", "abort_on_fail": "boolean",
+                    "grace_seconds": "integer", "enabled": "boolean"}
 # A multipart body a little over the largest allowed file (form fields, boundaries), as on the upload pages.
 UPLOAD_REQUEST_LIMIT = bundles.MAX_ZIP_BYTES + 1024 * 1024
 
@@ -156,6 +159,25 @@ def scenario_environment(request, scenario_id):
     record("scenario.edited", actor=request.user, project=scenario.project, subject=f"scenario {scenario.name}",
            details={"scenario": scenario.pk, "changed": ["env_vars", "secret_names"]})
     return JsonResponse(payloads.environment(scenario))
+
+
+@api_view("GET", "POST")
+def scenario_criteria(request, scenario_id):
+    """GET: the scenario's pass/fail criteria. POST (maintainer): add one, checked by the criteria page's form."""
+    if request.method == "GET":
+        scenario, _ = get_scenario_for_user(request, scenario_id)
+        return JsonResponse({"criteria": [payloads.criterion(row) for row in scenario.thresholds.all()]})
+    scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
+    data, files = request_data(request)
+    reject_unknown(data, CRITERION_FIELDS, files)
+    check_types(data, CRITERION_FIELDS)
+    form = ThresholdForm({"enabled": True, **data})
+    if not form.is_valid():
+        raise BadRequest(form_errors(form))
+    criterion = form.save(commit=False)
+    criterion.scenario = scenario
+    criterion.save()
+    return _created(payloads.criterion(criterion))
 
 
 # -- project secrets -----------------------------------------------------------------------------

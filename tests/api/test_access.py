@@ -17,6 +17,9 @@ ROUTES = [
         "locustfile.py", SHOP_V2)}),
     ("get", "/api/scenarios/{scenario}/runs/", Role.VIEWER, None),
     ("post", "/api/scenarios/{scenario}/runs/", Role.RUNNER, lambda: {"host": "http://127.0.0.1:9"}),
+    ("get", "/api/scenarios/{scenario}/criteria/", Role.VIEWER, None),
+    ("post", "/api/scenarios/{scenario}/criteria/", Role.MAINTAINER, lambda: {"metric": "p95", "value": "300",
+                                                                           "window_seconds": "60"}),
     ("get", "/api/runs/{run}/", Role.VIEWER, None),
     ("post", "/api/runs/{run}/stop/", Role.RUNNER, None),
     ("get", "/api/runs/{run}/report.json", Role.VIEWER, None),
@@ -36,6 +39,7 @@ def _call(api, method, url, body, scenario, run):
 
 def _unchanged(scenario, run):
     assert scenario.versions.count() == 1 and scenario.project.scenarios.count() == 1
+    assert not scenario.thresholds.exists()
     assert list(Run.objects.values_list("pk", "status")) == [(run.pk, Run.Status.QUEUED)]
 
 
