@@ -277,7 +277,7 @@ def scenario_runs(request, scenario_id):
     except TargetNotAllowed as problem:
         raise BadRequest({"host": [str(problem)]}) from None
     except QuotaRefused as problem:  # the cap named, on the field it concerns
-        raise BadRequest({problem.field or "__all__": [str(problem)]}) from None
+        raise BadRequest(problem.errors) from None
     except services.RunError as problem:
         raise BadRequest({"__all__": [str(problem)]}) from None
     return _created(payloads.run_brief(request, run))

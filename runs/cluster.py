@@ -148,3 +148,8 @@ def capacity() -> int:
 def unisolated_slots() -> int:
     """Online slots kept off runs because their worker is not isolated."""
     return sum(w.slots for w in workers() if w.online and not w.eligible)
+
+
+def drained_slots() -> int:
+    """Online slots that take no new runs because an admin drains their worker (free ones only)."""
+    return sum(w.slots - w.busy for w in workers() if w.online and w.eligible and w.draining)

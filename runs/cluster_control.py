@@ -63,8 +63,10 @@ def stop_everything(user) -> StopAll:
         done.projects.add(run.project_id)
     log.warning("Stop everything by %s: %s run(s) stopping, %s cancelled.", user.username, len(done.stopped),
                 len(done.cancelled))
+    slugs = dict(Run.objects.filter(project_id__in=done.projects).values_list("project_id", "project__slug"))
     audit_log.record("cluster.stop_all", actor=user, subject="every active run", details={
-        "stopped": done.stopped, "cancelled": done.cancelled, "projects": sorted(done.projects)})
+        "stopped_runs": [f"#{pk}" for pk in done.stopped], "cancelled_runs": [f"#{pk}" for pk in done.cancelled],
+        "projects": sorted(slugs[pk] for pk in done.projects)})
     return done
 
 

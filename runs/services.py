@@ -47,6 +47,9 @@ def capacity_problem(slots: int) -> str | None:
         return ("No isolated load worker is online: the workers online cannot sandbox locustfiles and take no runs. "
                 "Install bubblewrap on them (apt-get install bubblewrap) and restart them, or allow unisolated "
                 "workers with SWARMDECK_REQUIRE_ISOLATION=0 (see the Cluster page).")
+    if total == 0 and cluster.drained_slots():
+        return ("Every load worker online is drained by an admin (maintenance): it takes no new slots. The run "
+                "would wait until an admin undrains one (see the Cluster page).")
     if total == 0:
         return "No load worker is online: start one (see the Cluster page) and try again."
     if slots > total:
@@ -361,6 +364,8 @@ def change_users(run: Run, *, users: int, spawn_rate: float, user=None) -> None:
     if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(history=run.history, params=params):
         raise RunError(f"Run #{run.pk} stopped in the meantime.")
     client().hset(protocol.control_key(run.pk), mapping={"users": users, "spawn_rate": spawn_rate})
+    record("run.users_changed", actor=user, project=run.project, subject=f"run #{run.pk}",
+           details={"users": users, "spawn_rate": spawn_rate})
     log.info("Run %s: %s.", run.pk, note)
     live.publish_meta(run.pk)
 

@@ -27,14 +27,18 @@ def run_create(request, scenario_id):
         try:
             run = services.start_run(scenario, user=request.user, params=form.params())
         except services.RunError as error:
-            field = getattr(error, "field", None)  # a quota's refusal names the field it concerns
-            form.add_error(field if field in form.fields else None, str(error))
+            # A quota's refusal names each field it concerns; the allow list's names the host.
+            errors = getattr(error, "errors", None) or {getattr(error, "field", None) or "__all__": [str(error)]}
+            for field, refusals in errors.items():
+                for refusal in refusals:
+                    form.add_error(field if field in form.fields else None, refusal)
         else:
             return redirect(run)
     return render(request, "runs/run_form.html", {
         "form": form, "scenario": scenario, "project": scenario.project, "membership": membership,
         "version": version, "capacity": cluster.capacity(), "unisolated_slots": cluster.unisolated_slots(),
-        "quota_warning": quotas.month_warning(scenario.project), "limits": quotas.limits(scenario.project),
+        "drained_slots": cluster.drained_slots(), "quota_warning": quotas.month_warning(scenario.project),
+        "limits": quotas.limits(scenario.project),
     })
 
 
@@ -139,7 +143,8 @@ def cluster_view(request):
     plan = queue.plan()  # the fair queue's order, with why each run waits and its estimated start
     active = list(Run.objects.filter(status__in=Run.HOLDING_SLOTS).select_related("project", "scenario")
                   .defer("stats_blob", "totals"))
-    visible = set(mine.values_list("pk", flat=True))
+    # Members see their projects' runs; admins, who stop and drain for everyone, see every project's.
+    visible = set((Project.objects.all() if request.user.is_staff else mine).values_list("pk", flat=True))
     online = [w for w in workers if w.online]
     return render(request, "runs/cluster.html", {
         "workers": workers, "worker_rows": cluster_views.slot_rows(workers, visible),

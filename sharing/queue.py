@@ -121,9 +121,11 @@ class _Timeline:
     def free_at(self, moment: datetime) -> int:
         return self.free_now + sum(delta for when, delta in self.events if when <= moment)
 
-    def earliest(self, slots: int, seconds: float | None) -> datetime | None:
-        """The first moment from which `slots` stay free for `seconds` (None: for good); None if never."""
-        times = sorted({self.now, *(when for when, _ in self.events if when > self.now)})
+    def earliest(self, slots: int, seconds: float | None, not_before: datetime | None = None) -> datetime | None:
+        """The first moment (from `not_before`) from which `slots` stay free for `seconds` (None: for good);
+        None if never."""
+        first = max(self.now, not_before or self.now)
+        times = sorted({first, *(when for when, _ in self.events if when > first)})
         for start in times:
             end = start + timedelta(seconds=seconds) if seconds else None
             checked = [start, *(t for t in times if t > start and (end is None or t < end))]
@@ -139,16 +141,20 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
     now = now or timezone.now()
     queued = list(Run.objects.filter(status=Run.Status.QUEUED).select_related("project", "scenario")
                   .defer("stats_blob", "totals", "errors", "exceptions").order_by("created_at", "id"))
+    drained = 0
     if capacity is None:
         capacity = cluster.capacity() if queued else 0
+        drained = cluster.drained_slots() if queued else 0
     holding = list(Run.objects.filter(status__in=Run.HOLDING_SLOTS).only(
         "project_id", "params", "started_at", "dispatched_at", "status"))
     result = Plan(capacity=capacity)
     held_by_project: dict[int, int] = defaultdict(int)
     timeline = _Timeline(0, now)
+    releases: dict[int, list[tuple[datetime | None, int]]] = defaultdict(list)  # per project: (ends, slots)
     for run in holding:
         held_by_project[run.project_id] += run.slots_requested
         timeline.hold(run.slots_requested, deadline(run, now))
+        releases[run.project_id].append((deadline(run, now), run.slots_requested))
     free = capacity - sum(held_by_project.values())
     timeline.free_now = free
     result.free = max(0, free)
@@ -174,22 +180,29 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
         slots = run.slots_requested
         limit = caps.get(project_id, default_caps).max_concurrent_slots
         if slots > capacity:
+            more = f" ({drained} more drained by an admin)" if drained else ""
             entry.reason = (f"waiting for machines: it needs {slots} slot{'s' if slots != 1 else ''} and the cluster "
-                            f"has {capacity} online")
+                            f"has {capacity} taking runs{more}")
             continue
+        length = START_ALLOWANCE + run.duration if run.duration else None
         if limit is not None and held_by_project[project_id] + slots > limit:
             entry.reason = (f"waiting: {run.project.name} uses {held_by_project[project_id]} of its {limit} "
                             f"slot{'s' if limit != 1 else ''}")
+            below = _below_cap(releases[project_id], held_by_project[project_id] + slots - limit)
+            entry.estimated_start = timeline.earliest(slots, length, not_before=below) if below else None
+            if entry.estimated_start is not None:
+                timeline.take(slots, entry.estimated_start,
+                              entry.estimated_start + timedelta(seconds=length) if length else None)
             for behind in queues.pop(project_id, []):  # FIFO inside the project: the rest wait behind it
                 order.append(Entry(behind, reason=f"waiting behind run #{run.pk} of {run.project.name}"))
             continue
-        length = START_ALLOWANCE + run.duration if run.duration else None
         ends_at = now + timedelta(seconds=length) if length else None
         fits = slots <= timeline.free_now
         if fits and (reservation is None or reservation.allows(slots, ends_at)):
             entry.start_now = True
             entry.estimated_start = now
             timeline.take(slots, now, ends_at)
+            releases[project_id].append((ends_at, slots))
             held_by_project[project_id] += slots
             used[project_id] += slots * min(run.duration or window(), window())
             if reservation is not None:
@@ -213,6 +226,17 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
         entry.position = position
     result.entries = order
     return result
+
+
+def _below_cap(releases: list[tuple[datetime | None, int]], excess: int) -> datetime | None:
+    """When the project's runs will have released `excess` slots, from their deadlines (None: not before a
+    run without a duration is stopped)."""
+    freed = 0
+    for ends, slots in sorted((r for r in releases if r[0] is not None), key=lambda r: r[0]):
+        freed += slots
+        if freed >= excess:
+            return ends
+    return None
 
 
 @dataclass
@@ -257,7 +281,11 @@ def eta_words(entry: Entry, now: datetime | None = None) -> str:
     if entry.start_now:
         return "now"
     if entry.estimated_start is None:
-        return "when a run without a duration is stopped" if "free slot" in entry.reason else ""
+        if entry.reason.startswith("waiting behind run #"):
+            return "after " + entry.reason.removeprefix("waiting behind ").split(" of ")[0]
+        if "free slot" in entry.reason or " uses " in entry.reason:
+            return "when a run without a duration is stopped"
+        return ""
     seconds = max(0.0, (entry.estimated_start - (now or timezone.now())).total_seconds())
     if seconds < 60:
         return "in less than a minute"

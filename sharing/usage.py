@@ -85,10 +85,13 @@ class Report:
         return sorted(table.items(), key=lambda item: (-item[1], item[0]))[:count]
 
 
-def report(runs: QuerySet, months: int = 12, now: datetime | None = None) -> Report:
-    """Slot-hours and runs per month for the last `months` months; scenarios, users and projects of this month."""
+def report(runs: QuerySet, months: int = 12, now: datetime | None = None, since: datetime | None = None) -> Report:
+    """Slot-hours and runs per month for the last `months` months (none before the month of `since`, e.g.
+    the project's creation); scenarios, users and projects of this month."""
     now = now or timezone.now()
     starts = months_back(now, months)
+    if since is not None:
+        starts = [start for start in starts if start >= month_start(since)] or starts[-1:]
     result = Report(months=[Month(start) for start in starts])
     end = next_month(starts[-1])
     picked = (overlapping(runs, starts[0], end).select_related("scenario", "created_by", "project")

@@ -22,21 +22,22 @@ def project_usage(request, slug: str):
     """Slot-hours this month and per month, runs, top scenarios and users; the quota, which admins edit here."""
     project = _project(request, slug)
     quota = Quota.objects.filter(project=project).first()
+    before = quotas.values(quota)  # before the form binds: is_valid() writes the posted values into the instance
     form = None
     if request.user.is_staff:
         form = QuotaForm(request.POST or None, instance=quota or Quota(project=project))
         if request.method == "POST" and form.is_valid():
-            before = _values(quota)
             saved = form.save(commit=False)
             saved.project, saved.updated_by = project, request.user
             saved.save()
+            after = quotas.values(saved)
             record("quota.changed", actor=request.user, project=project, subject=f"quota of {project.name}",
-                   details={"before": before, "after": _values(saved)})
+                   details={"changed": quotas.changes(before, after)})
             messages.success(request, f"The quota of {project.name} is saved.")
             return redirect("sharing-usage", project.slug)
     elif request.method == "POST":
         raise PermissionDenied("Only an admin sets quotas.")
-    report = usage.report(Run.objects.filter(project=project))
+    report = usage.report(Run.objects.filter(project=project), since=project.created_at)
     limits = quotas.limits_of(quota)
     return render(request, "sharing/usage.html", {
         "project": project, "report": report, "limits": limits, "form": form, "quota": quota,
@@ -64,10 +65,6 @@ def _project(request, slug: str) -> Project:
     return project
 
 
-def _values(quota: Quota | None) -> dict:
-    return {field: getattr(quota, field) if quota else None for field in (*quotas.CAPS, "weight")}
-
-
 def _all_rows() -> list[dict]:
     quota_of = {quota.project_id: quota for quota in Quota.objects.all()}
     rows = []
@@ -81,7 +78,7 @@ def _csv(rows: list[dict]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="swarmdeck-usage.csv"'
     writer = csv.writer(response)
-    writer.writerow(["project", "month", "slot_hours", "runs", "monthly_slot_hours_quota", "weight"])
+    writer.writerow(["project", "month", "slot_hours", "runs", "monthly_slot_hours_quota_now", "weight_now"])
     for row in rows:
         for month in row["report"].months:
             writer.writerow([row["project"].slug, month.start.strftime("%Y-%m"), f"{month.slot_hours:.4f}", month.runs,

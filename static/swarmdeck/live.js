@@ -106,6 +106,7 @@
     const preparing = meta.active && (state.slots || []).some((slot) => slot.status === "preparing");
     badge.textContent = meta.status_label + (preparing ? " · preparing requirements" : "");
     badge.className = "badge status-" + meta.status;
+    if (!meta.active && $("flash-box")) $("flash-box").hidden = true;  // "Stopping…" is over once the run ended
     const report = $("report-button");
     if (report) report.hidden = ["queued", "dispatching", "cancelled"].includes(meta.status);
     const queued = meta.status === "queued";
@@ -507,8 +508,10 @@
         const response = await fetch(stopForm.action, {method: "POST", body: new FormData(stopForm),
                                                        credentials: "same-origin"});
         if (!response.ok) throw new Error("HTTP " + response.status);
-        flash(["queued", "dispatching", "starting"].includes(state.meta.status) ? "Cancelling the run…"
-              : "Stopping: users stop within the stop timeout, then every slot's last numbers are counted.");
+        if (state.meta.active) {  // the WebSocket may have brought the end already
+          flash(["queued", "dispatching", "starting"].includes(state.meta.status) ? "Cancelling the run…"
+                : "Stopping: users stop within the stop timeout, then every slot's last numbers are counted.");
+        }
       } catch (error) {
         stopForm.submit();
       }

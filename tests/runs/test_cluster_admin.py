@@ -116,7 +116,7 @@ def test_stop_everything_asks_first_then_cancels_and_records_who(client, admin, 
     queued.refresh_from_db()
     assert queued.status == Run.Status.CANCELLED and queued.reason == "Cancelled by root"
     assert recorded == [("cluster.stop_all", {"actor": admin, "subject": "every active run", "details": {
-        "stopped": [], "cancelled": [queued.pk], "projects": [queued.project_id]}})]
+        "stopped_runs": [], "cancelled_runs": [f"#{queued.pk}"], "projects": [queued.project.slug]}})]
 
 
 def test_the_admin_controls_show_to_staff_only(client, admin, alice, big_worker):

@@ -100,7 +100,7 @@ def test_a_run_larger_than_the_cluster_waits_for_machines_without_blocking(shop,
     big = make_run(shop, slots=5, age=3)
     small = make_run(other, age=1)
     plan = queue.plan(capacity=2)
-    assert plan.of(big.pk).reason == "waiting for machines: it needs 5 slots and the cluster has 2 online"
+    assert plan.of(big.pk).reason == "waiting for machines: it needs 5 slots and the cluster has 2 taking runs"
     assert [e.run.pk for e in plan.entries if e.start_now] == [small.pk]
 
 
@@ -152,3 +152,40 @@ def test_the_cluster_page_lists_the_queue_in_its_order_and_hides_other_projects_
     # charlie's project used no slot time lately: its run comes first (and starts now); shop's waits.
     assert queue_table.index("another project's run") < queue_table.index(f"#{mine.pk} Checkout")
     assert "starting now" in queue_table
+
+
+def test_a_run_waiting_for_its_projects_cap_gets_an_estimate_from_the_projects_runs(shop):
+    Quota.objects.create(project=shop.project, max_concurrent_slots=1)
+    running = make_run(shop, duration=45, status=Run.Status.RUNNING, started_ago=5)
+    waiting, behind = make_run(shop, age=2), make_run(shop, age=1)
+    plan = queue.plan(capacity=4)
+    expected = running.started_at + timedelta(seconds=45)
+    assert abs((plan.of(waiting.pk).estimated_start - expected).total_seconds()) < 1
+    assert queue.eta_words(plan.of(waiting.pk)) == "in less than a minute"
+    assert queue.eta_words(plan.of(behind.pk)) == f"after run #{waiting.pk}"
+
+
+def test_drained_slots_are_named_when_a_run_waits_for_machines(shop, redis, fake_workers):
+    from runs import cluster
+    from workers import protocol
+
+    redis.hset(protocol.WORKERS_DRAINING, fake_workers[0], "{}")
+    redis.hset(protocol.WORKERS_DRAINING, fake_workers[1], "{}")
+    try:
+        run = make_run(shop)
+        assert cluster.capacity() == 0
+        assert queue.plan().of(run.pk).reason == ("waiting for machines: it needs 1 slot and the cluster has 0 "
+                                                  "taking runs (2 more drained by an admin)")
+    finally:
+        redis.delete(protocol.WORKERS_DRAINING)
+
+
+def test_an_admin_sees_every_projects_queued_runs_on_the_cluster_page(client, shop, other, fake_workers):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_user("root", password="x", is_staff=True)
+    make_run(other, slots=5, age=2)  # charlie's, larger than the cluster: it waits with its reason
+    client.force_login(admin)
+    page = client.get("/cluster/").content.decode()
+    assert "Search" in page and "another project's run" not in page
+    assert "waiting for machines: it needs 5 slots and the cluster has 2 taking runs" in page

@@ -31,6 +31,12 @@ CAPS = [
      "Shop may run at most 10 users per slot (its quota): 25 users on 2 slots is 13 per slot. Ask for at most 20 "
      "users, or more slots.", "users"),
 ]
+SEVERAL = [
+    ({"max_slots_per_run": 1, "max_duration": 60}, {"slots": 2, "duration": 120},
+     {"slots": ["Shop may use at most 1 slot per run (its quota) and this run asks for 2: ask for fewer."],
+      "duration": ["Shop's runs may last at most 1 min (its quota) and this run asks for 2 min: set a shorter "
+                   "duration."]}),
+]
 
 
 @pytest.mark.parametrize("quota, params, message, field", CAPS)
@@ -41,6 +47,29 @@ def test_each_hard_cap_refuses_the_start_and_names_itself(scenario, alice, quota
     assert str(refused.value) == message
     assert refused.value.field == field and refused.value.cap == next(iter(quota))
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("quota, params, errors", SEVERAL)
+def test_a_run_over_several_caps_hears_of_all_of_them_at_once(client, alice, scenario, quota, params, errors):
+    Quota.objects.create(project=scenario.project, **quota)
+    with pytest.raises(quotas.QuotaRefused) as refused:
+        services.start_run(scenario, user=alice, params={"host": HOST, **params})
+    assert refused.value.errors == errors
+    api = ApiClient(client, key_for(alice))
+    response = api.post_json(f"/api/scenarios/{scenario.pk}/runs/", {"host": HOST, **params})
+    assert response.status_code == 400 and response.json()["errors"] == errors
+    client.force_login(alice)
+    page = client.post(f"/scenarios/{scenario.pk}/runs/new/", {
+        "users": 1, "spawn_rate": 1, "duration": str(params["duration"]), "host": HOST, "slots": params["slots"]})
+    assert {field: list(messages) for field, messages in page.context["form"].errors.items()} == errors
+    assert not Run.objects.exists()
+
+
+def test_users_per_slot_suggests_more_slots_only_when_the_quota_allows_them(scenario, alice):
+    Quota.objects.create(project=scenario.project, max_users_per_slot=5, max_slots_per_run=1)
+    with pytest.raises(quotas.QuotaRefused) as refused:
+        services.start_run(scenario, user=alice, params={"host": HOST, "users": 6, "slots": 1})
+    assert str(refused.value).endswith("Ask for at most 5 users.")
 
 
 def test_under_the_caps_a_run_starts(scenario, alice):
@@ -119,13 +148,13 @@ def test_the_months_slot_hours_refuse_once_spent_and_warn_at_80_percent(scenario
     Quota.objects.create(project=scenario.project, monthly_slot_hours=10)
     _held(scenario, 2, timedelta(hours=4, minutes=30), timedelta(hours=0.5))  # 8 slot-hours
     assert usage.month_slot_hours(scenario.project, timezone.now()) == pytest.approx(8, abs=0.01)
-    assert quotas.month_warning(scenario.project) == ("Shop has used 8.0 of its 10 slot-hours this month (80%): at 10 "
-                                                      "new runs are refused until next month.")
+    assert quotas.month_warning(scenario.project) == ("Shop has used 8.00 of its 10.00 slot-hours this month (80%): "
+                                                      "at 10.00 new runs are refused until next month.")
     with pytest.raises(quotas.QuotaRefused, match=r"would use 3.00 slot-hours \(3 slots × 1 h\) and Shop has 2.00"):
         services.start_run(scenario, user=alice, params={"host": HOST, "slots": 3, "duration": 3600})
     services.start_run(scenario, user=alice, params={"host": HOST, "slots": 1, "duration": 3600})
     _held(scenario, 1, timedelta(hours=2, minutes=1), timedelta(minutes=1))  # 10 in all
-    with pytest.raises(quotas.QuotaRefused, match="Shop has used its 10 slot-hours for this month"):
+    with pytest.raises(quotas.QuotaRefused, match="Shop has used its 10.00 slot-hours for this month"):
         services.start_run(scenario, user=alice, params={"host": HOST, "duration": 60})
 
 
