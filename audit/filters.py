@@ -64,7 +64,7 @@ def filter_entries(entries: QuerySet, form: AuditFilterForm) -> QuerySet:
         entries = entries.filter(actor_name__iexact=data["actor"].strip())
     if data.get("interface"):
         wanted = data["interface"].strip()
-        entries = entries.filter(Q(interface=wanted) | Q(interface__startswith=f"{wanted.rstrip(':')}:"))
+        entries = entries.filter(Q(interface__iexact=wanted) | Q(interface__istartswith=f"{wanted.rstrip(':')}:"))
     if data.get("project"):
         entries = entries.filter(project_slug=data["project"].strip())
     if data.get("since"):

@@ -4,6 +4,7 @@ Maintainers propose entries; an admin (is_staff) approves or rejects them, or a 
 host is approved by proof of control (targets/proof.py). Only approved entries count.
 """
 
+import ipaddress
 import secrets
 
 from django.conf import settings
@@ -64,6 +65,21 @@ class AllowedTarget(models.Model):
     def provable(self) -> bool:
         """Proof of control is for exact host names and addresses, not wildcards or ranges."""
         return self.kind == self.Kind.HOST
+
+    @property
+    def internal(self) -> bool:
+        """An exact loopback, private or link-local address (or localhost): the proof check cannot fetch from it
+        (unless SWARMDECK_WEBHOOK_ALLOW_PRIVATE), so the page does not offer it."""
+        if self.kind != self.Kind.HOST or getattr(settings, "SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False):
+            return False
+        host = self.pattern.rsplit(":", 1)[0] if self.pattern.count(":") == 1 else self.pattern
+        host = host.strip("[]").lower()
+        if host == "localhost" or host.endswith(".localhost"):
+            return True
+        try:
+            return not ipaddress.ip_address(host).is_global
+        except ValueError:
+            return False  # a name: where it resolves is checked when it is fetched
 
     @property
     def proof_path(self) -> str:

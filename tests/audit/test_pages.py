@@ -58,6 +58,7 @@ def test_it_lists_the_entries_newest_first_with_who_and_from_where(maintainer, l
     ({"actor": "BOB"}, ["run #7 of Checkout"]),
     ({"interface": "api"}, ["scenario =HYPERLINK(\"x\")", "run #7 of Checkout"]),  # "api" and every api:<token>
     ({"interface": "api:ci-pipeline"}, ["run #7 of Checkout"]),
+    ({"interface": "API"}, ["scenario =HYPERLINK(\"x\")", "run #7 of Checkout"]),  # as the actor: any case
     ({"interface": "schedule"}, ["run #8 of Checkout"]),
     ({"actor": "alice", "action": "scenario.edited"}, ["scenario =HYPERLINK(\"x\")"]),
 ])

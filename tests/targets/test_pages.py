@@ -127,3 +127,14 @@ def test_it_records_approvals_rejections_and_deletions(client, admin_user, alice
 def test_it_links_the_list_from_the_project_page(client, bob, bob_membership, project):
     client.force_login(bob)
     assert reverse("targets-list", args=["shop"]) in client.get(project.get_absolute_url()).content.decode()
+
+
+def test_an_internal_address_is_not_offered_proof_of_control(client, alice, project):
+    from targets.models import AllowedTarget
+
+    AllowedTarget.objects.create(project=project, pattern="127.0.0.2:8798", kind="host", proposed_by=alice)
+    AllowedTarget.objects.create(project=project, pattern="shop.example.com", kind="host", proposed_by=alice)
+    client.force_login(alice)
+    page = client.get(f"/p/{project.slug}/targets/").content.decode()
+    assert "127.0.0.2:8798 is an internal address: proof of control cannot reach it, so an admin approves it." in page
+    assert "Prove control of shop.example.com" in page and "Prove control of 127.0.0.2" not in page
