@@ -734,6 +734,7 @@ def _interrupt(signum, frame) -> None:  # noqa: ARG001
 def orchestrate(args: argparse.Namespace) -> None:
     stack = Stack()
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
     rows: list[tuple[SwarmdeckFigures, LocustFigures | None]] = []
     try:
         redis_url = start_redis(stack)
