@@ -285,10 +285,13 @@ def collector_role(out: Path, consumer: str) -> None:
 class Stack:
     """Every process, server and database this benchmark starts; `close` stops them in reverse."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_logs: Path | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="swarmdeck-scale-"))
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.undo: list = [lambda: shutil.rmtree(self.dir, ignore_errors=True)]
+        if keep_logs is not None:
+            self.undo.append(lambda: shutil.copytree(self.dir, keep_logs, dirs_exist_ok=True,
+                                                     ignore=shutil.ignore_patterns("redis-var", "var")))
         self.env: dict[str, str] = {}
 
     def start(self, name: str, argv: list[str], env: dict | None = None, stdout=None) -> subprocess.Popen:
@@ -732,7 +735,7 @@ def _interrupt(signum, frame) -> None:  # noqa: ARG001
 
 
 def orchestrate(args: argparse.Namespace) -> None:
-    stack = Stack()
+    stack = Stack(args.keep_logs)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)  # also when started with SIGINT ignored (a background job)
     rows: list[tuple[SwarmdeckFigures, LocustFigures | None]] = []
@@ -771,6 +774,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds after go before the window")
     parser.add_argument("--locust-interval", type=float, default=1.0, help="fake Locust workers' report interval")
     parser.add_argument("--no-locust", action="store_true", help="skip the Locust anchor")
+    parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs to this directory at the end")
     parser.add_argument("--role", choices=["collector", "slots"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--consumer", help=argparse.SUPPRESS)
