@@ -2,7 +2,7 @@
 page's WebSocket under N synthetic slots, next to Locust's own MasterRunner under N fake workers.
 
     .venv/bin/python bench/scale.py [--slots 100,300,1000] [--seconds 180] [--runs 10] [--warmup 15]
-                                    [--locust-interval 1.0] [--no-locust]
+                                    [--locust-interval 1.0] [--no-locust] [--keep-logs DIR]
 
 What runs, all on loopback, started and stopped by this script (Ctrl-C included):
 - a private redis-server (controlcenter.embedded_redis: password, no persistence), stopped at the end;
