@@ -2,6 +2,7 @@
 
 from django.urls import reverse
 
+from runs import labels as run_labels
 from runs import reporting, reports
 from runs.models import Run, Threshold
 from scenarios import options as locust_options
@@ -92,14 +93,14 @@ def run_brief(request, run: Run) -> dict:
         "id": run.pk, "status": run.status, "verdict": verdict(run),
         "url": request.build_absolute_uri(run.get_absolute_url()),
         "api_url": request.build_absolute_uri(reverse("api-run", args=[run.pk])),
-        "created_at": _iso(run.created_at), "trigger": run.trigger,
+        "created_at": _iso(run.created_at), "trigger": run.trigger, "labels": run_labels.ordered(run.labels),
     }
 
 
 def run(request, run: Run) -> dict:
     """runs.reporting.summary (what `runscenario --json` writes), plus what a pipeline needs around it."""
     summary = reporting.summary(run)
-    for key in ("run", "status", "reason", "verdict"):
+    for key in ("run", "status", "reason", "verdict", "labels"):
         summary.pop(key, None)
     criteria = summary.pop("criteria", None)
     downloads = {name: request.build_absolute_uri(reverse(url_name, args=[run.pk])) for name, url_name in (
@@ -118,6 +119,7 @@ def run(request, run: Run) -> dict:
         "scenario": {"id": run.scenario_id, "name": run.scenario.name},
         "locustfile_version": run.version.number,
         "params": locust_options.masked_params(run.params),
+        "labels": run_labels.ordered(run.labels),
         "trigger": run.trigger,
         "created_by": run.created_by.username if run.created_by else None,
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at), "ended_at": _iso(run.ended_at),

@@ -88,6 +88,21 @@ _FIGURES = {
     "p99_ms": {"type": ["number", "null"]},
 }
 
+_LABEL_KEY = "^[a-z][a-z0-9_.-]*$"
+_LABELS = {"type": "object", "propertyNames": {"pattern": _LABEL_KEY},
+           "additionalProperties": {"type": "string"}, "example": {"env": "staging", "sut_version": "1.4.2"},
+           "description": "What the run tested, as it was labelled when it started; {} without labels."}
+_LABELS_INPUT = {
+    "type": "object", "maxProperties": 20,
+    "propertyNames": {"pattern": _LABEL_KEY, "maxLength": 64},
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 200},
+    "example": {"sut_version": "1.4.2", "commit": "abc123", "env": "staging"},
+    "description": "Labels of what this run tests, frozen on the run: keys are lowercase letters, digits and "
+                   "_ . - starting with a letter (at most 64 characters), values strings of one line (at most 200 "
+                   "characters); at most 20. History and trends filter by them (?label=env=staging). A bad label "
+                   "answers 400 on `labels`, naming it. In form data: the object as JSON text, or key=value lines.",
+}
+
 _CRITERION = {
     "type": "object",
     "properties": {
@@ -258,6 +273,7 @@ COMPONENTS = {
                         "example": {"API_HOST": "https://staging.example.com"},
                         "description": "Environment variables for this run: they override or add to the "
                                        "scenario's. A secret the scenario receives cannot be overridden."},
+                "labels": _LABELS_INPUT,
             },
         },
         "RunBrief": {
@@ -268,6 +284,7 @@ COMPONENTS = {
                            "api_url": {"type": "string", "format": "uri"},
                            "created_at": {"type": "string", "format": "date-time"},
                            "trigger": {"type": "string", "enum": ["manual", "cli", "schedule", "api"]},
+                           "labels": _LABELS,
                            "stopped": {"type": "boolean", "description": "Only in the answer to a stop."}},
         },
         "Run": {
@@ -285,6 +302,7 @@ COMPONENTS = {
                 "scenario": {"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}},
                 "locustfile_version": {"type": "integer"},
                 "params": {"type": "object", "description": "The frozen parameters."},
+                "labels": _LABELS,
                 "trigger": {"type": "string"}, "created_by": {"type": ["string", "null"]},
                 "created_at": {"type": "string", "format": "date-time"},
                 "started_at": {"type": ["string", "null"], "format": "date-time"},
@@ -435,7 +453,8 @@ PATHS = {
                  "requestBody": {"required": False, "content": {
                      "application/json": {"schema": {"$ref": "#/components/schemas/RunOverrides"}},
                      "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/RunOverrides"}}}},
-                 "x-example": {"json": {"users": 50, "spawn_rate": 10, "duration": "5m"}},
+                 "x-example": {"json": {"users": 50, "spawn_rate": 10, "duration": "5m",
+                                        "labels": {"sut_version": "1.4.2", "env": "staging"}}},
                  "responses": {"201": _json("RunBrief", "Queued."), "400": _400, "401": _401, "403": _403,
                                "404": _404}},
     },

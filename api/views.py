@@ -15,6 +15,7 @@ from django.urls import Resolver404, resolve
 from api import payloads, schema
 from api.auth import BadRequest, api_view, check_types, error, form_errors, reject_unknown, request_data
 from audit.log import record
+from runs import labels as run_labels
 from runs import reports, services
 from runs.access import get_run_for_user
 from runs.forms import RunForm, ThresholdForm
@@ -33,7 +34,7 @@ PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
 SCENARIO_FIELDS = {"name": "string", "description": "string", "default_host": "string", "default_users": "integer",
                    "default_spawn_rate": "number", "default_duration": "duration", "default_slots": "integer"}
 RUN_FIELDS = {"users": "integer", "spawn_rate": "number", "duration": "duration", "host": "string",
-              "slots": "integer", "options": "object", "env": "object"}
+              "slots": "integer", "options": "object", "env": "object", "labels": "object"}
 ENVIRONMENT_FIELDS = {"variables": "object", "secrets": "array"}
 SECRET_FIELDS = {"name": "string", "value": "string"}
 CRITERION_FIELDS = {"metric": "string", "endpoint": "string", "value": "number", "window_seconds": "integer",
@@ -249,7 +250,7 @@ def scenario_runs(request, scenario_id):
     version = scenario.current_version
     if version is None:
         raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
-    fields = {k: v for k, v in data.items() if v is not None and k not in ("options", "env")}
+    fields = {k: v for k, v in data.items() if v is not None and k not in ("options", "env", "labels")}
     form = RunForm({**RunForm.defaults(scenario), **fields}, scenario=scenario, version=version, with_options=False)
     errors = {} if form.is_valid() else form_errors(form)
     # The locustfile's own options, hidden ones (include_in_web_ui=False) included, as `locust --region eu`.
@@ -264,16 +265,23 @@ def scenario_runs(request, scenario_id):
         options = services.clean_options(version, given)
     except services.OptionsRefused as problem:
         errors["options"] = list(problem.errors.values())
+    labels: dict = {}
+    try:
+        labels = run_labels.clean(_labels_object(data.get("labels"), request.content_type != "application/json"))
+    except run_labels.LabelError as problem:
+        errors["labels"] = problem.messages
     if errors:
         raise BadRequest(errors)
     try:
         run = services.start_run(scenario, user=request.user,
                                  params={**form.params(), "options": options, "env": _env_overrides(data.get("env"))},
-                                 trigger=Run.Trigger.API, trigger_detail=_trigger_detail(request))
+                                 trigger=Run.Trigger.API, trigger_detail=_trigger_detail(request), labels=labels)
     except services.BrokerUnavailable as problem:
         return error(503, str(problem), **{"Retry-After": "5"})
     except services.EnvRefused as problem:
         raise BadRequest({"env": [str(problem)]}) from None
+    except services.LabelsRefused as problem:
+        raise BadRequest({"labels": problem.errors}) from None
     except TargetNotAllowed as problem:
         raise BadRequest({"host": [str(problem)]}) from None
     except QuotaRefused as problem:  # the cap named, on the field it concerns
@@ -281,6 +289,21 @@ def scenario_runs(request, scenario_id):
     except services.RunError as problem:
         raise BadRequest({"__all__": [str(problem)]}) from None
     return _created(payloads.run_brief(request, run))
+
+
+def _labels_object(given, form_data: bool):
+    """`labels` of a run: an object of strings; in form data, its JSON text or key=value lines."""
+    if not isinstance(given, str):
+        return given
+    if not form_data:
+        raise run_labels.LabelError([f"Expected an object of strings, e.g. {{\"env\": \"staging\"}}, "
+                                     f"got {json.dumps(given)}."])
+    if not given.strip():
+        return None
+    try:
+        return json.loads(given)
+    except ValueError:
+        return run_labels.parse_text(given)  # LabelError names what is not key=value
 
 
 def _env_overrides(given):

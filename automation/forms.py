@@ -4,7 +4,8 @@ from django import forms
 
 from automation import cron, safe_http, schedules
 from automation.models import Event, Schedule, Webhook
-from runs.forms import clean_env_field, clean_option_fields, env_field, option_fields
+from runs import labels as run_labels
+from runs.forms import clean_env_field, clean_labels_field, clean_option_fields, env_field, labels_field, option_fields
 from runs.services import host_problem
 from scenarios.forms import DurationField
 from targets import policy as target_policy
@@ -48,8 +49,12 @@ class ScheduleForm(forms.ModelForm):
         self.fields.update(fields)
         self.fields["env_text"] = env_field(scenario)
         self.env = dict(self.instance.env or {})
+        self.fields["labels"] = labels_field()
+        self.fields["labels"].help_text = "Every run this schedule starts carries them. " + run_labels.HELP_TEXT
+        self.labels = dict(self.instance.labels or {})
         if not self.is_bound:
             self.initial["env_text"] = as_lines(self.env)
+            self.initial["labels"] = run_labels.as_text(self.labels)
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -90,6 +95,7 @@ class ScheduleForm(forms.ModelForm):
                        and not data.get(key) for key, f in self.fields.items())}
         self.options = {**kept, **clean_option_fields(self)}
         self.env = clean_env_field(self, self.scenario)
+        self.labels = clean_labels_field(self)
         return data
 
     def save(self, commit=True):
@@ -98,6 +104,7 @@ class ScheduleForm(forms.ModelForm):
         schedule = super().save(commit=False)
         schedule.options = self.options
         schedule.env = self.env
+        schedule.labels = self.labels
         if commit:
             schedules.save_schedule(schedule)
         return schedule

@@ -56,6 +56,8 @@ class Schedule(models.Model):
     options = models.JSONField(default=dict, blank=True)
     # Environment variables its runs override or add (workers.envvars); never a secret.
     env = models.JSONField(default=dict, blank=True)
+    # Labels its runs carry (runs/labels.py), e.g. {"env": "staging"}: frozen on each run it starts.
+    labels = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
     overlap = models.CharField(max_length=5, choices=Overlap.choices, default=Overlap.SKIP)
     periodic_task = models.OneToOneField(PeriodicTask, null=True, blank=True, editable=False,

@@ -113,7 +113,8 @@ def fire(schedule: Schedule) -> Run | ScheduleSkip:
                 return skip
         try:
             run = start_run(scenario, params=schedule.overrides(), trigger=Run.Trigger.SCHEDULE,
-                            trigger_detail={"schedule": schedule.pk, "name": schedule.name})
+                            trigger_detail={"schedule": schedule.pk, "name": schedule.name},
+                            labels=schedule.labels or None)
         except RunError as error:
             skip = ScheduleSkip.objects.create(schedule=schedule, kind=ScheduleSkip.Kind.ERROR, reason=str(error))
             log.warning("Schedule %s could not start a run of scenario %s: %s", schedule.pk, scenario.pk, error)

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from automation import safe_http
 from automation.models import Event, Webhook, WebhookAttempt, WebhookDelivery
+from runs import labels as run_labels
 from runs.models import Run
 from scenarios.secrets import masker_for_run
 
@@ -87,6 +88,7 @@ def run_payload(run: Run, event: str, criterion=None) -> dict:
         "run": {
             "id": run.pk, "status": run.status, "reason": run.reason, "verdict": run.verdict or None,
             "trigger": run.trigger, "trigger_detail": run.trigger_detail, "degraded": run.degraded,
+            "labels": run_labels.ordered(run.labels),
             "created_at": run.created_at, "started_at": run.started_at, "ended_at": run.ended_at,
             "url": base + run.get_absolute_url(), "report_url": base + reverse("runs-report-html", args=[run.pk]),
         },

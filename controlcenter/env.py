@@ -52,6 +52,21 @@ def envint(name: str, default: int, minimum: int | None = None) -> int:
     return number
 
 
+def envfloat(name: str, default: float, minimum: float | None = None, maximum: float | None = None) -> float:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadSetting(f"{name}={value!r} is not a number.") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum) or number != number:
+        bounds = f"between {minimum:g} and {maximum:g}" if minimum is not None and maximum is not None else (
+            f"at least {minimum:g}" if minimum is not None else f"at most {maximum:g}")
+        raise BadSetting(f"{name}={value!r} must be {bounds}.")
+    return number
+
+
 def envlist(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None:

@@ -12,6 +12,7 @@ from controlcenter.env import (
     BASE_DIR,
     BadSetting,
     envbool,
+    envfloat,
     envint,
     envlist,
     envnetworks,
@@ -196,6 +197,16 @@ SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PO
 SWARMDECK_WEBHOOK_ALLOW_PRIVATE = envbool("SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False)
 # Unread report-stream entries past which every page raises an alarm (nothing is trimmed unread).
 SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_000, minimum=1)
+# Comparisons and the baseline rule (runs/significance.py): a change is better or worse only when the
+# interval of the difference at this level excludes zero and the change is at least 1 ms and 2 % (response
+# times), 0.5 percentage points (failure ratio), 2 % (RPS).
+try:
+    SWARMDECK_COMPARE_LEVEL = envfloat("SWARMDECK_COMPARE_LEVEL", 0.99, minimum=0.5, maximum=0.9999)
+    SWARMDECK_COMPARE_MIN_MS = envfloat("SWARMDECK_COMPARE_MIN_MS", 1.0, minimum=0)
+    SWARMDECK_COMPARE_MIN_PERCENT = envfloat("SWARMDECK_COMPARE_MIN_PERCENT", 2.0, minimum=0)
+    SWARMDECK_COMPARE_MIN_FAILURE_PP = envfloat("SWARMDECK_COMPARE_MIN_FAILURE_PP", 0.5, minimum=0)
+except BadSetting as error:
+    raise ImproperlyConfigured(str(error)) from None
 
 
 def _quota_default(name: str, cast: type) -> int | float | None:

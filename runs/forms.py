@@ -1,6 +1,7 @@
 from django import forms
 
 from runs import cluster, services
+from runs import labels as run_labels
 from runs.models import Threshold
 from scenarios import options as locust_options
 from scenarios.forms import DurationField
@@ -34,6 +35,23 @@ def clean_env_field(form: forms.Form, scenario: Scenario) -> dict:
         form.add_error("env_text", f"{', '.join(clash)}: a secret of this scenario cannot be overridden.")
         return {}
     return variables
+
+
+def labels_field() -> forms.CharField:
+    """The labels a run (or a schedule's runs) carries, as key=value text (runs/labels.py)."""
+    return forms.CharField(required=False, label="Labels", help_text=run_labels.HELP_TEXT,
+                           widget=forms.Textarea(attrs={"rows": 2, "class": "mono",
+                                                        "placeholder": "sut_version=1.4.2\nenv=staging"}))
+
+
+def clean_labels_field(form: forms.Form) -> dict:
+    """The labels field as {key: value}, checked as start_run checks them; each problem on the field."""
+    try:
+        return run_labels.parse_text(form.cleaned_data.get("labels"))
+    except run_labels.LabelError as problem:
+        for message in problem.messages:
+            form.add_error("labels", message)
+        return {}
 
 
 def option_fields(findings: dict, *, initial_values: dict | None = None) -> dict[str, forms.Field]:
@@ -137,11 +155,13 @@ class RunForm(forms.Form):
         self.scenario = scenario
         self.fields["env_text"] = env_field(scenario)
         self.env: dict = {}
+        self.labels: dict = {}
         self.version_findings = findings
         self.options: dict = {}
         self.with_options = with_options
         if with_options:
             self.fields.update(option_fields(findings))
+        self.fields["labels"] = labels_field()
 
     def clean(self):
         data = super().clean()
@@ -162,6 +182,7 @@ class RunForm(forms.Form):
         if self.with_options:
             self.options = clean_option_fields(self)
         self.env = clean_env_field(self, self.scenario)
+        self.labels = clean_labels_field(self)
         return data
 
     def params(self) -> dict:
@@ -190,12 +211,13 @@ class ThresholdForm(forms.ModelForm):
                   'table, e.g. "GET /cart".')
     value = forms.FloatField(
         label="Limit", help_text="Milliseconds for response times; percent (0–100) for the failure ratio; requests/s "
-                                 "for minimum RPS; for the baseline rule, how many % worse than the baseline's p95 "
-                                 "is still allowed.",
+                                 "for minimum RPS; for the baseline rule, how many % worse a significant change of "
+                                 "p95 must be to count (0: any significant change of at least 1 ms and 2%).",
         error_messages={"invalid": "Enter a number, e.g. 500 or 2.5."})
     baseline_runs = forms.IntegerField(
         required=False, min_value=1, max_value=50, initial=5, label="Baseline runs",
-        help_text="Baseline rule only: the median p95 of this many last passing runs is the baseline.")
+        help_text="Baseline rule only: a run fails when an endpoint's p95 is significantly worse than in each of "
+                  "this many last passing runs with the same parameters.")
     grace_seconds = forms.IntegerField(
         required=False, min_value=0, max_value=7 * 24 * 3600, initial=0, label="Grace period (s)",
         help_text="With abort on fail: not checked live during the first seconds of the run (ramp-up); with a "

@@ -1,4 +1,4 @@
-"""Run history, trends and comparison: the numbers behind the history pages.
+"""Run history and comparison: the numbers behind the history pages (trends: runs/trends.py).
 
 Functions here take runs the views have already scoped to the user and return plain data
 for templates and charts (lists, dicts, strings); none of them checks access.
@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from django import forms
 from django.db.models import Avg, ExpressionWrapper, F, IntegerField, Max
 
+from runs import evidence, significance
+from runs import labels as run_labels
 from runs.models import Run, RunTick
 from scenarios import bundles
 from scenarios.options import masked_params
 
 PAGE_SIZE = 25
-TREND_DEFAULT = 20
-TREND_CHOICES = (10, 20, 50, 100)
 COMPARE_MIN, COMPARE_MAX = 2, 5
 # One browser pixel per point is plenty: longer runs are averaged into buckets server-side.
 MAX_CHART_POINTS = 600
 MAX_DIFF_LINES = 2000
-# Relative change (in %) up to which a delta is noise, and up to which it is only "light".
-NEUTRAL_PCT, LIGHT_PCT = 5.0, 20.0
+# A significant change up to this relative size (in %) is coloured "light", above it "strong".
+LIGHT_PCT = 20.0
 # SwarmCharts.colors.palette, so a run's swatch in the tables matches its line in the charts.
 PALETTE = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626")
 
@@ -59,6 +59,9 @@ class RunFilterForm(forms.Form):
     def __init__(self, data, project):
         super().__init__(data)
         self.fields["scenario"].queryset = project.scenarios.all()
+        # ?label=env=staging, repeatable: runs carrying every one (runs/labels.py).
+        values = data.getlist("label") if hasattr(data, "getlist") else []
+        self.label_filters, self.label_problems = run_labels.parse_filters(values)
 
     def clean(self):
         data = super().clean()
@@ -69,7 +72,7 @@ class RunFilterForm(forms.Form):
 
     def problems(self) -> list[str]:
         """Every error as one sentence, for a message above the list."""
-        return [str(error) for errors in self.errors.values() for error in errors]
+        return [str(error) for errors in self.errors.values() for error in errors] + self.label_problems
 
 
 def filter_runs(runs, form: RunFilterForm):
@@ -91,45 +94,11 @@ def filter_runs(runs, form: RunFilterForm):
         runs = runs.filter(created_at__date__gte=data["since"])
     if data.get("until"):
         runs = runs.filter(created_at__date__lte=data["until"])
-    return runs
+    return run_labels.filter_runs(runs, form.label_filters)
 
 
 def failure_percent(failures, requests) -> float | None:
     return 100.0 * failures / requests if requests else None
-
-
-# ---------------------------------------------------------------- trends
-
-def parse_trend_limit(raw: str | None) -> tuple[int, str]:
-    """N for the trends, and a message when the asked value was unusable."""
-    if not raw:
-        return TREND_DEFAULT, ""
-    if raw.isdigit() and 2 <= int(raw) <= max(TREND_CHOICES):
-        return int(raw), ""
-    top = max(TREND_CHOICES)
-    return TREND_DEFAULT, f"“{raw}” is not a number of runs between 2 and {top}; showing {TREND_DEFAULT}."
-
-
-def trend(scenario, limit: int) -> dict:
-    """Headline figures of the scenario's last `limit` finished runs, oldest first, as chart columns."""
-    runs = list(
-        scenario.runs.filter(status=Run.Status.FINISHED)
-        .only("id", "created_at", "started_at", "ended_at", "total_requests", "total_failures", "rps",
-              "p50_ms", "p95_ms", "p99_ms", "params")
-        .order_by("-created_at", "-id")[:limit]
-    )
-    runs.reverse()
-    points = [{
-        "index": index, "id": run.pk, "url": run.get_absolute_url(), "at": run.created_at,
-        "requests": run.total_requests, "rps": run.rps, "p50_ms": run.p50_ms, "p95_ms": run.p95_ms,
-        "p99_ms": run.p99_ms, "fail_pct": failure_percent(run.total_failures, run.total_requests),
-        "users": run.params.get("users"),
-    } for index, run in enumerate(runs, start=1)]
-    return {
-        "limit": limit, "count": len(points), "points": points,
-        "x": [p["index"] for p in points], "ids": [p["id"] for p in points], "urls": [p["url"] for p in points],
-        **{key: [p[key] for p in points] for key in ("p50_ms", "p95_ms", "p99_ms", "rps", "fail_pct")},
-    }
 
 
 # ---------------------------------------------------------------- comparison: which runs
@@ -186,27 +155,92 @@ def endpoint_figures(row: dict) -> dict:
     }
 
 
-# Changes smaller than this are noise whatever their percentage (0.4 -> 0.42 ms is "+5%").
-MIN_ABSOLUTE_CHANGE = {"ms": 1.0, "%": 0.5}
-
-
-def delta_class(better: str | None, base: float | None, value: float | None, min_absolute: float = 0.0) -> str:
-    """CSS class of a change: better/worse, light/strong by its size; "neutral" within ±5% or below
-    `min_absolute` in the metric's unit."""
-    if better is None or base is None or value is None:
+def cell_class(verdict: significance.Verdict | None) -> str:
+    """CSS class of a compared cell. Colour means significance: better/worse only for a significant
+    change (light up to 20%, strong above), "neutral" for no significant change, "unjudged" when
+    one run lacks the data for an interval, "" for figures that are not judged (request counts)."""
+    if verdict is None:
         return ""
-    if value == base or abs(value - base) < min_absolute:
+    if verdict.outcome == significance.SAME:
         return "neutral"
-    if base == 0:
-        magnitude = "strong"
-    else:
-        # Rounded as shown ("+20.0%"), so a delta printed as 20.0% is never coloured as above 20%.
-        change = round(abs(value - base) / abs(base) * 100, 1)
-        if change <= NEUTRAL_PCT:
-            return "neutral"
-        magnitude = "light" if change <= LIGHT_PCT else "strong"
-    improved = value < base if better == "lower" else value > base
-    return f"{'better' if improved else 'worse'}-{magnitude}"
+    if verdict.outcome not in (significance.BETTER_, significance.WORSE):
+        return "unjudged"
+    base = verdict.base.value
+    # Rounded as shown ("+20.0%"), so a delta printed as 20.0% is never coloured as above 20%.
+    size = math.inf if not base else round(abs(verdict.change) / abs(base) * 100, 1)
+    return f"{verdict.outcome}-{'light' if size <= LIGHT_PCT else 'strong'}"
+
+
+def _number(figure: str, value: float, signed: bool = False) -> str:
+    """A figure or a change in its unit, as precise as its size needs: '0.42 ms', '+12.3 ms', '1.25%'."""
+    if math.isinf(value):
+        return ("+" if value > 0 else "−") + "∞"
+    sign = "+" if signed else ""
+    unit = significance.UNITS[figure]
+    if unit == "ms":
+        text = f"{value:{sign},.2f}" if abs(value) < 10 else f"{value:{sign},.1f}" if abs(value) < 1000 \
+            else f"{value:{sign},.0f}"
+        return f"{text} ms"
+    if figure == "fail_pct":
+        return f"{value:{sign}.2f}" + (" pp" if signed else "%")
+    return f"{value:{sign},.1f}/s"
+
+
+def _interval(figure: str, estimate: significance.Estimate, signed: bool = False) -> str:
+    """'12.10 ms … 13.40 ms', or with an open side 'up to 13.40 ms' / 'at least 12.10 ms' / 'unbounded'."""
+    low, high = estimate.low, estimate.high
+    if math.isinf(low) and math.isinf(high):
+        return "unbounded"
+    if math.isinf(low):
+        return f"up to {_number(figure, high, signed)}"
+    if math.isinf(high):
+        return f"at least {_number(figure, low, signed)}"
+    return f"{_number(figure, low, signed)} … {_number(figure, high, signed)}"
+
+
+def estimate_text(figure: str, estimate: significance.Estimate) -> str:
+    """'p95 103.0 ms (99% interval 101.2 ms … 104.9 ms; order statistics: samples 4,709 and 4,790 of 5,000)'."""
+    if estimate.value is None:
+        return f"{FIGURE_NAMES[figure]}: no interval (the run kept no histogram or per-second rows for it)"
+    how = f"; {estimate.method}" if estimate.method else ""
+    return (f"{FIGURE_NAMES[figure]} {_number(figure, estimate.value)} ({estimate.level * 100:g}% interval "
+            f"{_interval(figure, estimate)}{how})")
+
+
+def verdict_text(verdict: significance.Verdict, base_run: Run) -> str:
+    """The hover text of a compared cell: its interval, the baseline's, the change's, the verdict and why."""
+    base = verdict.base
+    lines = [estimate_text(verdict.figure, verdict.other),
+             f"vs #{base_run.pk}: " + (f"{_number(verdict.figure, base.value)} ({_interval(verdict.figure, base)})"
+                                       if base.value is not None else "no interval")]
+    if verdict.change is None:
+        lines.append(f"Not judged: {verdict.reason}.")
+        return "\n".join(lines)
+    change = significance.Estimate(verdict.change, verdict.low, verdict.high, base.level, 0, "")
+    why = "" if verdict.outcome != significance.SAME else (
+        f" ({verdict.reason}; minimum effect {_number(verdict.figure, verdict.minimum).replace('%', ' pp')})")
+    lines.append(f"Change {_number(verdict.figure, verdict.change, signed=True)} "
+                 f"({_interval(verdict.figure, change, signed=True)}): {verdict.text}{why}")
+    return "\n".join(lines)
+
+
+FIGURE_NAMES = {"fail_pct": "Failure ratio", "rps": "RPS", "p50": "p50", "p95": "p95", "p99": "p99",
+                "mean_ms": "Average"}
+
+
+def rule_text(rule: significance.Rule) -> dict[str, str]:
+    """The rule's figures as the legend says them: '99%', '1 ms', '2%', '0.5 pp'."""
+    return {"level": f"{rule.level * 100:g}%", "min_ms": f"{rule.min_ms:g} ms",
+            "min_relative": f"{rule.min_relative * 100:g}%", "min_failure": f"{rule.min_failure_pp:g} pp"}
+
+
+def compare_rule() -> significance.Rule:
+    """The site's comparison rule (settings SWARMDECK_COMPARE_*)."""
+    from django.conf import settings
+
+    return significance.Rule(level=settings.SWARMDECK_COMPARE_LEVEL, min_ms=settings.SWARMDECK_COMPARE_MIN_MS,
+                             min_relative=settings.SWARMDECK_COMPARE_MIN_PERCENT / 100,
+                             min_failure_pp=settings.SWARMDECK_COMPARE_MIN_FAILURE_PP)
 
 
 def format_value(metric: Metric, value) -> str:
@@ -239,16 +273,32 @@ def format_delta(metric: Metric, base, value) -> str:
     return f"{absolute} ({relative})"
 
 
-def compare_endpoints(runs: list[Run]) -> list[dict]:
-    """Per endpoint (method + name, Aggregated first), each run's figures and deltas vs runs[0].
+def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None) -> list[dict]:
+    """Per endpoint (method + name, Aggregated first), each run's figures and their verdicts vs runs[0].
 
-    A run without the endpoint gets None; the template shows it as missing.
+    Each judged value says better / worse / no significant change against the baseline
+    (runs/significance.py: intervals from each run's histograms and per-second rows), with both
+    intervals and the change's in `title`. A run without the endpoint gets None; the template
+    shows it as missing.
     """
-    by_run = [{(row.get("method") or "", row.get("name")): row for row in run.totals} for run in runs]
+    rule = rule or compare_rule()
+    by_run = [{evidence.row_key(row): row for row in run.totals or []} for run in runs]
     keys = {key for rows in by_run for key in rows}
     aggregated = [key for key in keys if key[1] == "Aggregated"]
     ordered = sorted(aggregated) + sorted((key for key in keys if key[1] != "Aggregated"),
                                           key=lambda key: (key[1] or "", key[0]))
+    base_keys = [key for key in ordered if key in by_run[0]]
+    base_samples = evidence.samples(runs[0], base_keys) if runs else {}
+    base_estimates = {key: significance.estimates(sample, rule.level) for key, sample in base_samples.items()}
+    verdicts_of = {}  # (run index, key) -> {figure: Verdict}
+    for index, run in enumerate(runs[1:], start=1):
+        shared = [key for key in ordered if key in by_run[index] and key in by_run[0]]
+        if not shared:
+            continue
+        for key, sample in evidence.samples(run, shared).items():
+            mine = significance.estimates(sample, rule.level)
+            verdicts_of[index, key] = {figure: significance.judge(figure, base_estimates[key][figure], mine[figure],
+                                                                  rule) for figure in significance.FIGURES}
     table = []
     for key in ordered:
         figures = [endpoint_figures(rows[key]) if key in rows else None for rows in by_run]
@@ -258,20 +308,46 @@ def compare_endpoints(runs: list[Run]) -> list[dict]:
             if mine is None:
                 cells.append({"run": run, "missing": True, "baseline": index == 0})
                 continue
+            verdicts = verdicts_of.get((index, key), {})
             values = []
             for metric in METRICS:
                 value = mine[metric.key]
                 reference = base[metric.key] if base is not None and index > 0 else None
+                verdict = verdicts.get(metric.key)
+                if index == 0 and metric.key in base_estimates.get(key, {}):
+                    title = estimate_text(metric.key, base_estimates[key][metric.key])
+                else:
+                    title = verdict_text(verdict, runs[0]) if verdict is not None else ""
+                judged = verdict is not None and reference is not None
                 values.append({
-                    "text": format_value(metric, value),
+                    "key": metric.key, "text": format_value(metric, value),
                     "delta": format_delta(metric, reference, value) if reference is not None else "",
-                    "css": (delta_class(metric.better, reference, value, MIN_ABSOLUTE_CHANGE.get(metric.unit, 0.0))
-                            if reference is not None else ""),
+                    "css": cell_class(verdict) if reference is not None else "",
+                    "verdict": verdict.text if judged else "", "title": title,
+                    "outcome": verdict.outcome if judged else "",
+                    "change": _finite(verdict.change) if judged else None,
+                    "interval": [_finite(verdict.low), _finite(verdict.high)] if judged else None,
                 })
             cells.append({"run": run, "missing": False, "baseline": index == 0, "values": values,
                           "no_baseline": base is None and index > 0})
         table.append({"method": key[0], "name": key[1], "cells": cells})
     return table
+
+
+def _finite(value: float | None) -> float | None:
+    """A number for JSON: None for a missing or unbounded one, else rounded to 0.1 µs / 0.0001 units."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+def verdict_counts(table: list[dict]) -> dict[str, int]:
+    """How many cells of a compared table are better, worse, not significantly changed, not judged."""
+    counts = {"better": 0, "worse": 0, "no significant change": 0, "not judged": 0}
+    for endpoint in table:
+        for cell in endpoint["cells"]:
+            for value in cell.get("values") or []:
+                if value.get("verdict"):
+                    counts[value["verdict"]] += 1
+    return counts
 
 
 # ---------------------------------------------------------------- comparison: what differed

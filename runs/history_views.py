@@ -1,10 +1,11 @@
 """Run history of a project, trends of a scenario, comparison of runs."""
 
 from django.core.paginator import Paginator
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, QueryDict
 from django.shortcuts import render
 
-from runs import history
+from runs import history, trends
+from runs import labels as run_labels
 from runs.models import Run
 from scenarios.access import get_project_for_user, get_scenario_for_user
 
@@ -20,33 +21,100 @@ def run_list(request, slug):
         form,
     )
     page = Paginator(runs, history.PAGE_SIZE).get_page(request.GET.get("page"))
-    filtered = any(form.cleaned_data.get(name) for name in form.fields)
+    filtered = any(form.cleaned_data.get(name) for name in form.fields) or bool(form.label_filters)
+    known_labels = run_labels.known(project.runs.all())
     return render(request, "runs/run_list.html", {
         "project": project, "membership": membership, "page": page, "form": form, "problems": form.problems(),
         "filtered": filtered, "scenario": form.cleaned_data.get("scenario"),
         "compare_max": history.COMPARE_MAX,
+        "label_chips": _label_chips(request, form.label_filters), "label_query": _without(request.GET),
+        "known_labels": known_labels, "known_label_pairs": run_labels.known_pairs(known_labels),
     })
+
+
+def _without(query, name: str | None = None, drop=lambda value: True) -> QueryDict:
+    """A copy of the query string without its page and, given `name`, without those of its values `drop` picks
+    (all of them by default)."""
+    kept = query.copy()
+    kept.pop("page", None)
+    if name is not None:
+        left = [value for value in kept.getlist(name) if not drop(value)]
+        if left:
+            kept.setlist(name, left)
+        else:
+            kept.pop(name, None)
+    return kept
+
+
+def _label_chips(request, label_filters) -> list[dict]:
+    """One removable chip per label filter: its text and the URL without it."""
+    chips = []
+    for pair in label_filters:
+        def same(raw, pair=pair):  # "env = staging", typed with spaces, is the same filter
+            return run_labels.parse_filters([raw])[0] == [pair]
+
+        chips.append({"text": "=".join(pair), "remove_url": "?" + _without(request.GET, "label", same).urlencode()})
+    return chips
 
 
 def _trend_context(request, scenario_id):
     scenario, membership = get_scenario_for_user(request, scenario_id)
-    limit, problem = history.parse_trend_limit(request.GET.get("n"))
-    return scenario, membership, history.trend(scenario, limit), problem
+    limit, problem = trends.parse_trend_limit(request.GET.get("n"))
+    form = trends.TrendFilterForm(request.GET)
+    form.is_valid()
+    trend = trends.trend(scenario, limit, form.parameters(), form.label_filters)
+    return scenario, membership, trend, problem, form
 
 
 def scenario_trends(request, scenario_id):
-    """p50/p95/p99, RPS and failure % over the scenario's last N finished runs."""
-    scenario, membership, trend, problem = _trend_context(request, scenario_id)
+    """p50/p95/p99, RPS and failure % over the scenario's last N finished runs, like for like: only runs with
+    the parameters and labels asked for (?users=50&slots=2&label=env=staging)."""
+    scenario, membership, trend, problem, form = _trend_context(request, scenario_id)
+    parameters = form.parameters()
+    offered = trends.groups(scenario, parameters, form.label_filters)
+    chips = [{"text": trends.describe_parameter(name, value),
+              "remove_url": "?" + _without(request.GET, name).urlencode()} for name, value in parameters.items()]
+    chips += _label_chips(request, form.label_filters)
     return render(request, "runs/trends.html", {
         "scenario": scenario, "project": scenario.project, "membership": membership, "trend": trend,
-        "problem": problem, "choices": history.TREND_CHOICES,
+        "problem": problem, "problems": form.problems(), "choices": trends.TREND_CHOICES, "form": form,
+        "chips": chips, **_trend_choices(request, form, offered),
+        "known_label_pairs": run_labels.known_pairs(offered["labels"]),
+        "filtered": bool(parameters or form.label_filters),
     })
 
 
+def _trend_choices(request, form, offered) -> dict:
+    """Links that narrow the trend: to each parameter set its runs have (`groups`), and to each label value
+    not filtered on yet (`label_links`), keeping the other filters."""
+    base = _without(request.GET)
+    parameters = form.parameters()
+    for group in offered["sets"]:
+        query = base.copy()
+        for name in trends.PARAMETERS:
+            query.pop(name, None)
+        for name, value in group["parameters"].items():
+            query[name] = str(value)
+        group["url"] = "?" + query.urlencode()
+        group["current"] = group["parameters"] == parameters
+    label_links = []
+    for key, values in offered["labels"].items():
+        links = []
+        for value in values[:8]:
+            if (key, value) in form.label_filters:
+                continue
+            query = base.copy()
+            query.appendlist("label", f"{key}={value}")
+            links.append({"value": value, "url": "?" + query.urlencode()})
+        if links:
+            label_links.append({"key": key, "links": links})
+    return {"groups": offered["sets"], "label_links": label_links}
+
+
 def scenario_trends_data(request, scenario_id):
-    """The same trend as JSON, for the small charts on the scenario page."""
-    _, _, trend, problem = _trend_context(request, scenario_id)
-    return JsonResponse({**trend, "problem": problem})
+    """The same trend as JSON, for the small charts on the scenario page (and scripts: the same filters)."""
+    _, _, trend, problem, form = _trend_context(request, scenario_id)
+    return JsonResponse({**trend, "problem": problem, "problems": form.problems()})
 
 
 def run_compare(request, slug):
@@ -67,8 +135,8 @@ def run_compare(request, slug):
     found = {run.pk: run for run in (
         Run.objects.for_user(request.user).filter(project=project, pk__in=run_ids)
         .select_related("scenario", "version", "created_by")
-        .defer("stats_blob", "errors", "exceptions", "history", "warnings", "version__content", "version__findings")
-    )}
+        .defer("errors", "exceptions", "history", "warnings", "version__content", "version__findings")
+    )}  # stats_blob is read: the verdicts' intervals come from the runs' histograms
     if len(found) != len(run_ids):
         raise Http404("No such run in this project.")
     runs = [found[run_id] for run_id in run_ids]
@@ -77,8 +145,10 @@ def run_compare(request, slug):
         "run": run, "color": palette[index % len(palette)], "baseline": index == 0,
         "rebase": "?runs=" + ",".join(str(r.pk) for r in [run, *(other for other in runs if other is not run)]),
     } for index, run in enumerate(runs)]
+    rule = history.compare_rule()
     return render(request, "runs/compare.html", {
         **context, "runs": runs, "columns": columns, "baseline": runs[0], "metrics": history.METRICS,
-        "endpoints": history.compare_endpoints(runs), "parameters": history.parameter_rows(runs),
+        "endpoints": history.compare_endpoints(runs, rule), "legend": history.rule_text(rule),
+        "parameters": history.parameter_rows(runs),
         "diffs": history.source_diffs(runs), "overlay": history.overlay_series(runs),
     })

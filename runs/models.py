@@ -230,8 +230,9 @@ class Threshold(models.Model):
     """A pass/fail criterion of a scenario, evaluated on each run's totals (runs/thresholds.py).
 
     The operator follows from the metric: response times and the failure ratio must stay at
-    or below `value`, RPS at or above it. The baseline rule compares p95 with the median p95
-    of the scenario's last `baseline_runs` passing runs: `value` is the allowed % worse.
+    or below `value`, RPS at or above it. The baseline rule fails a run whose p95 is significantly
+    worse than in each of the scenario's last `baseline_runs` passing runs with the same parameters
+    (runs/baseline.py): `value` is the % worse a significant change must exceed to count.
     """
 
     class Metric(models.TextChoices):

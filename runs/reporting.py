@@ -3,6 +3,7 @@
 The CSV files (`runscenario --csv`) and the downloads live in runs/reports.py.
 """
 
+from runs import labels as run_labels
 from runs.models import Run
 from runs.reports import PERCENTILE_COLUMNS
 
@@ -22,6 +23,7 @@ def summary(run: Run) -> dict:
         "reason": run.reason,
         "verdict": run.verdict or None,
         "criteria": run.verdict_details or [],
+        "labels": run_labels.ordered(run.labels),
         "totals": {**figures(aggregate), "min_ms": aggregate.get("min_ms"), "max_ms": aggregate.get("max_ms")},
         "endpoints": [{"method": r.get("method"), "name": r.get("name"), **figures(r)}
                       for r in rows if r.get("name") != "Aggregated"],

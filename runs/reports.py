@@ -38,6 +38,8 @@ milliseconds.
 - ``locustfile``: ``number``, ``sha256``, ``filename`` of the exact version that ran.
 - ``params``: the frozen parameters (users, spawn_rate, duration, host, slots, user_classes,
   tags, exclude_tags, stop_timeout, ...), as stored.
+- ``labels``: what the run tested, as it was labelled when it started: {key: value}, keys sorted
+  ({} without labels), e.g. {"env": "staging", "sut_version": "1.4.2"}.
 - ``history``: state changes in order: [{status, at, note}].
 - ``slots``: [{index, status, host, worker, users, cpu, requests, error}].
 - ``verdict``: "pass" or "fail" against the scenario's pass/fail criteria when the run ended, or
@@ -62,6 +64,14 @@ milliseconds.
 - ``endpoint_series``: {"<METHOD> <name>": {rps, fails_per_s, p50_ms, p95_ms, p99_ms}}, each a
   column aligned with ``series.tick`` (null where the endpoint had no request that second).
   Left out of the data embedded in the HTML report, which does not draw it.
+- ``comparison``: the run against the newest earlier finished run of its scenario with the same
+  parameters that did not fail its criteria (runs/baseline.py), or null when there is none:
+  ``baseline`` (that run's id), ``level`` (of the intervals, e.g. 0.99), ``min_ms``,
+  ``min_percent``, ``min_failure_pp`` (the minimum effects), ``counts`` ({better, worse, no
+  significant change, not judged}) and ``endpoints``: [{method, name, figures: {fail_pct, rps,
+  p50, p95, p99, mean_ms: {verdict ("better", "worse", "same": no significant change, "unknown":
+  not judged), change (this run minus the baseline, in the figure's unit), interval ([low, high]
+  of the change; null sides are unbounded)}}}]. How: runs/significance.py.
 """
 
 from __future__ import annotations
@@ -79,6 +89,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import mark_safe
 
+from runs import history as run_history
+from runs import labels as run_labels
 from runs.markers import chart_markers
 from runs.models import Run, RunTick
 from scenarios.options import masked_params
@@ -314,6 +326,7 @@ def report_data(run: Run, *, endpoint_series: bool = True) -> dict:
         },
         "locustfile": {"number": run.version.number, "sha256": run.version.sha256, "filename": run.version.filename},
         "params": masked_params(run.params),
+        "labels": run_labels.ordered(run.labels),
         "history": run.history or [],
         "verdict": run.verdict or None,
         "criteria": run.verdict_details or [],
@@ -329,7 +342,42 @@ def report_data(run: Run, *, endpoint_series: bool = True) -> dict:
     }
     if endpoint_series:
         data["endpoint_series"] = _endpoint_series(ticks)
+    data["comparison"] = _comparison_data(run)
     return data
+
+
+def comparison(run: Run) -> dict | None:
+    """The run against its previous comparable run (runs/baseline.py): {baseline, rule, legend, endpoints}
+    with the compare page's table of the two runs, or None. Computed once per run object."""
+    if "_report_comparison" not in run.__dict__:
+        from runs.baseline import previous_comparable
+
+        found = None
+        base = previous_comparable(run) if run.status in Run.TERMINAL and run.totals else None
+        if base is not None:
+            rule = run_history.compare_rule()
+            found = {"baseline": base, "rule": rule, "legend": run_history.rule_text(rule),
+                     "endpoints": run_history.compare_endpoints([base, run], rule)}
+        run.__dict__["_report_comparison"] = found
+    return run.__dict__["_report_comparison"]
+
+
+def _comparison_data(run: Run) -> dict | None:
+    found = comparison(run)
+    if found is None:
+        return None
+    rule = found["rule"]
+    endpoints = []
+    for endpoint in found["endpoints"]:
+        mine = endpoint["cells"][1]
+        if mine["missing"] or mine["no_baseline"]:
+            continue
+        endpoints.append({"method": endpoint["method"], "name": endpoint["name"], "figures": {
+            value["key"]: {"verdict": value["outcome"], "change": value["change"], "interval": value["interval"]}
+            for value in mine["values"] if value["outcome"]}})
+    return {"baseline": found["baseline"].pk, "level": rule.level, "min_ms": rule.min_ms,
+            "min_percent": rule.min_relative * 100, "min_failure_pp": rule.min_failure_pp,
+            "counts": run_history.verdict_counts(found["endpoints"]), "endpoints": endpoints}
 
 
 # -- HTML ----------------------------------------------------------------------------------------
@@ -418,6 +466,7 @@ def html_report(run: Run) -> str:
     }
     return render_to_string("runs/report_standalone.html", {
         "run": run, "project": run.project, "scenario": run.scenario, "version": run.version, "data": data,
+        "comparison": comparison(run), "metrics": run_history.METRICS,
         "headline": headline, "rows": [_display_row(row) for row in run.totals or []],
         "slots": list(run.slots.all()), "history": _history(run), "elapsed": _clock(run.elapsed_seconds()),
         "planned": _clock(run.duration) if run.duration else "until stopped",

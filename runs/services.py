@@ -12,6 +12,7 @@ from audit.log import record
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
 from runs import cluster, health, live
+from runs import labels as run_labels
 from runs import signals as run_signals
 from runs.models import Run, RunSlot
 from runs.redis import client
@@ -86,6 +87,16 @@ def clean_options(version, given) -> dict:
         raise OptionsRefused(problem.errors) from None
 
 
+class LabelsRefused(RunError):
+    """Labels that do not fit (runs/labels.py); `errors` holds one sentence per problem, each naming its label."""
+
+    field = "labels"
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__(" ".join(errors))
+
+
 class EnvRefused(RunError):
     """Environment variable overrides that do not fit (bad or reserved name, a secret's name, too large)."""
 
@@ -144,7 +155,7 @@ def run_params(scenario: Scenario, overrides: dict | None = None) -> dict:
 
 @transaction.atomic
 def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trigger=Run.Trigger.MANUAL,
-              trigger_detail: dict | None = None) -> Run:
+              trigger_detail: dict | None = None, labels: dict | None = None) -> Run:
     version = scenario.current_version
     if version is None:
         raise RunError(f"{scenario.name} has no locustfile yet: upload one first.")
@@ -154,6 +165,10 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
     frozen["secret_options"] = locust_options.secret_names(version.findings, frozen["options"])
     # Variables with their values (members see them); secrets by name only: values are read at dispatch.
     frozen["env"], frozen["secrets"] = run_environment(scenario, frozen.get("env"))
+    try:
+        labels = run_labels.clean(labels)  # what the run tested, frozen with it (sut_version=1.4.2)
+    except run_labels.LabelError as problem:
+        raise LabelsRefused(problem.messages) from None
     if not frozen["host"] and not version.locustfile_host:
         raise RunError("Set a host: neither the run nor the locustfile's user classes name one.")
     problem = host_problem(frozen["host"])
@@ -169,13 +184,14 @@ def start_run(scenario: Scenario, *, user=None, params: dict | None = None, trig
         raise BrokerUnavailable("The broker (Redis) is unreachable, so the run was not created. Swarmdeck "
                                 "reconnects by itself: try again in a moment.")
     run = Run(project=scenario.project, scenario=scenario, version=version, params=frozen, trigger=trigger,
-              trigger_detail=trigger_detail or {}, created_by=user if user and user.is_authenticated else None)
+              trigger_detail=trigger_detail or {}, created_by=user if user and user.is_authenticated else None,
+              labels=labels)
     run.record(Run.Status.QUEUED, f"by {user.username}" if user and user.is_authenticated else trigger)
     run.save()
     log.info("Run %s of scenario %s queued: %s.", run.pk, scenario.pk, locust_options.masked_params(frozen))
     record("run.started", actor=user, project=scenario.project, subject=f"run #{run.pk} of {scenario.name}",
            details={"run": run.pk, "scenario": scenario.pk, "version": version.number, "trigger": trigger,
-                    **_audited_params(frozen)})
+                    **_audited_params(frozen), **({"labels": labels} if labels else {})})
     return run
 
 

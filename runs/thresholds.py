@@ -7,17 +7,19 @@ same attributes) and return plain dicts, the entries stored in `Run.verdict_deta
     {id, criterion, metric, scope, operator, unit, limit, limit_text, measured, measured_text,
      passed, applicable, aborted, detail}
 
-The few functions that read the database (`baseline_p95s`, `evaluate_run`) are at the end.
+The few functions that read the database (`evaluate_run`, `known_endpoints`) are at the end.
 
 Rules, chosen here so that a verdict never passes by accident:
 - Response times (ms) and the failure ratio (%) must be <= the limit; RPS must be >= it.
 - A criterion whose scope recorded no requests (an endpoint missing from the totals, or no
   request at all) fails with measured "no requests": what cannot be checked does not pass.
   Live, such a criterion does not abort: the endpoint may simply not have been hit yet.
-- The baseline rule ("p95 no more than X% worse than the median p95 of the last N passing
-  runs") is "not applicable", and does not fail, until the scenario has at least one earlier
-  finished run with verdict pass that measured the scope. Runs from before the scenario had
-  criteria have no verdict and never count as passing.
+- The baseline rule ("p95 not significantly worse than each of the last N passing runs with the
+  same parameters", runs/baseline.py, which also adds `baseline_runs` and `regressions` to its
+  entry) is "not applicable", and does not fail, until the scenario has at least one earlier
+  finished run with verdict pass and the same parameters that measured the scope. Runs from
+  before the scenario had criteria have no verdict and never count as passing. Entries stored
+  by the earlier rule (median p95 + X%) stay as they were.
 - A criterion with a window (`window_seconds` > 0) judges rolling windows of the run instead of
   its totals (runs/windows.py): at the end, for `any` its worst full window, for `last` the last
   full window before the end; live, the newest full window. A run without a full window fails it.
@@ -28,7 +30,6 @@ Rules, chosen here so that a verdict never passes by accident:
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -78,10 +79,11 @@ def format_limit(value: float, unit: str) -> str:
 def describe(criterion) -> str:
     """The criterion as a sentence, e.g. 'p95 of GET /cart ≤ 500 ms'."""
     scope = scope_label(criterion.endpoint)
-    if criterion.metric == P95_BASELINE:
+    if criterion.metric == P95_BASELINE:  # runs/baseline.py
         runs = criterion.baseline_runs
-        return (f"p95 of {scope} at most {criterion.value:g}% worse than the median p95 of the last "
-                f"{runs} passing run{'s' if runs != 1 else ''}")
+        by = f" (by more than {criterion.value:g}%)" if criterion.value else ""
+        return (f"p95 of {scope} not significantly worse{by} than each of the last {runs} passing "
+                f"run{'s' if runs != 1 else ''} with the same parameters")
     sign = "≥" if operator(criterion.metric) == ">=" else "≤"
     return (f"{NAMES[criterion.metric]} of {scope}{window_phrase(criterion)} {sign} "
             f"{format_limit(criterion.value, UNITS[criterion.metric])}")
@@ -112,8 +114,8 @@ def measure(metric: str, row: dict | None) -> float | None:
     return None if value is None else float(value)
 
 
-def evaluate_one(criterion, totals: list[dict], baseline: list[tuple[int, float]] | None = None) -> dict:
-    """One criterion against the totals. `baseline`: (run id, p95) of earlier passing runs, newest first."""
+def evaluate_one(criterion, totals: list[dict], baseline: dict | None = None) -> dict:
+    """One criterion against the totals. `baseline`: the baseline rule's verdict fields (runs/baseline.py)."""
     metric = criterion.metric
     unit = UNITS[metric]
     measured = measure(metric, find_row(totals, criterion.endpoint))
@@ -124,17 +126,12 @@ def evaluate_one(criterion, totals: list[dict], baseline: list[tuple[int, float]
         "measured": measured, "measured_text": format_value(measured, unit),
         "passed": False, "applicable": True, "aborted": False, "detail": "",
     }
-    if metric == P95_BASELINE:
-        if not baseline:
-            entry.update(limit=None, limit_text="–", passed=True, applicable=False,
-                         detail="Not applicable: no earlier passing run of this scenario measured it.")
-            return entry
-        median = statistics.median(value for _, value in baseline)
-        limit = median * (1 + criterion.value / 100)
-        runs = ", ".join(f"#{run_id}" for run_id, _ in baseline)
-        entry.update(limit=limit, limit_text=format_value(limit, unit),
-                     detail=f"Median p95 of run{'s' if len(baseline) != 1 else ''} {runs}: "
-                            f"{format_value(median, unit)}, plus {criterion.value:g}%.")
+    if metric == P95_BASELINE:  # judged on the runs' histograms by runs/baseline.py, which gives its fields
+        entry.update(limit=None, limit_text="–", passed=True, applicable=False,
+                     detail="Not applicable: no earlier passing run of this scenario with the same parameters "
+                            "measured it.")
+        entry.update(baseline or {})
+        return entry
     limit = entry["limit"]
     if measured is None:
         entry["detail"] = entry["detail"] or f"{scope_label(criterion.endpoint)} recorded no requests."
@@ -309,34 +306,17 @@ def window_abort_reason(entry: dict) -> str:
 
 # -- the database side ---------------------------------------------------------------------------
 
-def baseline_p95s(scenario_id: int, endpoint: str, runs: int, exclude_run_id: int | None = None
-                  ) -> list[tuple[int, float]]:
-    """(run id, p95) of the scope in the scenario's last `runs` finished runs with verdict pass, newest first."""
-    from runs.models import Run
-
-    candidates = (Run.objects.filter(scenario_id=scenario_id, status=Run.Status.FINISHED, verdict=PASS)
-                  .exclude(pk=exclude_run_id).order_by("-ended_at", "-id"))
-    if not endpoint:
-        return [(pk, p95) for pk, p95 in candidates.values_list("pk", "p95_ms")[:runs] if p95 is not None]
-    found = []
-    for pk, totals in candidates.values_list("pk", "totals")[:runs]:
-        value = measure(P95, find_row(totals, endpoint))
-        if value is not None:
-            found.append((pk, value))
-    return found
-
-
 def evaluate_run(run, windows: Tracker | None = None) -> tuple[str, list[dict]]:
     """(verdict, entries) of a run that ended, against its scenario's criteria as they are now.
 
     The run's `verdict_details` may already hold entries of criteria that aborted it live.
     `windows`: the collector's rolling windows of the run, for windowed criteria.
     """
+    from runs import baseline
     from runs.models import Threshold
 
     criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True))
-    baselines = {c.pk: baseline_p95s(run.scenario_id, c.endpoint, c.baseline_runs, exclude_run_id=run.pk)
-                 for c in criteria if c.metric == P95_BASELINE}
+    baselines = {c.pk: baseline.evaluate(c, run) for c in criteria if c.metric == P95_BASELINE}
     entries = evaluate(criteria, run.totals or [], baselines, windows, run.started_at)
     entries = merge_aborted(entries, [e for e in run.verdict_details or [] if e.get("aborted")])
     return verdict_of(entries), entries

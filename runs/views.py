@@ -25,7 +25,7 @@ def run_create(request, scenario_id):
     form = RunForm(request.POST or None, scenario=scenario, version=version)
     if request.method == "POST" and form.is_valid():
         try:
-            run = services.start_run(scenario, user=request.user, params=form.params())
+            run = services.start_run(scenario, user=request.user, params=form.params(), labels=form.labels)
         except services.RunError as error:
             # A quota's refusal names each field it concerns; the allow list's names the host.
             errors = getattr(error, "errors", None) or {getattr(error, "field", None) or "__all__": [str(error)]}

@@ -1,9 +1,10 @@
 """A real HTTP target for tests and benchmarks: nginx on loopback, counting what it served.
 
 Same endpoints as bench/target.sh: /ok (any method) /json /static10k /delay/1ms /delay/10ms
-/delay/100ms /status/500, plus /slot/<anything> (200, for tests that encode
-what a slot saw in the path). The access log has one "METHOD URI STATUS" line per request;
-`counts()` flushes it (USR1 reopens the log, which writes nginx's buffer) and tallies it.
+/delay/100ms /status/500, plus /delay/12ms (/delay/10ms made 20% slower, for bench/aa_false_alarms.py)
+and /slot/<anything> (200, for tests that encode what a slot saw in the path). The access log has
+one "METHOD URI STATUS" line per request; `counts()` flushes it (USR1 reopens the log, which writes
+nginx's buffer) and tallies it.
 A second log has the same lines with the time each request was served (`served_at()`).
 Needs the Debian packages nginx and libnginx-mod-http-echo (installed here when missing, as root).
 """
@@ -45,6 +46,7 @@ http {{
     location = /static10k {{ alias {dir}/html/static10k; }}
     location = /delay/1ms {{ default_type text/plain; echo_sleep 0.001; echo ok; }}
     location = /delay/10ms {{ default_type text/plain; echo_sleep 0.01; echo ok; }}
+    location = /delay/12ms {{ default_type text/plain; echo_sleep 0.012; echo ok; }}
     location = /delay/100ms {{ default_type text/plain; echo_sleep 0.1; echo ok; }}
     location = /status/500 {{ default_type text/plain; return 500 "boom\\n"; }}
     location ^~ /slot/ {{ default_type text/plain; return 200 "ok\\n"; }}

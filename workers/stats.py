@@ -84,6 +84,12 @@ def _bucket_edges() -> tuple[np.ndarray, np.ndarray]:
 
 
 _bucket_low, _bucket_high = _bucket_edges()  # the smallest and largest µs of each bucket
+bucket_lows: np.ndarray = _bucket_low
+"""The smallest µs of each bucket (int64), e.g. for confidence intervals that must cover a whole bucket."""
+bucket_highs: np.ndarray = _bucket_high
+"""The largest µs of each bucket (int64)."""
+bucket_lows.setflags(write=False)
+bucket_highs.setflags(write=False)
 bucket_values: np.ndarray = _bucket_values()
 """Representative µs of each bucket (float64): the value itself below 256 µs, else the midpoint."""
 bucket_values.setflags(write=False)
@@ -566,17 +572,23 @@ class RunStats:
         at = np.searchsorted(rows, timed_rows)
         values = _clamp(values, TICK_PERCENTILES, scalars[at, _MIN].astype(float), scalars[at, _MAX].astype(float))
         by_row = dict(zip(timed_rows.tolist(), values.tolist()))
-        for row, (count, failed, *_rest) in zip(rows.tolist(), scalars.tolist()):
+        # Timed requests per row this second, for its mean (runs.significance reads its per-second spread).
+        timed_counts = np.bincount(flat // NUM_BUCKETS, weights=counts.astype(np.float64)) if len(flat) else []
+        for row, (count, failed, total_us, *_rest) in zip(rows.tolist(), scalars.tolist()):
             method, name = self._names[row]
-            endpoints[f"{method} {name}"] = self._tick_figures(count, failed, by_row.get(row))
+            timed_here = timed_counts[row] if row < len(timed_counts) else 0
+            endpoints[f"{method} {name}"] = self._tick_figures(count, failed, by_row.get(row),
+                                                               total_us / timed_here if timed_here else None)
 
         overall = np.zeros(NUM_BUCKETS, dtype=np.uint64)
         np.add.at(overall, flat % NUM_BUCKETS, counts)
         timed = scalars[:, _MAX] >= 0
         bounds = {"min_us": scalars[timed, _MIN].min(), "max_us": scalars[timed, _MAX].max()} if timed.any() else {}
         overall_values = percentiles(overall, TICK_PERCENTILES, **bounds)
+        timed_total = float(counts.sum()) if len(counts) else 0.0
         figures = self._tick_figures(int(scalars[:, 0].sum()), int(scalars[:, 1].sum()),
-                                     [overall_values[q] for q in TICK_PERCENTILES])
+                                     [overall_values[q] for q in TICK_PERCENTILES],
+                                     float(scalars[:, 2].sum()) / timed_total if timed_total else None)
         return {"tick": number, "users": sum(users for _, users in tick.users.values()), **figures,
                 "endpoints": endpoints}
 
@@ -658,10 +670,11 @@ class RunStats:
         return result
 
     @staticmethod
-    def _tick_figures(count: int, failures: int, values_us: list | None) -> dict:
+    def _tick_figures(count: int, failures: int, values_us: list | None, mean_us: float | None = None) -> dict:
         values_us = values_us or [None] * len(TICK_PERCENTILES)
         return {"rps": float(count), "fails_per_s": float(failures),
-                **{f"p{round(q * 100)}_ms": _ms(v) for q, v in zip(TICK_PERCENTILES, values_us)}}
+                **{f"p{round(q * 100)}_ms": _ms(v) for q, v in zip(TICK_PERCENTILES, values_us)},
+                "mean_ms": None if mean_us is None else round(mean_us / 1000, 4)}
 
     # -- reporting -----------------------------------------------------------------------------
     @property

@@ -23,7 +23,9 @@
  *
  * With `markers: [{t, kind, label, text}]` (runs/markers.py: seconds since go), a chart draws a
  * labelled vertical line at each (users changed, stop, abort, slot lost or rejoined, limit hits);
- * chart.setMarkers(list) replaces them. Markers past the last point sit at the right edge.
+ * chart.setMarkers(list) replaces them. Markers past the last point sit at the right edge. On an
+ * "index" axis (trends) t counts runs: runs/trends.py puts a locustfile version or label change
+ * (kinds "version", "labels") between two runs, at t = 4.5.
  *
  * SwarmCharts.run(elements, series, totals, live, {markers, endpoints}): `endpoints` picks what the
  * RPS and latency charts show: ["Aggregated"] (the default) or endpoint keys ("GET /ok") with
@@ -139,7 +141,7 @@
     const data = options.data || [[], ...options.series.map(() => [])];
     const atRest = (u) => (rest ? u.setLegend({idx: null}) : showLatest(u));
     let markers = options.markers || [];
-    opts.hooks.draw = [(u) => placeMarkers(u, markers)];
+    opts.hooks.draw = [(u) => placeMarkers(u, markers, x)];
     const plot = new uPlot(opts, data, element);
     atRest(plot);
     let last = width;
@@ -157,7 +159,7 @@
       },
       setMarkers(next) {
         markers = next || [];
-        placeMarkers(plot, markers);
+        placeMarkers(plot, markers, x);
       },
       destroy() { observer.disconnect(); plot.destroy(); },
     };
@@ -165,7 +167,7 @@
 
   // Markers are elements over the plot (not canvas strokes): their labels can be read, hovered
   // (the whole note as a tooltip) and found by tests.
-  function placeMarkers(u, markers) {
+  function placeMarkers(u, markers, x) {
     let layer = u.over.querySelector(".chart-markers");
     if (!layer) {
       layer = document.createElement("div");
@@ -187,7 +189,8 @@
       node.className = "chart-marker marker-" + marker.kind;
       node.dataset.kind = marker.kind;
       node.style.left = left + "px";
-      node.title = clock(marker.t) + " " + (marker.text || marker.label);
+      // Between two runs on an "index" axis (trends: t = 4.5), a time would mean nothing.
+      node.title = (x === "index" ? "" : clock(marker.t) + " ") + (marker.text || marker.label);
       const label = document.createElement("span");
       label.className = "chart-marker-label" + (left > width * 0.7 ? " to-left" : "");
       label.style.top = (i % 3) * 1.15 + "em";   // neighbours overlap less

@@ -1,6 +1,7 @@
 /* Charts of the history pages (scenario trends, run comparison), drawn with SwarmCharts.
  *
- *   SwarmHistory.trends(element, data)    data: the JSON of runs-trends-data (x, ids, urls, p50_ms, ...)
+ *   SwarmHistory.trends(element, data)    data: the JSON of runs-trends-data (x, ids, urls, p50_ms, ...,
+ *                                         markers: locustfile version and label changes between runs)
  *   SwarmHistory.compare(element, data)   data: {x, step, runs: ["#3", ...], rps: [[...], ...], p50, p95}
  */
 (function () {
@@ -40,7 +41,7 @@
     ];
     return specs.map((spec) => {
       const chart = SwarmCharts.timeseries(panel(element), {
-        title: spec.title, unit: spec.unit, x: "index", height: 200, log: !!spec.log,
+        title: spec.title, unit: spec.unit, x: "index", height: 200, log: !!spec.log, markers: data.markers || [],
         series: spec.series.map((s) => ({label: s.label, color: s.color, spanGaps: true})),
         data: [data.x, ...spec.series.map((s) => data[s.key])],
       });

@@ -67,6 +67,7 @@ def test_the_readme_ci_job_passes_or_fails_the_build(live_server, scenario, alic
     run = Run.objects.get()
     assert f"Run {run.pk} queued: {live_server.url}/runs/{run.pk}/" in result.stdout
     assert run.params["users"] == 50 and run.params["duration"] == 300 and run.trigger == Run.Trigger.API
+    assert run.labels == {"commit": "local"}  # CI_COMMIT_SHA or GITHUB_SHA in a real pipeline
     assert (tmp_path / f"run-{run.pk}-report.html").read_text().startswith("<!doctype html>")
     if exit_code:
         assert f"status {status}, verdict {verdict or 'none'}" in result.stderr

@@ -97,7 +97,8 @@ def test_curl_examples_use_the_example_values():
     assert lines["start_run"] == (
         "curl -sS -X POST \\\n  -H \"Authorization: Bearer $SWARMDECK_TOKEN\" \\\n"
         "  -H 'Content-Type: application/json' \\\n"
-        "  -d '{\"users\": 50, \"spawn_rate\": 10, \"duration\": \"5m\"}' \\\n"
+        "  -d '{\"users\": 50, \"spawn_rate\": 10, \"duration\": \"5m\", "
+        "\"labels\": {\"sut_version\": \"1.4.2\", \"env\": \"staging\"}}' \\\n"
         "  https://sd.example.com/api/scenarios/1/runs/")
     assert lines["get_run"] == ("curl -sS -H \"Authorization: Bearer $SWARMDECK_TOKEN\" "
                                 "https://sd.example.com/api/runs/1/")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from controlcenter.env import BASE_DIR, BadSetting, envbool, envint, parse_database_url, resolve_redis_url
+from controlcenter.env import BASE_DIR, BadSetting, envbool, envfloat, envint, parse_database_url, resolve_redis_url
 
 PRODUCTION = {
     "DEBUG": "0",
@@ -62,6 +62,8 @@ def test_it_keeps_a_development_key_under_var(tmp_path):
     ("DATABASE_URL", "postgres://x@y:5432/", "names no database"),
     ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
     ("SECURE_HSTS_SECONDS", "a year", "is not an integer"),
+    ("SWARMDECK_COMPARE_LEVEL", "95", "SWARMDECK_COMPARE_LEVEL='95' must be between 0.5 and 0.9999"),
+    ("SWARMDECK_COMPARE_MIN_MS", "one", "SWARMDECK_COMPARE_MIN_MS='one' is not a number"),
 ])
 def test_it_fails_loudly_on_bad_values(name, value, message):
     result = manage("check", env={**PRODUCTION, name: value})
@@ -140,6 +142,12 @@ def test_it_reads_booleans_and_integers(monkeypatch):
     monkeypatch.setenv("COUNT", "-1")
     with pytest.raises(BadSetting, match="at least 0"):
         envint("COUNT", 1, minimum=0)
+    monkeypatch.setenv("LEVEL", "0.95")
+    assert envfloat("LEVEL", 0.99, minimum=0.5, maximum=0.9999) == 0.95
+    assert envfloat("UNSET_LEVEL", 0.99) == 0.99
+    monkeypatch.setenv("LEVEL", "nan")
+    with pytest.raises(BadSetting, match="between 0.5 and 0.9999"):
+        envfloat("LEVEL", 0.99, minimum=0.5, maximum=0.9999)
 
 
 def test_it_logs_client_errors_without_their_traceback():

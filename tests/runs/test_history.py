@@ -222,27 +222,6 @@ def test_it_shows_an_empty_trend_below_two_finished_runs(client, alice, scenario
 
 # ---------------------------------------------------------------- compare: numbers
 
-def test_delta_classes_follow_direction_and_magnitude():
-    lower, higher = "lower", "higher"
-    assert history.delta_class(lower, 100, 103) == "neutral"
-    assert history.delta_class(lower, 100, 105) == "neutral"
-    assert history.delta_class(lower, 100, 110) == "worse-light"
-    assert history.delta_class(lower, 100, 120) == "worse-light"
-    assert history.delta_class(lower, 100, 121) == "worse-strong"
-    assert history.delta_class(lower, 14.0, 14.0 * 1.2) == "worse-light"  # 20.000000000000004% is shown as 20.0%
-    assert history.delta_class(lower, 100, 85) == "better-light"
-    assert history.delta_class(lower, 100, 50) == "better-strong"
-    assert history.delta_class(higher, 100, 130) == "better-strong"
-    assert history.delta_class(higher, 100, 90) == "worse-light"
-    assert history.delta_class(lower, 0, 0) == "neutral"
-    assert history.delta_class(lower, 0, 1.5) == "worse-strong"
-    assert history.delta_class(None, 100, 500) == ""
-    # Below a millisecond (or half a percentage point), a change is noise whatever its percentage.
-    assert history.delta_class(lower, 0.40, 0.60, min_absolute=1.0) == "neutral"
-    assert history.delta_class(lower, 0.40, 0.60) == "worse-strong"
-    assert history.delta_class(lower, 17.3, 20.9, min_absolute=1.0) == "worse-strong"
-
-
 def test_it_compares_endpoints_with_deltas_against_the_baseline(client, alice, scenario):
     base = make_run(scenario, alice, totals=[
         row("/a", requests=1000, failures=10, rps=100.0, p50=50.0, p95=100.0, p99=200.0, mean_ms=60.0),
@@ -261,12 +240,19 @@ def test_it_compares_endpoints_with_deltas_against_the_baseline(client, alice, s
     a = endpoints[1]["cells"]
     assert a[0]["baseline"] and all(value["css"] == "" and value["delta"] == "" for value in a[0]["values"])
     by_metric = {metric.key: value for metric, value in zip(history.METRICS, a[1]["values"])}
-    assert by_metric["requests"] == {"text": "1,200", "delta": "+200 (+20.0%)", "css": ""}
-    assert by_metric["fail_pct"] == {"text": "2.50%", "delta": "+1.50 pp (+150.0%)", "css": "worse-strong"}
-    assert by_metric["rps"] == {"text": "130.0", "delta": "+30.0 (+30.0%)", "css": "better-strong"}
-    assert by_metric["p50"] == {"text": "55.0", "delta": "+5.0 ms (+10.0%)", "css": "worse-light"}
-    assert by_metric["p95"] == {"text": "103.0", "delta": "+3.0 ms (+3.0%)", "css": "neutral"}
-    assert by_metric["p99"]["css"] == "worse-strong" and by_metric["mean_ms"]["css"] == "better-light"
+    assert (by_metric["requests"]["text"], by_metric["requests"]["delta"]) == ("1,200", "+200 (+20.0%)")
+    assert by_metric["requests"]["css"] == "" and by_metric["requests"]["verdict"] == ""  # counts are not rated
+    assert (by_metric["fail_pct"]["text"], by_metric["fail_pct"]["delta"]) == ("2.50%", "+1.50 pp (+150.0%)")
+    # 10 of 1,000 vs 30 of 1,200 failed: +150%, yet inside the binomial noise at 99% (the change's interval
+    # includes zero), so it is not painted; the failure ratio needs no histogram to be judged.
+    assert by_metric["fail_pct"]["css"] == "neutral" and by_metric["fail_pct"]["verdict"] == "no significant change"
+    assert "interval of the change includes zero" in by_metric["fail_pct"]["title"]
+    assert (by_metric["rps"]["text"], by_metric["rps"]["delta"]) == ("130.0", "+30.0 (+30.0%)")
+    assert (by_metric["p50"]["text"], by_metric["p50"]["delta"]) == ("55.0", "+5.0 ms (+10.0%)")
+    # These runs kept no histogram and no per-second rows: their changes are shown, never coloured.
+    for key in ("rps", "p50", "p95", "p99", "mean_ms"):
+        assert by_metric[key]["css"] == "unjudged" and by_metric[key]["verdict"] == "not judged", key
+    assert "no interval" in by_metric["p95"]["title"]
 
     # /b is missing from the second run, /c from the baseline: both shown, neither invented.
     assert endpoints[2]["cells"][1]["missing"] and not endpoints[2]["cells"][0]["missing"]
@@ -275,8 +261,9 @@ def test_it_compares_endpoints_with_deltas_against_the_baseline(client, alice, s
     page = response.content.decode()
     assert f"missing: run #{other.pk} has no POST /b" in page
     assert f"missing: run #{base.pk} has no GET /c" in page
-    assert '<td class="num worse-strong">300.0<br><span class="delta-text">+100.0 ms (+50.0%)</span>' in page
-    assert "better &gt;20%" in page and "within ±5%" in page  # the legend
+    assert ('300.0<br><span class="delta-text">+100.0 ms (+50.0%)</span><br><span class="verdict-text">not judged'
+            '</span></td>') in page
+    assert "Colours mean significance" in page and "no significant change" in page  # the legend
 
 
 def test_it_flags_the_parameters_that_differed(client, alice, scenario):

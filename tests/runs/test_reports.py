@@ -351,9 +351,10 @@ def test_it_downloads_the_documented_json_document(client, alice, run):
     assert response["Content-Type"] == "application/json"
     assert response["Content-Disposition"] == f'attachment; filename="run-{run.pk}.json"'
     data = json.loads(response.content)
-    keys = ["format", "version", "generated_at", "run", "locustfile", "params", "history", "verdict", "criteria",
-            "slots", "summary",
-            "totals", "endpoints_overflowed", "errors", "exceptions", "warnings", "series", "endpoint_series"]
+    keys = ["format", "version", "generated_at", "run", "locustfile", "params", "labels", "history", "verdict",
+            "criteria", "slots", "summary",
+            "totals", "endpoints_overflowed", "errors", "exceptions", "warnings", "series", "endpoint_series",
+            "comparison"]
     assert list(data) == keys
     for key in keys:
         assert f"``{key}``" in reports.__doc__, f"{key} is not documented"

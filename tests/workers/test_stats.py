@@ -349,7 +349,8 @@ def test_it_sums_users_across_slots_and_counts_requests_per_second():
                                                                                    (1, 14, 10.0, 0.0)]
     assert (ticks[0]["p50_ms"], ticks[0]["p95_ms"], ticks[0]["p99_ms"]) == (0.1, 0.2, 0.2)
     assert ticks[0]["endpoints"] == {"GET /a": {"rps": 40.0, "fails_per_s": 3.0, "p50_ms": 0.1, "p95_ms": 0.2,
-                                                "p99_ms": 0.2}}
+                                                "p99_ms": 0.2, "mean_ms": 0.125}}
+    assert ticks[0]["mean_ms"] == 0.125 and ticks[1]["endpoints"]["GET /b"]["mean_ms"] == 0.1
     assert set(ticks[1]["endpoints"]) == {"GET /a", "GET /b"} and ticks[1]["endpoints"]["GET /b"]["rps"] == 6.0
     assert stats.close_ticks(5) == []
 

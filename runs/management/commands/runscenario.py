@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from audit import log as audit_log
+from runs import labels as run_labels
 from runs import reporting, reports, services
 from runs.models import Run
 from scenarios import analysis, bundles
@@ -75,6 +76,9 @@ class Command(BaseCommand):
         parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", dest="env",
                             help="Set an environment variable of the run (overrides the scenario's; not a secret), "
                                  "e.g. --env API_HOST=https://staging.example.com; repeatable")
+        parser.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", dest="labels",
+                            help="Label the run with what it tests, e.g. --label sut_version=1.4.2 --label "
+                                 "env=staging; repeatable. History and trends filter by labels")
 
     def handle(self, *args, **options):
         logging.getLogger("runs").setLevel(logging.WARNING)  # the command says what happens itself
@@ -87,6 +91,7 @@ class Command(BaseCommand):
         sys.exit(code)
 
     def run(self, options) -> int:
+        labels = self.run_labels(options.get("labels") or [])  # before a locustfile is stored for nothing
         user = self.resolve_user(options.get("user"))
         scenario = self.resolve_scenario(options["target"], options["project"], user)
         overrides = {"users": options.get("users"), "spawn_rate": options.get("spawn_rate"),
@@ -109,7 +114,7 @@ class Command(BaseCommand):
         if problem:
             raise CommandError(problem)
         try:
-            run = services.start_run(scenario, user=user, params=overrides, trigger=Run.Trigger.CLI)
+            run = services.start_run(scenario, user=user, params=overrides, trigger=Run.Trigger.CLI, labels=labels)
         except services.RunError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"Run #{run.pk} of “{scenario.name}” queued: {run.params['users']} users, "
@@ -123,6 +128,8 @@ class Command(BaseCommand):
             shown_env = [*(f"{name}={value}" for name, value in run.params["env"].items()),
                          *(f"{name}=[secret]" for name in run.params["secrets"])]
             self.stdout.write("Environment: " + " ".join(shown_env))
+        if run.labels:
+            self.stdout.write("Labels: " + run_labels.as_words(run.labels))
         self.stdout.write(f"Watch it live: {settings.SWARMDECK_BASE_URL}{run.get_absolute_url()}")
         run = self.wait(run, options.get("timeout"))
         self.stdout.write("")
@@ -195,6 +202,14 @@ class Command(BaseCommand):
             return envvars.check_variables(given) or None
         except ValueError as problem:
             raise CommandError(f"--env: {problem}") from None
+
+    def run_labels(self, pairs: list[str]) -> dict:
+        """--label KEY=VALUE pairs, checked like the form and the API check them."""
+        given = _name_values("--label", pairs, "env=staging")
+        try:
+            return run_labels.clean(given)
+        except run_labels.LabelError as problem:
+            raise CommandError("--label: " + " ".join(problem.messages)) from None
 
     def resolve_user(self, username):
         User = get_user_model()
