@@ -387,6 +387,8 @@ def parameter_rows(runs: list[Run]) -> list[dict]:
         else:
             shown = [_show(value) for value in values]
         rows.append((label, shown))
+    rows.append(("Labels", [", ".join(f"{key}={value}" for key, value in sorted((run.labels or {}).items())) or "—"
+                            for run in runs]))
     options = [masked_params(run.params).get("options") or {} for run in runs]
     if any(options):
         rows.append(("Locustfile options", [" ".join(f"--{name.replace('_', '-')} {value}"

@@ -146,6 +146,8 @@ def parse_filters(values: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     unusable one. Empty values (the form's blank "add a label" input) are skipped."""
     filters: list[tuple[str, str]] = []
     problems = []
+    # "env=staging, sut_version=1.1" in one box is two filters, split as the run form splits labels.
+    values = [part for raw in values for part in re.split(r",\s*(?=[A-Za-z][A-Za-z0-9_.-]*\s*=)", raw)]
     for raw in values:
         if not raw.strip():
             continue

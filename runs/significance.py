@@ -367,6 +367,7 @@ def widened(estimate: Estimate, per_second: PerSecond | None, variance_of_one: f
             return estimate
         low = estimate.value - math.hypot(estimate.value - estimate.low, half)
         high = estimate.value + math.hypot(estimate.high - estimate.value, half)
+    low = max(low, 0.0)  # a response time is never negative, however wide the per-second spread
     if low == estimate.low and high == estimate.high:
         return estimate
     return Estimate(estimate.value, low, high, estimate.level, estimate.samples,

@@ -240,3 +240,20 @@ def test_the_reports_carry_the_labels(client, alice, scenario):
     client.force_login(alice)
     assert json.loads(client.get(reverse("runs-report-json", args=[run.pk])).content)["labels"] == {
         "env": "staging", "sut_version": "1.4.2"}
+
+
+def test_a_label_filter_box_with_comma_separated_pairs_is_several_filters():
+    filters, problems = labels.parse_filters(["env=staging, sut_version=1.1", "note=a, b"])
+    assert filters == [("env", "staging"), ("sut_version", "1.1"), ("note", "a, b")] and problems == []
+
+
+def test_the_compare_page_shows_each_runs_labels(client, alice, scenario):
+    from runs.history import parameter_rows
+
+    first, second = make_run(scenario), make_run(scenario)
+    Run.objects.filter(pk=first.pk).update(labels={"sut_version": "1.0", "env": "staging"})
+    Run.objects.filter(pk=second.pk).update(labels={"sut_version": "1.1", "env": "staging"})
+    rows = {row["label"]: row for row in parameter_rows(list(Run.objects.filter(pk__in=[first.pk, second.pk])
+                                                             .order_by("pk")))}
+    assert rows["Labels"] == {"label": "Labels", "values": ["env=staging, sut_version=1.0",
+                                                            "env=staging, sut_version=1.1"], "differs": True}

@@ -215,3 +215,11 @@ def test_a_long_run_is_read_from_a_few_seconds_of_each_batch():
     ticks, width = seconds_to_read(0, 3601)                          # an hour: 30 batches of 120 s
     assert width == 120 and len(ticks) == 120 and ticks[0] == 1 and ticks[-1] < 3601
     assert ticks[:4] == [1, 31, 61, 91] and ticks[4] == 121
+
+
+def test_a_widened_response_time_interval_never_goes_below_zero():
+    rng = np.random.default_rng(RNG_SEED)
+    fast = lognormal_us(rng, 300) / 20  # about 0.8 ms
+    wild = sig.PerSecond.of([0.5, 30.0, 0.4, 25.0, 0.6])  # seconds that disagree by far more than the value
+    estimate = sig.estimates(sample_of(fast, per_second={"p50": wild}))["p50"]
+    assert "widened" in estimate.method and estimate.low == 0.0 < estimate.value < estimate.high
