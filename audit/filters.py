@@ -9,13 +9,15 @@ import json
 from django import forms
 from django.db.models import Q, QuerySet
 
+from controlcenter.forms import DateRangeChecks, since_field, until_field
+
 PAGE_SIZE = 50
 # A cell starting with one of these is a formula to a spreadsheet: it is written with a leading quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ["at", "actor", "interface", "project", "action", "subject", "details"]
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(DateRangeChecks, forms.Form):
     """Invalid fields are named in problems() and ignored; the valid ones still apply."""
 
     action = forms.ChoiceField(required=False, error_messages={"invalid_choice": "“%(value)s” is not an action "
@@ -25,10 +27,8 @@ class AuditFilterForm(forms.Form):
     interface = forms.CharField(required=False, max_length=120,
                                 widget=forms.TextInput(attrs={"placeholder": "ui, api, schedule, cli"}))
     project = forms.CharField(required=False, max_length=60, widget=forms.TextInput(attrs={"placeholder": "slug"}))
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From",
-                            error_messages={"invalid": "Write the start date as YYYY-MM-DD."})
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To",
-                            error_messages={"invalid": "Write the end date as YYYY-MM-DD."})
+    since = since_field()
+    until = until_field()
 
     def __init__(self, data, entries: QuerySet, *, with_project: bool):
         """`entries` are the ones this user may see: the action choices are those among them."""
@@ -37,13 +37,6 @@ class AuditFilterForm(forms.Form):
         self.fields["action"].choices = [("", "Any action"), *((action, action) for action in actions)]
         if not with_project:
             del self.fields["project"]
-
-    def clean(self):
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            self.add_error("until", f"The end date {until} is before the start date {since}.")
-        return data
 
     def problems(self) -> list[str]:
         return [str(error) for errors in self.errors.values() for error in errors]

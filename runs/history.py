@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django import forms
 from django.db.models import Avg, ExpressionWrapper, F, IntegerField, Max
 
+from controlcenter.forms import DateRangeChecks, since_field, until_field
 from runs import evidence, significance
 from runs import labels as run_labels
 from runs.models import Run, RunTick
@@ -32,7 +33,7 @@ PALETTE = ("#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626")
 
 # ---------------------------------------------------------------- history filters
 
-class RunFilterForm(forms.Form):
+class RunFilterForm(DateRangeChecks, forms.Form):
     """The GET filters of the run history. Invalid fields are dropped, the valid ones still apply."""
 
     scenario = forms.ModelChoiceField(
@@ -51,10 +52,8 @@ class RunFilterForm(forms.Form):
         choices=[("", "Any verdict"), *Run.Verdict.choices, ("none", "No criteria")], required=False,
         error_messages={"invalid_choice": "“%(value)s” is not a verdict: choose pass, fail or none."},
     )
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="From",
-                            error_messages={"invalid": "Write the start date as YYYY-MM-DD."})
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="To",
-                            error_messages={"invalid": "Write the end date as YYYY-MM-DD."})
+    since = since_field()
+    until = until_field()
 
     def __init__(self, data, project):
         super().__init__(data)
@@ -62,13 +61,6 @@ class RunFilterForm(forms.Form):
         # ?label=env=staging, repeatable: runs carrying every one (runs/labels.py).
         values = data.getlist("label") if hasattr(data, "getlist") else []
         self.label_filters, self.label_problems = run_labels.parse_filters(values)
-
-    def clean(self):
-        data = super().clean()
-        since, until = data.get("since"), data.get("until")
-        if since and until and since > until:
-            self.add_error("until", f"The end date {until} is before the start date {since}.")
-        return data
 
     def problems(self) -> list[str]:
         """Every error as one sentence, for a message above the list."""
