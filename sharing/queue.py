@@ -57,6 +57,8 @@ class Entry:
     start_now: bool = False
     reason: str = ""
     estimated_start: datetime | None = None
+    behind: int | None = None     # the run of its project it waits behind (FIFO inside a project)
+    for_slots: bool = False       # it waits for held slots to be released (by its project or the cluster)
 
 
 @dataclass
@@ -186,6 +188,7 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
             continue
         length = START_ALLOWANCE + run.duration if run.duration else None
         if limit is not None and held_by_project[project_id] + slots > limit:
+            entry.for_slots = True
             entry.reason = (f"waiting: {run.project.name} uses {held_by_project[project_id]} of its {limit} "
                             f"slot{'s' if limit != 1 else ''}")
             below = _below_cap(releases[project_id], held_by_project[project_id] + slots - limit)
@@ -194,7 +197,8 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
                 timeline.take(slots, entry.estimated_start,
                               entry.estimated_start + timedelta(seconds=length) if length else None)
             for behind in queues.pop(project_id, []):  # FIFO inside the project: the rest wait behind it
-                order.append(Entry(behind, reason=f"waiting behind run #{run.pk} of {run.project.name}"))
+                order.append(Entry(behind, reason=f"waiting behind run #{run.pk} of {run.project.name}",
+                                   behind=run.pk))
             continue
         ends_at = now + timedelta(seconds=length) if length else None
         fits = slots <= timeline.free_now
@@ -216,6 +220,7 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
         if fits:
             entry.reason = f"waiting: run #{reservation.run_id} holds a reservation for the slots it would take"
         else:
+            entry.for_slots = True
             entry.reason = (f"waiting for {slots} free slot{'s' if slots != 1 else ''} "
                             f"({max(0, timeline.free_now)} free now)")
         waited = (now - run.created_at).total_seconds()
@@ -281,9 +286,9 @@ def eta_words(entry: Entry, now: datetime | None = None) -> str:
     if entry.start_now:
         return "now"
     if entry.estimated_start is None:
-        if entry.reason.startswith("waiting behind run #"):
-            return "after " + entry.reason.removeprefix("waiting behind ").split(" of ")[0]
-        if "free slot" in entry.reason or " uses " in entry.reason:
+        if entry.behind is not None:
+            return f"after run #{entry.behind}"
+        if entry.for_slots:
             return "when a run without a duration is stopped"
         return ""
     seconds = max(0.0, (entry.estimated_start - (now or timezone.now())).total_seconds())
