@@ -139,10 +139,11 @@ def require_isolation() -> bool:
     return bool(getattr(settings, "SWARMDECK_REQUIRE_ISOLATION", True))
 
 
-def capacity() -> int:
+def capacity(known: list[Worker] | None = None) -> int:
     """Total slots of the online workers that take runs (isolated ones, unless that is not required);
-    a draining worker counts only the slots its current runs still hold (Worker.admissible_slots)."""
-    return sum(w.admissible_slots for w in workers())
+    a draining worker counts only the slots its current runs still hold (Worker.admissible_slots).
+    `known`: the registry as already read (workers()), so a caller needing several figures reads it once."""
+    return sum(w.admissible_slots for w in (workers() if known is None else known))
 
 
 def unisolated_slots() -> int:
@@ -150,6 +151,7 @@ def unisolated_slots() -> int:
     return sum(w.slots for w in workers() if w.online and not w.eligible)
 
 
-def drained_slots() -> int:
+def drained_slots(known: list[Worker] | None = None) -> int:
     """Online slots that take no new runs because an admin drains their worker (free ones only)."""
-    return sum(w.slots - w.busy for w in workers() if w.online and w.eligible and w.draining)
+    return sum(w.slots - w.busy for w in (workers() if known is None else known)
+               if w.online and w.eligible and w.draining)

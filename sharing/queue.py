@@ -145,8 +145,8 @@ def plan(now: datetime | None = None, capacity: int | None = None) -> Plan:
                   .defer("stats_blob", "totals", "errors", "exceptions").order_by("created_at", "id"))
     drained = 0
     if capacity is None:
-        capacity = cluster.capacity() if queued else 0
-        drained = cluster.drained_slots() if queued else 0
+        registry = cluster.workers() if queued else []  # read once: the collector plans several times a second
+        capacity, drained = cluster.capacity(registry), cluster.drained_slots(registry)
     holding = list(Run.objects.filter(status__in=Run.HOLDING_SLOTS).only(
         "project_id", "params", "started_at", "dispatched_at", "status"))
     result = Plan(capacity=capacity)
