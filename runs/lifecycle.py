@@ -27,6 +27,7 @@ log = logging.getLogger("swarmdeck.collector")
 
 GO_DELAY = 1.0            # users start this long after the barrier opens, so every slot sees go in time
 FINISH_GRACE = 20.0       # after stop: stop timeout + this, then slots without a final are lost
+DURATION_SLACK = 1.0      # a pool's own duration timer runs from the same go as started_at, within this
 
 
 class Lifecycle:
@@ -98,9 +99,13 @@ class Lifecycle:
             return
         self.mark_lost(run, live)
         if live.slots and all(s.done or s.final for s in live.slots.values()):
-            self.finish(run, live)  # e.g. a LoadTestShape ended the test on every slot
+            # Every pool also stops itself at the duration: its final can come before this check saw
+            # the deadline, and the run must still say why it ended (runs/markers.py marks it).
+            if duration_reached(run, slack=DURATION_SLACK):
+                services.request_stop(run, note="duration reached", audit_action=None)
+            self.finish(run, live)  # else e.g. a LoadTestShape ended the test on every slot
             return
-        if run.duration and run.started_at and timezone.now() >= run.started_at + timedelta(seconds=run.duration):
+        if duration_reached(run):
             services.request_stop(run, note="duration reached", audit_action=None)
 
     def watch_stopping(self, run: Run) -> None:
@@ -182,6 +187,13 @@ class Lifecycle:
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
             run_signals.run_ended.send(sender=Run, run_id=run.pk)
         self.live.pop(run.pk, None)
+
+
+def duration_reached(run: Run, slack: float = 0.0) -> bool:
+    """The run has a duration and it has passed (within `slack` seconds) since go."""
+    if not run.duration or not run.started_at:
+        return False
+    return timezone.now() >= run.started_at + timedelta(seconds=run.duration - slack)
 
 
 def admit() -> None:

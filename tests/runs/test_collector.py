@@ -5,12 +5,15 @@ is driven precisely: admission, barrier, deadline, duplicates, restarts, lost sl
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from audit.models import AuditEntry
 from runs import lifecycle, reports, services
 from runs.collector import Collector
+from runs.markers import chart_markers
 from runs.models import Run, RunSlot
 from tests.runs.conftest import event, ready_both, snapshot, spin, start
 from workers import protocol
@@ -87,6 +90,43 @@ def test_it_stops_at_the_deadline_and_finishes_with_every_final(redis, fake_work
     assert [h["status"] for h in run.history] == ["queued", "dispatching", "starting", "running", "stopping",
                                                   "finished"]
     assert run.ticks.filter(tick=0).get().rps == 10
+
+
+def test_slots_that_stop_themselves_at_the_duration_still_leave_the_duration_marker(
+        redis, fake_workers, tasks, collector, alice, project):
+    """Each pool stops its users at the duration on its own: when every final arrives before the
+    collector's deadline check ran, the run still says it ended because its duration was reached."""
+    run = start(project, alice, duration=60)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    run.refresh_from_db()
+    Run.objects.filter(pk=run.pk).update(started_at=run.started_at - timedelta(seconds=61))
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 1, 0, 4, kind="final", users=0))
+        event(redis, run, slot, protocol.EVENT_DONE, {"exit_code": 0})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED)
+    run.refresh_from_db()
+    assert [(h["status"], h["note"]) for h in run.history[-2:]] == [("stopping", "duration reached"),
+                                                                   ("finished", "finished")]
+    assert [(m["kind"], m["label"]) for m in chart_markers(run)] == [("stop", "Duration reached")]
+    assert not run.stop_requested_by and not AuditEntry.objects.filter(action="run.stopped").exists()
+
+
+def test_slots_that_end_well_before_the_duration_are_not_said_to_have_reached_it(
+        redis, fake_workers, tasks, collector, alice, project):
+    """E.g. a LoadTestShape that ended the test on every slot after 10 s of a 60 s run."""
+    run = start(project, alice, duration=60)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 1, 0, 4, kind="final", users=0))
+        event(redis, run, slot, protocol.EVENT_DONE, {"exit_code": 0})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.FINISHED)
+    run.refresh_from_db()
+    assert [h["status"] for h in run.history[-2:]] == ["running", "finished"]
+    assert chart_markers(run) == []
 
 
 def test_it_fails_a_run_whose_slot_cannot_import(redis, fake_workers, tasks, collector, alice, project):
