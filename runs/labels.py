@@ -23,8 +23,11 @@ MAX_KEY_LENGTH = 64
 MAX_VALUE_LENGTH = 200
 KEY_PATTERN = re.compile(r"[a-z][a-z0-9_.-]*")
 # In text (the forms): one label a line, or several on a line separated by commas. A comma starts a
-# new label only when "key=" follows it, so a value may hold a comma ("note=a, b" is one label).
-_SEPARATOR = re.compile(r"\n|,\s*(?=[a-z][a-z0-9_.-]*\s*=)")
+# new label only when "key=" follows it, so a value may hold a comma ("note=a, b" is one label). The
+# key may be one this module refuses ("Build="): it is a label of its own, named as bad, not a part
+# of the value before it. The history's and trends' label filter boxes split the same way.
+_PAIR_COMMA = r",\s*(?=[A-Za-z][A-Za-z0-9_.-]*\s*=)"
+_SEPARATOR = re.compile(r"\n|" + _PAIR_COMMA)
 KEY_RULE = "lowercase letters, digits and _ . - only, starting with a letter"
 EXAMPLE = "env=staging"
 
@@ -65,6 +68,16 @@ def value_problem(key: str, value) -> str | None:
     return None
 
 
+def label_problem(key, value) -> str | None:
+    """The sentence naming what is wrong with one label, or None."""
+    return key_problem(key) or value_problem(key, value)
+
+
+def count_problems(count: int) -> list[str]:
+    """The sentence refusing `count` labels for a run, if they are too many."""
+    return [f"A run takes at most {MAX_LABELS} labels; {count} were given."] if count > MAX_LABELS else []
+
+
 def clean(labels) -> dict[str, str]:
     """`labels` ({key: value}, or None) checked: the labels to freeze on a run, keys sorted, values stripped.
     LabelError lists every problem."""
@@ -73,13 +86,8 @@ def clean(labels) -> dict[str, str]:
     if not isinstance(labels, dict):
         raise LabelError([f"Give labels as an object of strings, e.g. {{\"env\": \"staging\"}}, "
                           f"not {type(labels).__name__}."])
-    problems = []
-    for key, value in labels.items():
-        problem = key_problem(key) or value_problem(key, value)
-        if problem:
-            problems.append(problem)
-    if len(labels) > MAX_LABELS:
-        problems.append(f"A run takes at most {MAX_LABELS} labels; {len(labels)} were given.")
+    problems = [problem for key, value in labels.items() if (problem := label_problem(key, value))]
+    problems += count_problems(len(labels))
     if problems:
         raise LabelError(problems)
     return {key: labels[key].strip() for key in sorted(labels)}
@@ -94,18 +102,21 @@ def parse_pair(text: str) -> tuple[str, str]:
 
 
 def parse_pairs(pairs: list[str]) -> dict[str, str]:
-    """Labels from key=value strings (`runscenario --label`), checked; a key given twice keeps its last value."""
+    """Labels from key=value strings, checked; a key given twice keeps its last value. LabelError names
+    every bad one in the order given: each pair that is not key=value, each kept label's bad key or value."""
     given: dict[str, str] = {}
-    problems = []
-    for pair in pairs:
+    places: dict[str, int] = {}
+    problems: list[tuple[int, str]] = []   # (place in `pairs`, sentence)
+    for place, pair in enumerate(pairs):
         try:
             key, value = parse_pair(pair)
         except LabelError as error:
-            problems += error.messages
+            problems += [(place, message) for message in error.messages]
             continue
-        given[key] = value
+        given[key], places[key] = value, place
+    problems += [(places[key], problem) for key, value in given.items() if (problem := label_problem(key, value))]
     if problems:
-        raise LabelError(problems)
+        raise LabelError([message for _, message in sorted(problems)] + count_problems(len(given)))
     return clean(given)
 
 
@@ -147,7 +158,7 @@ def parse_filters(values: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
     filters: list[tuple[str, str]] = []
     problems = []
     # "env=staging, sut_version=1.1" in one box is two filters, split as the run form splits labels.
-    values = [part for raw in values for part in re.split(r",\s*(?=[A-Za-z][A-Za-z0-9_.-]*\s*=)", raw)]
+    values = [part for raw in values for part in re.split(_PAIR_COMMA, raw)]
     for raw in values:
         if not raw.strip():
             continue

@@ -73,6 +73,29 @@ def test_it_parses_key_value_lines_and_comma_separated_pairs():
     assert labels.parse_text(labels.as_text({"note": "a, b", "x": "1"})) == {"note": "a, b", "x": "1"}
 
 
+def test_text_labels_name_every_bad_one_in_the_order_given():
+    """Not only the first: a line that is not key=value does not hide the other lines' bad keys and values."""
+    with pytest.raises(labels.LabelError) as refused:
+        labels.parse_text("Build=7\nenv=staging\nteam\nowner=\nteam=core")
+    assert refused.value.messages == [
+        "The label key “Build” is not valid: use lowercase letters, digits and _ . - only, starting with a letter "
+        "(e.g. sut_version, app.commit).",
+        "“team” is not a label: write key=value, e.g. env=staging.",
+        "The label owner has no value: write owner=<value>, or leave the label out.",
+    ]
+
+
+def test_a_comma_before_a_capitalised_key_starts_a_label_that_is_named():
+    """"env=staging, Build=7" is two labels (as the history's filter box splits it), so Build is named,
+    not kept inside env's value."""
+    with pytest.raises(labels.LabelError) as refused:
+        labels.parse_text("env=staging, Build=7, Team=core")
+    assert [message.split(" is not valid")[0] for message in refused.value.messages] == [
+        "The label key “Build”", "The label key “Team”"]
+    assert labels.parse_text("note=after the fix, before the release") == {
+        "note": "after the fix, before the release"}
+
+
 def test_start_run_refuses_bad_labels_and_creates_nothing(scenario, alice):
     with pytest.raises(services.LabelsRefused) as refused:
         services.start_run(scenario, user=alice, params={"host": HOST}, labels={"Env": "x"})
@@ -113,6 +136,22 @@ def test_the_run_form_names_a_bad_label_and_starts_nothing(client, alice, scenar
         "The label key “Build” is not valid: use lowercase letters, digits and _ . - only, starting with a letter "
         "(e.g. sut_version, app.commit)."]
     assert "The label key “Build” is not valid" in response.content.decode()
+
+
+def test_the_run_form_names_each_bad_label(client, alice, scenario):
+    client.force_login(alice)
+    response = client.post(reverse("runs-create", args=[scenario.pk]), {
+        "users": 3, "spawn_rate": 1, "duration": "30s", "host": HOST, "slots": 1,
+        "labels": "Build=7, env=staging\nteam\nowner="})
+    assert response.status_code == 200 and not Run.objects.exists()
+    errors = list(response.context["form"].errors["labels"])
+    assert len(errors) == 3
+    assert errors[0].startswith("The label key “Build” is not valid")
+    assert errors[1:] == ["“team” is not a label: write key=value, e.g. env=staging.",
+                          "The label owner has no value: write owner=<value>, or leave the label out."]
+    page = response.content.decode()
+    assert "The label key “Build” is not valid" in page and "“team” is not a label" in page
+    assert "The label owner has no value: write owner=&lt;value&gt;" in page
 
 
 def test_a_run_without_labels_shows_no_label_row(client, alice, scenario):
