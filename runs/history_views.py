@@ -8,6 +8,7 @@ from runs import history, trends
 from runs import labels as run_labels
 from runs.models import Run
 from scenarios.access import get_project_for_user, get_scenario_for_user
+from scenarios.models import Role
 
 
 def run_list(request, slug):
@@ -75,12 +76,17 @@ def scenario_trends(request, scenario_id):
     chips = [{"text": trends.describe_parameter(name, value),
               "remove_url": "?" + _without(request.GET, name).urlencode()} for name, value in parameters.items()]
     chips += _label_chips(request, form.label_filters)
+    empty = None
+    if trend["count"] < 2:  # what to do instead of charts, knowing how many runs the filters leave out
+        finished = scenario.runs.filter(status=Run.Status.FINISHED).count()
+        empty = {**trends.empty_state(trend, finished, form.label_filters), "finished": finished}
     return render(request, "runs/trends.html", {
         "scenario": scenario, "project": scenario.project, "membership": membership, "trend": trend,
         "problem": problem, "problems": form.problems(), "choices": trends.TREND_CHOICES, "form": form,
         "chips": chips, **_trend_choices(request, form, offered),
         "known_label_pairs": run_labels.known_pairs(offered["labels"]),
-        "filtered": bool(parameters or form.label_filters),
+        "filtered": bool(parameters or form.label_filters), "empty": empty,
+        "can_run": membership.allows(Role.RUNNER) and scenario.versions.exists(),
     })
 
 

@@ -87,16 +87,50 @@ def describe_parameter(name: str, value) -> str:
     return f"host {value}" if value else "the locustfile's host"
 
 
+def conditions(parameters: dict, label_filters: list) -> str:
+    """The filters in words: "50 users, 2 slots and env=staging" ("" without filters)."""
+    words = [describe_parameter(name, parameters[name]) for name in PARAMETERS if name in parameters]
+    words += [f"{key}={value}" for key, value in label_filters]
+    if len(words) < 2:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def description(limit: int, count: int, parameters: dict, label_filters: list) -> str:
     """What the trend shows, in words: "the last 20 finished runs with 50 users, 2 slots and env=staging"."""
-    conditions = [describe_parameter(name, parameters[name]) for name in PARAMETERS if name in parameters]
-    conditions += [f"{key}={value}" for key, value in label_filters]
-    shown = f"the last {limit} finished runs" if count >= limit else \
-        f"all {count} finished run{'s' if count != 1 else ''}" if count != 1 else "the only finished run"
-    if not conditions:
-        return shown
-    words = conditions[0] if len(conditions) == 1 else ", ".join(conditions[:-1]) + " and " + conditions[-1]
-    return f"{shown} with {words}"
+    shown = f"the last {limit} finished runs" if count >= limit else "no finished runs" if count == 0 else \
+        f"all {count} finished runs" if count != 1 else "the only finished run"
+    words = conditions(parameters, label_filters)
+    return f"{shown} with {words}" if words else shown
+
+
+def empty_state(trend: dict, finished: int, label_filters: list) -> dict:
+    """What the page says instead of charts, below 2 runs to draw: {title, text, widen}. `finished` counts all
+    the scenario's finished runs, filtered or not; `widen`: clearing the filters would show more runs."""
+    count, words = trend["count"], conditions(trend["parameters"], label_filters)
+    runs = f"{finished} finished run{'s' if finished != 1 else ''}"
+    if finished == 0:
+        return {"title": "No finished runs yet", "widen": False,
+                "text": "A trend draws the response times, requests per second and failure % of this scenario's "
+                        "finished runs, one point a run, once 2 runs have finished. Start a run and let it finish "
+                        "(failed and cancelled runs do not count)."}
+    if count == 0:
+        return {"title": "No finished run matches these filters", "widen": True,
+                "text": f"Only runs with {words} are shown, and none of this scenario's {runs} has them. "
+                        "Widen the filter: remove a filter with its × above."}
+    only = f"run #{trend['points'][0]['id']}"
+    if not words:
+        return {"title": "Only one finished run so far", "widen": False,
+                "text": f"A trend draws a line from 2 finished runs on, and {only} is the only one. "
+                        "Run the scenario again to see how its figures move."}
+    if finished == 1:
+        return {"title": "Only one finished run so far", "widen": False,
+                "text": f"A trend draws a line from 2 finished runs on, and {only} (with {words}) is the only one. "
+                        "Run the scenario again with these parameters and labels."}
+    return {"title": "Only one finished run matches these filters", "widen": True,
+            "text": f"A trend draws a line from 2 finished runs on, and of this scenario's {runs} only {only} has "
+                    f"{words}. Run the scenario again with these parameters and labels, or widen the filter: "
+                    "remove a filter with its × above."}
 
 
 def _finished(scenario, parameters: dict, label_filters: list):

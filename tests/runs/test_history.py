@@ -213,7 +213,7 @@ def test_it_shows_an_empty_trend_below_two_finished_runs(client, alice, scenario
     make_run(scenario, alice, status=Run.Status.FAILED)
     client.force_login(alice)
     page = client.get(reverse("runs-trends", args=[scenario.pk])).content.decode()
-    assert "Not enough finished runs yet" in page and "it has 1" in page
+    assert "Only one finished run so far" in page and "is the only one" in page
     assert 'id="trend-data"' not in page
     detail = client.get(reverse("scenarios-detail", args=[scenario.pk])).content.decode()
     assert reverse("runs-trends-data", args=[scenario.pk]) in detail

@@ -2,6 +2,7 @@
 the locustfile version or the labels changed from one run to the next."""
 
 import datetime as dt
+import re
 
 from django.urls import reverse
 
@@ -84,7 +85,7 @@ def test_it_names_bad_trend_filters_and_applies_the_good_ones(client, alice, sce
                                 "Slots: Ensure this value is greater than or equal to 1.",
                                 "“staging” is not a label filter: write key=value, e.g. env=staging."]
     page = client.get(reverse("runs-trends", args=[scenario.pk]), {"users": "99"}).content.decode()
-    assert "Trends need at least 2 finished runs of this scenario with these parameters and labels; it has 0." in page
+    assert "Only runs with 99 users are shown, and none of this scenario&#x27;s 2 finished runs has them." in page
 
 
 def test_it_marks_locustfile_version_and_label_changes_between_runs(client, alice, scenario):
@@ -137,3 +138,55 @@ def test_a_label_that_changes_with_every_run_is_not_marked_and_the_page_says_so(
     few = client.get(reverse("runs-trends-data", args=[scenario.pk]), {"n": 3}).json()
     assert few["unmarked_labels"] == []
     assert [m["label"] for m in few["markers"]] == ["commit=c3 env=prod", "commit=c4 env=staging"]
+
+
+def _empty_state(page: str) -> str:
+    """The empty state's words, tags dropped and spaces collapsed."""
+    block = page[page.index('id="trend-empty"'):]
+    block = block[:block.index("</div>")]
+    return " ".join(re.sub(r"<[^>]+>", " ", block.split(">", 1)[1]).replace("&#x27;", "'").split())
+
+
+def test_with_no_finished_run_the_page_says_to_start_one(client, alice, scenario):
+    make_run(scenario, alice, status=Run.Status.FAILED)
+    client.force_login(alice)
+    page = client.get(reverse("runs-trends", args=[scenario.pk])).content.decode()
+    assert "all 0" not in page and 'id="trend-data"' not in page
+    assert _empty_state(page) == (
+        "No finished runs yet A trend draws the response times, requests per second and failure % of this "
+        "scenario's finished runs, one point a run, once 2 runs have finished. Start a run and let it finish "
+        "(failed and cancelled runs do not count). Start a run")
+    assert f'<a href="{reverse("runs-create", args=[scenario.pk])}">Start a run</a>' in page
+    data = client.get(reverse("runs-trends-data", args=[scenario.pk]), {"users": 5}).json()
+    assert data["description"] == "no finished runs with 5 users"
+
+
+def test_with_no_run_matching_the_filters_the_page_names_them_and_how_to_widen(client, alice, scenario, bob,
+                                                                                bob_membership):
+    for minutes in (30, 20, 10):
+        _run(scenario, alice, minutes, users=10, labels={"env": "staging"})
+    client.force_login(bob)  # a viewer: nothing to start
+    page = client.get(reverse("runs-trends", args=[scenario.pk]),
+                      {"users": "50", "label": "env=prod"}).content.decode()
+    assert _empty_state(page) == (
+        "No finished run matches these filters Only runs with 50 users and env=prod are shown, and none of this "
+        "scenario's 3 finished runs has them. Widen the filter: remove a filter with its × above. "
+        "Show all 3 finished runs")
+    assert f'<a href="{reverse("runs-trends", args=[scenario.pk])}">Show all 3 finished runs</a>' in page
+    assert reverse("runs-create", args=[scenario.pk]) not in page
+    assert '<span class="chip">50 users<a href="?label=env%3Dprod"' in page  # the × the words point to
+
+
+def test_with_one_run_the_page_names_it_and_says_to_run_again_or_widen(client, alice, scenario):
+    first = _run(scenario, alice, 30, users=10)
+    client.force_login(alice)
+    url = reverse("runs-trends", args=[scenario.pk])
+    assert _empty_state(client.get(url).content.decode()) == (
+        f"Only one finished run so far A trend draws a line from 2 finished runs on, and run #{first.pk} is the only "
+        f"one. Run the scenario again to see how its figures move. Open run #{first.pk} · Start a run")
+    _run(scenario, alice, 20, users=50)
+    assert _empty_state(client.get(url, {"users": "10"}).content.decode()) == (
+        f"Only one finished run matches these filters A trend draws a line from 2 finished runs on, and of this "
+        f"scenario's 2 finished runs only run #{first.pk} has 10 users. Run the scenario again with these parameters "
+        f"and labels, or widen the filter: remove a filter with its × above. Open run #{first.pk} · "
+        "Show all 2 finished runs · Start a run")
