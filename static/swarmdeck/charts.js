@@ -3,7 +3,8 @@
  *
  *   const chart = SwarmCharts.timeseries(element, {
  *     title: "Requests per second",
- *     unit: "req/s",                     // shown in the legend and the y axis
+ *     unit: "req/s",                     // shown in the legend
+ *     axisUnit: false,                   // true: on the y axis's ticks too ("2.5%", "200 ms"), for a title without it
  *     x: "elapsed",                      // "elapsed": seconds since the run started (m:ss); "time": epoch s; "index": 1, 2, 3
  *     series: [{label: "RPS", color: SwarmCharts.colors.rps}, {label: "Failures/s", color: SwarmCharts.colors.fail}],
  *     data: [[0, 1, 2], [10, 12, 11], [0, 1, 0]],   // x values, then one array per series (null = gap)
@@ -117,10 +118,11 @@
         scale: s.scale || "y",
       });
     });
+    const tickUnit = options.axisUnit && unit ? (unit === "%" ? "%" : " " + unit) : "";
     const axes = [
       Object.assign({stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}}, xAxis(x)),
-      {stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}, size: 56,
-       values: (u, splits) => splits.map(axisNumber)},
+      {stroke: "#64748b", grid: {stroke: "#e2e8f0", width: 1}, ticks: {stroke: "#e2e8f0"}, size: tickUnit.length > 2 ? 76 : 56,
+       values: (u, splits) => splits.map((v) => (v == null ? "" : axisNumber(v) + tickUnit))},
     ];
     const width = Math.max(240, element.clientWidth || 600);
     const opts = {

@@ -37,11 +37,13 @@
         {label: "p50", color: c.p50, key: "p50_ms"}, {label: "p95", color: c.p95, key: "p95_ms"},
         {label: "p99", color: c.p99, key: "p99_ms"}]},
       {title: "Requests per second", unit: "req/s", series: [{label: "RPS", color: c.rps, key: "rps"}]},
-      {title: "Failures", unit: "%", series: [{label: "Failure %", color: c.fail, key: "fail_pct"}]},
+      {title: "Failures (% of requests)", unit: "%", series: [{label: "Failure %", color: c.fail, key: "fail_pct"}]},
     ];
+    // Each axis says its unit: the titles do not all say it (runs/history.py's failure_percent is a %).
     return specs.map((spec) => {
       const chart = SwarmCharts.timeseries(panel(element), {
-        title: spec.title, unit: spec.unit, x: "index", height: 200, log: !!spec.log, markers: data.markers || [],
+        title: spec.title, unit: spec.unit, axisUnit: true, x: "index", height: 200, log: !!spec.log,
+        markers: data.markers || [],
         series: spec.series.map((s) => ({label: s.label, color: s.color, spanGaps: true})),
         data: [data.x, ...spec.series.map((s) => data[s.key])],
       });
