@@ -1,26 +1,30 @@
-"""The REST API: JSON views over projects, scenarios, locustfile versions and runs.
+"""The REST API: JSON operations over projects, scenarios, locustfile versions and runs.
 
-Every view goes through api.auth.api_view (token or session authentication, allowed methods,
-JSON errors) and fetches its objects with the same access helpers as the pages: other
-projects' objects answer 404, a role too low answers 403. Input is validated by the UI's own
-forms, after unknown fields and wrongly typed JSON values are refused.
+Every operation is registered on the django-ninja router below (api/app.py mounts it): token or
+session authentication, typed request bodies (api/schemas.py), declared answers. Objects are
+fetched with the same access helpers as the pages: other projects' objects answer 404, a role too
+low answers 403. The UI's own forms then apply the domain rules, so both refuse the same input.
 """
 
 import json
+from typing import Annotated, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
+from ninja import Path, Router
+from ninja.responses import Status
 
-from api import payloads, schema
-from api.auth import BadRequest, api_view, check_types, error, form_errors, reject_unknown, request_data
+from api import payloads, schemas
+from api.app import JsonBody, MultipartBody
+from api.auth import ApiError, BadRequest, form_errors
+from api.schemas import Error, ValidationErrors
 from audit.log import record
 from runs import labels as run_labels
 from runs import reports, services
 from runs.access import get_run_for_user
 from runs.forms import RunForm, ThresholdForm
 from runs.models import Run
-from scenarios import bundles
 from scenarios import secrets as project_secrets
 from scenarios.access import get_project_for_user, get_scenario_for_user
 from scenarios.forms import NewScenarioForm, ProjectForm, UploadVersionForm
@@ -30,57 +34,51 @@ from sharing.quotas import QuotaRefused
 from targets.policy import TargetNotAllowed
 from workers import envvars
 
-PROJECT_FIELDS = {"name": "string", "slug": "string", "description": "string"}
-SCENARIO_FIELDS = {"name": "string", "description": "string", "default_host": "string", "default_users": "integer",
-                   "default_spawn_rate": "number", "default_duration": "duration", "default_slots": "integer"}
-RUN_FIELDS = {"users": "integer", "spawn_rate": "number", "duration": "duration", "host": "string",
-              "slots": "integer", "options": "object", "env": "object", "labels": "object"}
-ENVIRONMENT_FIELDS = {"variables": "object", "secrets": "array"}
-SECRET_FIELDS = {"name": "string", "value": "string"}
-CRITERION_FIELDS = {"metric": "string", "endpoint": "string", "value": "number", "window_seconds": "integer",
-                    "window": "string", "baseline_runs": "integer", "abort_on_fail": "boolean",
-                    "grace_seconds": "integer", "enabled": "boolean"}
-# A multipart body a little over the largest allowed file (form fields, boundaries), as on the upload pages.
-UPLOAD_REQUEST_LIMIT = bundles.MAX_ZIP_BYTES + 1024 * 1024
+router = Router()
+MAX_ID = 2**63 - 1  # a bigint primary key: a larger id is no object's
+Slug = Annotated[str, Path(description="The project's slug, as in its page's URL (/p/<slug>/).", example="shop",
+                           pattern=r"^[-a-zA-Z0-9_]+$", max_length=60)]
+ScenarioId = Annotated[int, Path(description="The scenario's id, as in its page's URL (/scenarios/<id>/).",
+                                 example=1, ge=1, le=MAX_ID)]
+RunId = Annotated[int, Path(description="The run's id, as in its page's URL (/runs/<id>/).", example=1, ge=1,
+                            le=MAX_ID)]
+SecretName = Annotated[str, Path(description="The secret's name, as an environment variable name.",
+                                 example="API_TOKEN", pattern=envvars.NAME_RE.pattern, max_length=envvars.MAX_NAME)]
 
 
-def _created(data: dict) -> JsonResponse:
-    return JsonResponse(data, status=201)
+def answers(success: dict[int, Any], *errors: int) -> dict[int, Any]:
+    """The declared answers of an operation: its successes, then its errors (400 field errors, else Error)."""
+    return {**success, **{status: ValidationErrors if status == 400 else Error for status in (401, *errors)}}
 
 
 # -- projects ------------------------------------------------------------------------------------
 
-@api_view("GET", "POST")
-def projects(request):
-    """GET: the projects the user is a member of, with their role. POST: create one (creator is maintainer)."""
-    if request.method == "POST":
-        data, files = request_data(request)
-        reject_unknown(data, PROJECT_FIELDS, files)
-        check_types(data, PROJECT_FIELDS)
-        form = ProjectForm({**data})
-        if not form.is_valid():
-            raise BadRequest(form_errors(form))
-        project = create_project(request.user, **form.cleaned_data)
-        return _created(payloads.project(request, project, Role.MAINTAINER))
+@router.get("/projects/", url_name="api-projects", operation_id="list_projects", tags=["projects"],
+            summary="List your projects", response=answers({200: schemas.Projects}))
+def list_projects(request):
+    """The projects you are a member of, with your role in each."""
     roles = dict(Membership.objects.filter(user=request.user).values_list("project_id", "role"))
     rows = Project.objects.for_user(request.user).order_by("name")
-    return JsonResponse({"projects": [payloads.project(request, p, roles[p.pk]) for p in rows]})
+    return {"projects": [payloads.project(request, p, roles[p.pk]) for p in rows]}
+
+
+@router.post("/projects/", url_name="api-projects", operation_id="create_project", tags=["projects"],
+             summary="Create a project", response=answers({201: schemas.Project}, 400))
+def create_project_(request, payload: Annotated[schemas.ProjectInput, JsonBody()]):
+    """You become its maintainer. The slug must not be taken."""
+    form = ProjectForm(_given(payload))
+    if not form.is_valid():
+        raise BadRequest(form_errors(form))
+    project = create_project(request.user, **form.cleaned_data)
+    return Status(201, payloads.project(request, project, Role.MAINTAINER))
+
+
+def _given(payload) -> dict:
+    """The fields the client sent (null: as if left out)."""
+    return {name: value for name, value in payload.model_dump(exclude_unset=True).items() if value is not None}
 
 
 # -- scenarios and locustfile versions -----------------------------------------------------------
-
-def _too_large(request) -> JsonResponse | None:
-    """Refuse a huge upload from its Content-Length, before Django parses the body."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return None
-    if length > UPLOAD_REQUEST_LIMIT:
-        return error(413, f"The upload is {length / 1048576:.1f} MB. Swarmdeck takes a .py locustfile of up to "
-                          f"{bundles.MAX_PY_BYTES // 1048576} MB or a .zip bundle of up to "
-                          f"{bundles.MAX_ZIP_BYTES // 1048576} MB.")
-    return None
-
 
 def _upload_errors(form) -> BadRequest:
     """The form's errors, with the locustfile's own error (file, line, column) instead of "details above"."""
@@ -91,48 +89,50 @@ def _upload_errors(form) -> BadRequest:
     return BadRequest(errors, locustfile_error=form.locustfile_error.as_dict())
 
 
-@api_view("GET", "POST")
-def scenarios(request, slug):
-    """GET: the project's scenarios. POST (maintainer, multipart): a new scenario with its first locustfile."""
-    if request.method == "GET":
-        project, _ = get_project_for_user(request, slug)
-        rows = project.scenarios.select_related("project")
-        return JsonResponse({"scenarios": [payloads.scenario(request, s) for s in rows]})
+@router.get("/projects/{slug}/scenarios/", url_name="api-scenarios", operation_id="list_scenarios",
+            tags=["scenarios"], summary="List a project's scenarios", response=answers({200: schemas.Scenarios}, 404))
+def list_scenarios(request, slug: Slug):
+    project, _ = get_project_for_user(request, slug)
+    rows = project.scenarios.select_related("project")
+    return {"scenarios": [payloads.scenario(request, s) for s in rows]}
+
+
+@router.post("/projects/{slug}/scenarios/", url_name="api-scenarios", operation_id="create_scenario",
+             tags=["scenarios"], summary="Create a scenario with its locustfile",
+             response=answers({201: schemas.Scenario}, 400, 403, 404, 413))
+def create_scenario_(request, slug: Slug, payload: Annotated[schemas.ScenarioInput, MultipartBody()]):
+    """Maintainers. Validated as on the New scenario page: a broken locustfile answers 400 naming the file, line and
+    column, and nothing is stored. Defaults left out take the usual values."""
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
-    too_large = _too_large(request)
-    if too_large:
-        return too_large
-    data, files = request_data(request, files=True)
-    reject_unknown(data, SCENARIO_FIELDS, files, allowed_files={"locustfile"})
     defaults = {name: Scenario._meta.get_field(name).get_default() for name in payloads.DEFAULT_FIELDS}
-    form = NewScenarioForm({**defaults, **data}, files, project=project)
+    given = _given(payload)
+    upload = given.pop("locustfile")
+    form = NewScenarioForm({**defaults, **given}, {"locustfile": upload}, project=project)
     if not form.is_valid():
         raise _upload_errors(form)
     fields = {name: value for name, value in form.cleaned_data.items() if name != "locustfile"}
     scenario = create_scenario(project, fields=fields, bundle=form.bundle,
                                filename=form.cleaned_data["locustfile"].name, findings=form.findings,
                                user=request.user)
-    return _created(payloads.scenario(request, scenario))
+    return Status(201, payloads.scenario(request, scenario))
 
 
-@api_view("GET")
-def scenario_detail(request, scenario_id):
+@router.get("/scenarios/{scenario_id}/", url_name="api-scenario", operation_id="get_scenario", tags=["scenarios"],
+            summary="Get a scenario", response=answers({200: schemas.Scenario}, 404))
+def get_scenario(request, scenario_id: ScenarioId):
     """One scenario with its defaults and current locustfile version."""
     scenario, _ = get_scenario_for_user(request, scenario_id)
-    return JsonResponse(payloads.scenario(request, scenario))
+    return payloads.scenario(request, scenario)
 
 
-@api_view("POST")
-def locustfile(request, scenario_id):
-    """A new locustfile version (maintainer, multipart: locustfile, comment); the same file twice is refused."""
+@router.post("/scenarios/{scenario_id}/locustfile/", url_name="api-scenario-locustfile",
+             operation_id="upload_locustfile", tags=["scenarios"], summary="Upload a new locustfile version",
+             response=answers({201: schemas.Version}, 400, 403, 404, 413))
+def upload_locustfile(request, scenario_id: ScenarioId, payload: Annotated[schemas.VersionInput, MultipartBody()]):
+    """Maintainers. Validated as on the upload page; the same file as the current version is refused."""
     scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
-    too_large = _too_large(request)
-    if too_large:
-        return too_large
-    data, files = request_data(request, files=True)
-    reject_unknown(data, {"comment"}, files, allowed_files={"locustfile"})
-    check_types(data, {"comment": "string"})
-    form = UploadVersionForm(data, files)
+    given = _given(payload)
+    form = UploadVersionForm(given, {"locustfile": given.pop("locustfile")})
     if not form.is_valid():
         raise _upload_errors(form)
     duplicate = same_as_current(scenario, form.bundle)
@@ -140,93 +140,121 @@ def locustfile(request, scenario_id):
         raise BadRequest({"locustfile": [duplicate]})
     version = add_version(scenario, bundle=form.bundle, filename=form.cleaned_data["locustfile"].name,
                           findings=form.findings, user=request.user, comment=form.cleaned_data["comment"])
-    return _created(payloads.version(request, version))
+    return Status(201, payloads.version(request, version))
 
 
-@api_view("GET", "PUT")
-def scenario_environment(request, scenario_id):
-    """GET: the scenario's environment variables and the secrets it receives (names). PUT (maintainer): set both."""
-    if request.method == "GET":
-        scenario, _ = get_scenario_for_user(request, scenario_id)
-        return JsonResponse(payloads.environment(scenario))
+@router.get("/scenarios/{scenario_id}/environment/", url_name="api-scenario-environment",
+            operation_id="get_environment", tags=["scenarios"],
+            summary="Get a scenario's environment variables and secrets", response=answers({200: schemas.Environment},
+                                                                                          404))
+def get_environment(request, scenario_id: ScenarioId):
+    """Variables with their values, secrets by name."""
+    scenario, _ = get_scenario_for_user(request, scenario_id)
+    return payloads.environment(scenario)
+
+
+@router.put("/scenarios/{scenario_id}/environment/", url_name="api-scenario-environment",
+            operation_id="set_environment", tags=["scenarios"],
+            summary="Set a scenario's environment variables and secrets",
+            response=answers({200: schemas.Environment}, 400, 403, 404))
+def set_environment(request, scenario_id: ScenarioId, payload: Annotated[schemas.EnvironmentInput, JsonBody()]):
+    """Maintainers. Replaces both: variables left out are removed. The secrets must be the project's."""
     scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
-    data, files = request_data(request)
-    reject_unknown(data, ENVIRONMENT_FIELDS, files)
-    check_types(data, ENVIRONMENT_FIELDS)
+    given = _given(payload)
     try:
-        project_secrets.set_environment(scenario, data.get("variables"), data.get("secrets"))
+        project_secrets.set_environment(scenario, given.get("variables"), given.get("secrets"))
     except project_secrets.EnvironmentRefused as refused:
         raise BadRequest(refused.errors) from None
     record("scenario.edited", actor=request.user, project=scenario.project, subject=f"scenario {scenario.name}",
            details={"scenario": scenario.pk, "changed": ["env_vars", "secret_names"]})
-    return JsonResponse(payloads.environment(scenario))
+    return payloads.environment(scenario)
 
 
-@api_view("GET", "POST")
-def scenario_criteria(request, scenario_id):
-    """GET: the scenario's pass/fail criteria. POST (maintainer): add one, checked by the criteria page's form."""
-    if request.method == "GET":
-        scenario, _ = get_scenario_for_user(request, scenario_id)
-        return JsonResponse({"criteria": [payloads.criterion(row) for row in scenario.thresholds.all()]})
+@router.get("/scenarios/{scenario_id}/criteria/", url_name="api-scenario-criteria", operation_id="list_criteria",
+            tags=["scenarios"], summary="List a scenario's pass/fail criteria",
+            response=answers({200: schemas.Criteria}, 404))
+def list_criteria(request, scenario_id: ScenarioId):
+    scenario, _ = get_scenario_for_user(request, scenario_id)
+    return {"criteria": [payloads.criterion(row) for row in scenario.thresholds.all()]}
+
+
+@router.post("/scenarios/{scenario_id}/criteria/", url_name="api-scenario-criteria", operation_id="add_criterion",
+             tags=["scenarios"], summary="Add a pass/fail criterion",
+             response=answers({201: schemas.Criterion}, 400, 403, 404))
+def add_criterion(request, scenario_id: ScenarioId, payload: Annotated[schemas.CriterionInput, JsonBody()]):
+    """Maintainers. Checked like the criteria page: e.g. a window on the baseline rule answers 400 on
+    `window_seconds`."""
     scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
-    data, files = request_data(request)
-    reject_unknown(data, CRITERION_FIELDS, files)
-    check_types(data, CRITERION_FIELDS)
-    form = ThresholdForm({"enabled": True, **data})
+    form = ThresholdForm({"enabled": True, **_given(payload)})
     if not form.is_valid():
         raise BadRequest(form_errors(form))
     criterion = form.save(commit=False)
     criterion.scenario = scenario
     criterion.save()
-    return _created(payloads.criterion(criterion))
+    return Status(201, payloads.criterion(criterion))
 
 
 # -- project secrets -----------------------------------------------------------------------------
 
-@api_view("GET", "POST")
-def project_secrets_list(request, slug):
-    """GET: the project's secrets, names and dates only. POST (maintainer): create or replace one {name, value}."""
-    if request.method == "GET":
-        project, _ = get_project_for_user(request, slug)
-        rows = project.secrets.select_related("updated_by")
-        return JsonResponse({"secrets": [payloads.secret(row) for row in rows]})
+@router.get("/projects/{slug}/secrets/", url_name="api-project-secrets", operation_id="list_secrets",
+            tags=["projects"], summary="List a project's secrets (names only)",
+            response=answers({200: schemas.Secrets}, 404))
+def list_secrets(request, slug: Slug):
+    """Names and dates only: a value is never answered."""
+    project, _ = get_project_for_user(request, slug)
+    rows = project.secrets.select_related("updated_by")
+    return {"secrets": [payloads.secret(row) for row in rows]}
+
+
+def _store_secret(request, project, name: str, value) -> Any:
+    if not value:
+        raise BadRequest({"value": ["This field is required."]})
+    try:
+        return project_secrets.set_secret(project, name, value, request.user)
+    except ValueError as problem:
+        raise BadRequest({"value": [str(problem)]}) from None
+
+
+@router.post("/projects/{slug}/secrets/", url_name="api-project-secrets", operation_id="set_secret",
+             tags=["projects"], summary="Create or replace a project secret",
+             response=answers({200: schemas.Secret, 201: schemas.Secret}, 400, 403, 404))
+def set_secret(request, slug: Slug, payload: Annotated[schemas.SecretInput, JsonBody()]):
+    """Maintainers. 201 when created, 200 when it replaced one. The value is never answered again, to anyone.
+    Changing SECRET_KEY makes stored secrets unreadable: set them again then."""
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
-    data, files = request_data(request)
-    reject_unknown(data, SECRET_FIELDS, files)
-    check_types(data, SECRET_FIELDS)
-    name, value = data.get("name"), data.get("value")
-    errors = {field: ["This field is required."] for field in ("name", "value") if not data.get(field)}
+    given = _given(payload)
+    name = given.get("name")
+    errors = {field: ["This field is required."] for field in ("name", "value") if not given.get(field)}
     if errors:
         raise BadRequest(errors)
     problem = envvars.name_problem(name)
     if problem:
         raise BadRequest({"name": [problem]})
     existed = project.secrets.filter(name=name).exists()
-    try:
-        row = project_secrets.set_secret(project, name, value, request.user)
-    except ValueError as problem:
-        raise BadRequest({"value": [str(problem)]}) from None
-    return JsonResponse(payloads.secret(row), status=200 if existed else 201)
+    row = _store_secret(request, project, name, given["value"])
+    return Status(200 if existed else 201, payloads.secret(row))
 
 
-@api_view("PUT", "DELETE")
-def project_secret(request, slug, name):
-    """PUT (maintainer): replace the secret's value {value}. DELETE (maintainer): delete it."""
+@router.put("/projects/{slug}/secrets/{name}/", url_name="api-project-secret", operation_id="replace_secret",
+            tags=["projects"], summary="Replace a secret's value",
+            response=answers({200: schemas.Secret}, 400, 403, 404))
+def replace_secret(request, slug: Slug, name: SecretName, payload: Annotated[schemas.SecretValueInput, JsonBody()]):
+    """Maintainers. Sets the value of the secret of that name (creating it when there is none)."""
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
-    if request.method == "DELETE":
-        if not project_secrets.delete_secret(project, name, request.user):
-            return error(404, f"{project.name} has no secret named {name}.")
-        return HttpResponse(status=204)
-    data, files = request_data(request)
-    reject_unknown(data, {"value"}, files)
-    check_types(data, {"value": "string"})
-    if not data.get("value"):
-        raise BadRequest({"value": ["This field is required."]})
-    try:
-        row = project_secrets.set_secret(project, name, data["value"], request.user)
-    except ValueError as problem:
-        raise BadRequest({"value": [str(problem)]}) from None
-    return JsonResponse(payloads.secret(row))
+    problem = envvars.name_problem(name)
+    if problem:
+        raise BadRequest({"name": [problem]})
+    return payloads.secret(_store_secret(request, project, name, _given(payload).get("value")))
+
+
+@router.delete("/projects/{slug}/secrets/{name}/", url_name="api-project-secret", operation_id="delete_secret",
+               tags=["projects"], summary="Delete a secret", response=answers({204: None}, 403, 404))
+def delete_secret(request, slug: Slug, name: SecretName):
+    """Maintainers. Scenarios that receive it cannot start runs until it is set again or unticked."""
+    project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
+    if not project_secrets.delete_secret(project, name, request.user):
+        raise ApiError(404, f"{project.name} has no secret named {name}.")
+    return Status(204, None)
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -236,21 +264,27 @@ def _trigger_detail(request) -> dict:
     return {"token": token.pk, "name": token.name} if token else {}
 
 
-@api_view("GET", "POST")
-def scenario_runs(request, scenario_id):
-    """GET: the scenario's last 50 runs. POST (runner): start a run, the scenario's defaults with overrides."""
-    if request.method == "GET":
-        scenario, _ = get_scenario_for_user(request, scenario_id)
-        rows = scenario.runs.defer("stats_blob", "totals")[:50]
-        return JsonResponse({"runs": [payloads.run_brief(request, run) for run in rows]})
+@router.get("/scenarios/{scenario_id}/runs/", url_name="api-scenario-runs", operation_id="list_runs",
+            tags=["runs"], summary="List a scenario's runs", response=answers({200: schemas.Runs}, 404))
+def list_runs(request, scenario_id: ScenarioId):
+    """The last 50, newest first."""
+    scenario, _ = get_scenario_for_user(request, scenario_id)
+    rows = scenario.runs.defer("stats_blob", "totals")[:50]
+    return {"runs": [payloads.run_brief(request, run) for run in rows]}
+
+
+@router.post("/scenarios/{scenario_id}/runs/", url_name="api-scenario-runs", operation_id="start_run",
+             tags=["runs"], summary="Start a run", response=answers({201: schemas.RunBrief}, 400, 403, 404, 503),
+             openapi_extra={"requestBody": {"required": False}})
+def start_run(request, scenario_id: ScenarioId, payload: Annotated[schemas.RunOverrides, JsonBody()]):
+    """Runners and maintainers. The scenario's defaults with the overrides given (form data works too). The run is
+    queued until the cluster has the slots it asks for; poll GET /api/runs/{id}/ until `terminal` is true."""
     scenario, _ = get_scenario_for_user(request, scenario_id, Role.RUNNER)
-    data, files = request_data(request)
-    reject_unknown(data, RUN_FIELDS, files)
-    check_types(data, RUN_FIELDS)
+    data = _given(payload)
     version = scenario.current_version
     if version is None:
         raise BadRequest({"__all__": [f"{scenario.name} has no locustfile yet: upload one first."]})
-    fields = {k: v for k, v in data.items() if v is not None and k not in ("options", "env", "labels")}
+    fields = {k: v for k, v in data.items() if k not in ("options", "env", "labels")}
     form = RunForm({**RunForm.defaults(scenario), **fields}, scenario=scenario, version=version, with_options=False)
     errors = {} if form.is_valid() else form_errors(form)
     # The locustfile's own options, hidden ones (include_in_web_ui=False) included, as `locust --region eu`.
@@ -267,7 +301,7 @@ def scenario_runs(request, scenario_id):
         errors["options"] = list(problem.errors.values())
     labels: dict = {}
     try:
-        labels = run_labels.clean(_labels_object(data.get("labels"), request.content_type != "application/json"))
+        labels = run_labels.clean(_labels_object(data.get("labels")))
     except run_labels.LabelError as problem:
         errors["labels"] = problem.messages
     if errors:
@@ -277,7 +311,7 @@ def scenario_runs(request, scenario_id):
                                  params={**form.params(), "options": options, "env": _env_overrides(data.get("env"))},
                                  trigger=Run.Trigger.API, trigger_detail=_trigger_detail(request), labels=labels)
     except services.BrokerUnavailable as problem:
-        return error(503, str(problem), **{"Retry-After": "5"})
+        raise ApiError(503, str(problem), Retry_After="5") from None
     except services.EnvRefused as problem:
         raise BadRequest({"env": [str(problem)]}) from None
     except services.LabelsRefused as problem:
@@ -288,16 +322,14 @@ def scenario_runs(request, scenario_id):
         raise BadRequest(problem.errors) from None
     except services.RunError as problem:
         raise BadRequest({"__all__": [str(problem)]}) from None
-    return _created(payloads.run_brief(request, run))
+    return Status(201, payloads.run_brief(request, run))
 
 
-def _labels_object(given, form_data: bool):
-    """`labels` of a run: an object of strings; in form data, its JSON text or key=value lines."""
+def _labels_object(given):
+    """`labels` of a run: an object of strings; in form data (api.types lets only form data send text), its JSON
+    text or key=value lines."""
     if not isinstance(given, str):
         return given
-    if not form_data:
-        raise run_labels.LabelError([f"Expected an object of strings, e.g. {{\"env\": \"staging\"}}, "
-                                     f"got {json.dumps(given)}."])
     if not given.strip():
         return None
     try:
@@ -316,22 +348,25 @@ def _env_overrides(given):
     return given or None
 
 
-@api_view("GET")
-def run_detail(request, run_id):
+@router.get("/runs/{run_id}/", url_name="api-run", operation_id="get_run", tags=["runs"],
+            summary="Get a run's status and results", response=answers({200: schemas.Run}, 404))
+def get_run(request, run_id: RunId):
     """Status, reason, verdict, totals, endpoints and slots of a run."""
     run, _ = get_run_for_user(request, run_id)
-    return JsonResponse(payloads.run(request, run))
+    return payloads.run(request, run)
 
 
-@api_view("POST")
-def run_stop(request, run_id):
-    """Stop a running run (or cancel one that has not started); 409 when it has already ended."""
+@router.post("/runs/{run_id}/stop/", url_name="api-run-stop", operation_id="stop_run", tags=["runs"],
+             summary="Stop a run", response=answers({202: schemas.RunStopped}, 403, 404, 409))
+def stop_run(request, run_id: RunId):
+    """Runners and maintainers. A running run stops its users within the stop timeout and keeps every slot's last
+    numbers; one that has not started yet is cancelled. 409 when it has already ended."""
     run, _ = get_run_for_user(request, run_id, Role.RUNNER)
     stopped = services.request_stop(run, request.user)
     run.refresh_from_db()
     if not stopped and run.status in Run.TERMINAL:
-        return error(409, f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to stop.")
-    return JsonResponse({**payloads.run_brief(request, run), "stopped": stopped}, status=202)
+        raise ApiError(409, f"Run #{run.pk} is {run.get_status_display().lower()}: there is nothing to stop.")
+    return Status(202, {**payloads.run_brief(request, run), "stopped": stopped})
 
 
 # -- report downloads ----------------------------------------------------------------------------
@@ -343,42 +378,58 @@ def _attachment(content: str, filename: str, content_type: str) -> HttpResponse:
     return response
 
 
-@api_view("GET")
-def run_report_json(request, run_id):
-    """The run's full JSON report (runs/reports.py documents its keys)."""
-    run, _ = get_run_for_user(request, run_id)
-    document = json.dumps(reports.report_data(run), cls=DjangoJSONEncoder, indent=2)
-    return _attachment(document, reports.json_filename(run), "application/json")
+def _download(path: str, url_name: str, operation_id: str, summary: str, media_type: str, description: str,
+              make) -> None:
+    """Register a GET of one report file of a run: `make(run)` is (content, filename)."""
+
+    def download(request, run_id: RunId):
+        run, _ = get_run_for_user(request, run_id)
+        content, filename = make(run)
+        return _attachment(content, filename, media_type + ("; charset=utf-8" if media_type != "application/json"
+                                                            else ""))
+
+    download.__name__ = operation_id
+    download.__doc__ = description + " A running run answers what has been collected so far."
+    router.get(path, url_name=url_name, operation_id=operation_id, tags=["reports"], summary=summary,
+               response=answers({200: None}, 404), openapi_extra={"responses": {200: {
+                   "description": "The file, as an attachment.",
+                   "content": {media_type: {"schema": {"type": "string"}}},
+                   "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"},
+                                                       "description": "attachment; filename=\"run-<id>…\""}}}}})(
+        download)
 
 
-@api_view("GET")
-def run_csv(request, run_id, kind):
-    """One of Locust's --csv files: stats, stats_history, failures or exceptions."""
-    run, _ = get_run_for_user(request, run_id)
-    return _attachment(reports.CSV_FILES[kind](run), reports.csv_filename(run, kind), "text/csv; charset=utf-8")
+_download("/runs/{run_id}/report.json", "api-run-report-json", "download_report_json", "Download the JSON report",
+          "application/json", "Every figure of the run (the document runs/reports.py describes).",
+          lambda run: (json.dumps(reports.report_data(run), cls=DjangoJSONEncoder, indent=2),
+                       reports.json_filename(run)))
+for _kind, _text in (("stats", "Locust's _stats.csv: one row per endpoint, then Aggregated."),
+                     ("stats_history", "Locust's _stats_history.csv: one row per second."),
+                     ("failures", "Locust's _failures.csv."), ("exceptions", "Locust's _exceptions.csv.")):
+    _download(f"/runs/{{run_id}}/{_kind}.csv", f"api-run-{_kind.replace('_', '-')}-csv", f"download_{_kind}_csv",
+              f"Download {_kind}.csv", "text/csv", _text,
+              lambda run, kind=_kind: (reports.CSV_FILES[kind](run), reports.csv_filename(run, kind)))
+_download("/runs/{run_id}/report.html", "api-run-report-html", "download_report_html", "Download the HTML report",
+          "text/html", "One self-contained page with the charts; opens offline.",
+          lambda run: (reports.html_report(run), reports.html_filename(run)))
 
 
-@api_view("GET")
-def run_report_html(request, run_id):
-    """The self-contained HTML report that opens offline."""
-    run, _ = get_run_for_user(request, run_id)
-    return _attachment(reports.html_report(run), reports.html_filename(run), "text/html; charset=utf-8")
+# -- the description, unknown paths --------------------------------------------------------------
 
-
-# -- schema, docs, unknown paths -----------------------------------------------------------------
-
-@api_view("GET", public=True)
+@router.get("/schema/", url_name="api-schema", operation_id="get_schema", tags=["meta"], auth=None,
+            summary="This OpenAPI document", response={200: dict[str, Any]})
 def openapi(request):
-    """The OpenAPI 3 document describing every endpoint above; public, like any API's description."""
+    """The OpenAPI 3.1 document describing every operation; public, like any API's description."""
+    from api import schema
+
     return JsonResponse(schema.document(request.build_absolute_uri("/").rstrip("/")),
                         json_dumps_params={"indent": 2})
 
 
-@api_view("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 def not_found(request, rest):
     """Any other /api/ path: a JSON 404 rather than an HTML page."""
     hint = " (did you leave out the trailing slash?)" if _resolves(f"/api/{rest}/") else ""
-    return error(404, f"There is no API endpoint at /api/{rest}{hint}. See /api/schema/.")
+    return ApiError(404, f"There is no API endpoint at /api/{rest}{hint}. See /api/schema/.").response()
 
 
 def _resolves(path: str) -> bool:

@@ -1,6 +1,6 @@
 """Changes made through a web request are recorded as coming from the UI.
 
-The API's own auth (api.auth.api_view) narrows this to "api:<token name>" for token requests.
+The API (api/app.py) narrows this to "api:<token name>" for token requests, "api" for a browser session.
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction

@@ -82,8 +82,8 @@ def test_the_docs_pages_curl_lines_work_as_printed(live_server, project, alice, 
 
     def run_example(path, method, **ids):
         operation = document["paths"][path][method]
-        command = schema.curl(live_server.url, path, method, operation, [{"name": k, "example": v}
-                                                                          for k, v in ids.items()])
+        command = schema.curl(live_server.url, path, method, operation,
+                              [{"name": k, "example": v} for k, v in ids.items()], document)
         result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=30,
                                 env={"PATH": "/usr/bin:/bin", "SWARMDECK_TOKEN": key})
         assert result.returncode == 0, result.stderr
