@@ -33,6 +33,12 @@
  * their columns in `endpointSeries` ({key: {rps, fails_per_s, p50_ms, p95_ms, p99_ms}}, aligned
  * with series.tick); run.setEndpoints(picked, endpointSeries) redraws them.
  *
+ * Lines that coincide (p95 = p99 when a second had few requests): a line without a dash of its own
+ * that equals an earlier one somewhere (at a value other than 0) is dashed, with a different dash for
+ * each earlier line it meets, so the lines beneath show through its gaps; and where the legend shows
+ * equal values (other than 0) it says so: "p99 (= p95)", so every colour in the legend can be found
+ * on the chart.
+ *
  * Charts follow their container's width.
  */
 (function () {
@@ -79,6 +85,28 @@
     return String(+value.toFixed(abs >= 10 ? 0 : abs >= 1 ? 1 : 3));
   }
 
+  // Dashes for lines drawn over one (or two, ...) equal earlier lines: long, then short, then dots.
+  const COINCIDING_DASHES = [[8, 4], [3, 5], [1, 6]];
+
+  // Two lines at 0 (no failures) read as nothing to find; elsewhere equal values hide one line.
+  function same(a, b) {
+    return a != null && b != null && a !== 0 && Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+  }
+
+  // For each series (by its index in data, 1..n), how many earlier series on its scale it equals at some point.
+  function coincidences(data, scales) {
+    return data.map((values, i) => {
+      if (i === 0) return 0;
+      let met = 0;
+      for (let j = 1; j < i; j++) {
+        if (scales[j] !== scales[i]) continue;
+        const other = data[j] || [];
+        if ((values || []).some((v, k) => same(v, other[k]))) met++;
+      }
+      return met;
+    });
+  }
+
   function showLatest(u) {
     const last = u.data[0] ? u.data[0].length - 1 : -1;
     if (last >= 0) u.setLegend({idx: last});
@@ -104,6 +132,16 @@
     const xValue = series[0].value || ((u, v) => (v == null ? "" : String(v)));
     // uPlot asks for a value with idx null when the cursor is off the chart: the rest values then.
     series[0].value = (u, v, sidx, idx) => (idx == null && rest ? rest.label || "" : xValue(u, v));
+    const scales = [null, ...options.series.map((s) => s.scale || "y")];
+    // A series with a dash of its own keeps it; the others are dashed while they coincide (setDashes).
+    const ownDash = [null, ...options.series.map((s) => s.dash || null)];
+    function setDashes(target, data) {
+      const met = coincidences(data, scales);
+      for (let i = 1; i < target.length; i++) {
+        if (ownDash[i]) continue;
+        target[i].dash = met[i] ? COINCIDING_DASHES[Math.min(met[i], COINCIDING_DASHES.length) - 1] : undefined;
+      }
+    }
     options.series.forEach((s, i) => {
       const format = (v) => (s.integer ? (v == null ? "–" : Math.round(v).toLocaleString("en-US")) : number(v, s.unit || unit));
       series.push({
@@ -137,14 +175,19 @@
                               : {range: (u, min, max) => [Math.min(0, min), max > 0 ? max * 1.08 : 1]}},
       legend: {live: true},
       // Off the chart, the legend shows the rest values, or else the latest ones, instead of dashes.
-      hooks: {setCursor: [(u) => { if (u.cursor.idx == null) atRest(u); }]},
+      hooks: {setCursor: [(u) => { if (u.cursor.idx == null) atRest(u); }],
+              setLegend: [(u) => nameEqualValues(u, scales, shownValue)]},
       cursor: {drag: {x: true, y: false}},
     };
     const data = options.data || [[], ...options.series.map(() => [])];
+    setDashes(series, data);
+    // The number a legend row shows: the rest value off the chart, else the point's.
+    const shownValue = (u, i, idx) => (idx == null ? (rest ? (rest.values || [])[i - 1] : null) : (u.data[i] || [])[idx]);
     const atRest = (u) => (rest ? u.setLegend({idx: null}) : showLatest(u));
     let markers = options.markers || [];
     opts.hooks.draw = [(u) => placeMarkers(u, markers, x)];
     const plot = new uPlot(opts, data, element);
+    markDashes(plot);
     atRest(plot);
     let last = width;
     const observer = new ResizeObserver(() => {
@@ -156,6 +199,8 @@
       plot: plot,
       setData(next, nextRest) {
         if (nextRest !== undefined) rest = nextRest;
+        setDashes(plot.series, next);
+        markDashes(plot);
         plot.setData(next);
         if (plot.cursor.idx == null) atRest(plot);
       },
@@ -165,6 +210,37 @@
       },
       destroy() { observer.disconnect(); plot.destroy(); },
     };
+  }
+
+  function legendRows(u) {
+    return u.root.querySelectorAll(".u-legend .u-series");
+  }
+
+  // The legend's swatch of a series is dashed when its line is (uPlot draws it once, at the start).
+  function markDashes(u) {
+    legendRows(u).forEach((row, i) => {
+      const marker = row.querySelector(".u-marker");
+      if (i > 0 && marker) marker.style.borderStyle = u.series[i].dash ? "dashed" : "solid";
+    });
+  }
+
+  // Each legend row whose value reads the same as an earlier row's on its scale (and is not 0) names
+  // that row: "p99 (= p95)". `shownValue(u, i, idx)`: the number row i shows.
+  function nameEqualValues(u, scales, shownValue) {
+    const rows = legendRows(u);
+    const idx = u.legend.idx;
+    const texts = u.series.map((s, i) => {
+      const v = i === 0 || !s.show ? null : shownValue(u, i, idx);
+      return v == null || v === 0 ? null : s.value(u, idx == null ? null : (u.data[i] || [])[idx], i, idx);
+    });
+    u.series.forEach((s, i) => {
+      const label = rows[i] && rows[i].querySelector(".u-label");
+      if (i === 0 || !label) return;
+      const equal = texts[i] == null ? [] : u.series.slice(1, i)
+        .filter((other, j) => scales[j + 1] === scales[i] && texts[j + 1] === texts[i]).map((other) => other.label);
+      const text = equal.length ? s.label + " (= " + equal.join(" = ") + ")" : s.label;
+      if (label.textContent !== text) label.textContent = text;
+    });
   }
 
   // Markers are elements over the plot (not canvas strokes): their labels can be read, hovered
