@@ -175,7 +175,7 @@ def slots_role(spec_path: Path) -> None:
     for sim in runs.values():
         for slot, token in sim.slots:
             redis.set(protocol.claim_key(sim.run, slot), f"{worker}:{os.getpid()}", nx=True,
-                      ex=protocol.CLAIM_TTL_SECONDS)
+                      ex=protocol.RUN_KEY_TTL_SECONDS)
             ready = wire.encode_control({"host": f"generator-{spec['index']}", "pid": os.getpid(), "worker": worker,
                                          "user_classes": ["ShopUser"]})
             redis.xadd(protocol.REPORT_STREAM, {"type": protocol.EVENT_READY, "run": sim.run, "slot": slot,

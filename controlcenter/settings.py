@@ -197,6 +197,9 @@ SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PO
 SWARMDECK_WEBHOOK_ALLOW_PRIVATE = envbool("SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False)
 # Unread report-stream entries past which every page raises an alarm (nothing is trimmed unread).
 SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_000, minimum=1)
+# Seconds a run's claim and control keys stay in Redis once it ended: long enough for a late slot task
+# to read its stop; then they expire (until the end, they are bounded by workers.protocol.RUN_KEY_TTL_SECONDS).
+SWARMDECK_RUN_KEYS_AFTER_END = envint("SWARMDECK_RUN_KEYS_AFTER_END", 300, minimum=1)
 # Comparisons and the baseline rule (runs/significance.py): a change is better or worse only when the
 # interval of the difference at this level excludes zero and the change is at least 1 ms and 2 % (response
 # times), 0.5 percentage points (failure ratio), 2 % (RPS).

@@ -1,6 +1,5 @@
 """The worker registry as the web and the collector see it (written by workers/tasks.py)."""
 
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -9,14 +8,14 @@ import redis as redis_lib
 from django.conf import settings
 
 from runs.redis import client
-from workers import protocol
+from workers import registry
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Lease:
-    """One busy slot of a worker: slot `slot` of run `run` (its sd:busy:<worker>:<pid> key)."""
+    """One busy slot of a worker: slot `slot` of run `run` (its lease in sd:busy:<worker>)."""
 
     run: int
     slot: int
@@ -71,7 +70,7 @@ class Worker:
 
 
 def workers() -> list[Worker]:
-    """Online workers (heartbeat key alive) plus recently seen ones, marked offline; none while
+    """Online workers (heartbeat not lapsed) plus those seen within the hour, marked offline; none while
     Redis is unreachable (every page's banner says so), found out in half a second even when it hangs."""
     from runs import health
 
@@ -85,44 +84,11 @@ def workers() -> list[Worker]:
 
 
 def _workers() -> list[Worker]:
-    redis = client()
-    seen = redis.hgetall(protocol.WORKERS_SEEN)
-    draining = {_text(name) for name in redis.hkeys(protocol.WORKERS_DRAINING)}
-    leases = busy_leases(redis)
-    found: dict[str, Worker] = {}
-    for key in redis.scan_iter(match=protocol.WORKER_PATTERN, count=500):
-        raw = redis.get(key)
-        if not raw:
-            continue
-        data = json.loads(raw)
-        found[data["name"]] = _worker(data, online=True, draining=data["name"] in draining,
-                                      leases=leases.get(data["name"], ()))
-    now = time.time()
-    for name, raw in seen.items():
-        name = name.decode() if isinstance(name, bytes) else name
-        if name in found:
-            continue
-        data = json.loads(raw)
-        if now - data.get("heartbeat", 0) < 3600:  # forget machines gone for an hour
-            found[name] = _worker(data, online=False, draining=name in draining)
-    return sorted(found.values(), key=lambda w: (not w.online, w.host, w.name))
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def busy_leases(redis) -> dict[str, tuple[Lease, ...]]:
-    """The busy slots' leases (sd:busy:<worker>:<pid> = "run:slot"), by worker name."""
-    keys = list(redis.scan_iter(match=protocol.BUSY_PATTERN, count=1000))
-    values = redis.mget(keys) if keys else []
-    found: dict[str, list[Lease]] = {}
-    for key, value in zip(keys, values, strict=True):
-        worker = _text(key).removeprefix(f"{protocol.PREFIX}busy:").rpartition(":")[0]
-        run, _, slot = _text(value or "").partition(":")
-        if worker and run.isdigit() and slot.isdigit():
-            found.setdefault(worker, []).append(Lease(int(run), int(slot)))
-    return {name: tuple(items) for name, items in found.items()}
+    entries = registry.read(client())
+    found = [_worker(entry.data, online=entry.online, draining=name in entries.draining,
+                     leases=tuple(Lease(run, slot) for run, slot in entry.leases))
+             for name, entry in entries.workers.items()]
+    return sorted(found, key=lambda w: (not w.online, w.host, w.name))
 
 
 def _worker(data: dict, online: bool, draining: bool = False, leases: tuple[Lease, ...] = ()) -> Worker:

@@ -1,10 +1,11 @@
 """An admin's controls over the whole cluster: stop every active run, drain a load worker.
 
-Stop everything first raises the stop flag of every run that holds slots in one Redis round trip,
-with stop_within: the slots poll it every CONTROL_POLL_SECONDS and their users stop within
-STOP_WITHIN seconds whatever the run's own stop timeout (a pool that does not is killed a second
-later, workers.slot). Then it moves each run through services.request_stop, which cancels the ones
-whose users have not started and records who stopped them.
+Stop everything first raises the stop flag of every run that holds slots in one Redis round trip
+(a second only for a control hash Redis had lost), with stop_within: the slots poll it every
+CONTROL_POLL_SECONDS and their users stop within STOP_WITHIN seconds whatever the run's own stop
+timeout (a pool that does not is killed a second later, workers.slot). Then it moves each run
+through services.request_stop, which cancels the ones whose users have not started and records
+who stopped them.
 """
 
 from __future__ import annotations
@@ -49,10 +50,7 @@ def stop_everything(user) -> StopAll:
     runs = stoppable_runs()
     # The load goes down first, the book-keeping follows; runs already stopping get the deadline too.
     holding = Run.objects.filter(status__in=Run.HOLDING_SLOTS).values_list("pk", flat=True)
-    pipe = client().pipeline(transaction=False)
-    for run_id in holding:
-        pipe.hset(protocol.control_key(run_id), mapping={"stop": "1", "stop_within": repr(STOP_WITHIN)})
-    pipe.execute()
+    services.write_controls({run_id: {"stop": "1", "stop_within": repr(STOP_WITHIN)} for run_id in holding})
     done = StopAll()
     note = f"stopped by {user.username} (stop everything)"
     for run in runs:

@@ -12,7 +12,7 @@ import redis
 from django.conf import settings
 
 from runs import stream
-from workers import protocol
+from workers import registry
 
 CHECK_TIMEOUT = 0.5
 
@@ -48,9 +48,9 @@ def forget() -> None:
 
 
 def collector_alive() -> bool:
-    """A collector refreshed its key (TTL COLLECTOR_TTL_SECONDS) recently."""
+    """A collector made a lifecycle pass within COLLECTOR_TTL_SECONDS (workers.registry, no SCAN)."""
     try:
-        return any(True for _ in _client().scan_iter(match=protocol.COLLECTOR_PATTERN, count=100))
+        return bool(registry.collectors(_client()))
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return False
 

@@ -16,12 +16,11 @@ from django.utils import timezone
 
 from runs import live as live_updates
 from runs import services, thresholds
-from runs import signals as run_signals
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import Persistence, account_lost_snapshots
 from runs.windows import Tracker
-from workers import protocol
+from workers import protocol, registry
 
 log = logging.getLogger("swarmdeck.collector")
 
@@ -42,7 +41,7 @@ class Lifecycle:
         self.persistence = persistence
 
     def advance(self) -> None:
-        self.redis.set(protocol.collector_key(self.consumer), str(time.time()), ex=protocol.COLLECTOR_TTL_SECONDS)
+        registry.collector_present(self.redis, self.consumer)
         admit()
         for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
             if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
@@ -65,7 +64,7 @@ class Lifecycle:
             run.record(Run.Status.RUNNING, f"all {len(slots)} slot(s) ready")
             if Run.objects.filter(pk=run.pk, status=run.status).update(
                     status=Run.Status.RUNNING, started_at=started, history=run.history):
-                self.redis.hset(protocol.control_key(run.pk), "go_at", repr(go_at))
+                services.write_control(run.pk, {"go_at": repr(go_at)})
                 run.slots.update(status=RunSlot.Status.RUNNING)
                 live_updates.publish_meta(run.pk)
                 live = self.live_run(run.pk)
@@ -162,7 +161,7 @@ class Lifecycle:
                                                         RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
             live_updates.publish_meta(run.pk)  # with the slots' final states
             log.warning("Run %s failed: %s", run.pk, reason)
-            run_signals.run_ended.send(sender=Run, run_id=run.pk)
+            services.announce_end(run)
         self.live.pop(run.pk, None)
 
     def finish(self, run: Run, live: LiveRun) -> None:
@@ -185,7 +184,7 @@ class Lifecycle:
             RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
                 status=RunSlot.Status.FINISHED)
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
-            run_signals.run_ended.send(sender=Run, run_id=run.pk)
+            services.announce_end(run)
         self.live.pop(run.pk, None)
 
 

@@ -5,6 +5,8 @@ import logging
 import time
 from urllib.parse import urlsplit
 
+import redis as redis_lib
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.utils import timezone
 
@@ -247,12 +249,9 @@ def dispatch(run: Run) -> bool:
             status=Run.Status.FAILED, reason=reason, ended_at=timezone.now(), history=run.history)
         log.warning("Run %s failed at dispatch: %s", run.pk, reason)
         live.publish_meta(run.pk)
-        run_signals.run_ended.send(sender=Run, run_id=run.pk)
+        announce_end(run)
         return True
-    redis = client()
-    redis.hset(protocol.control_key(run.pk), mapping={"token": token, "users": run.params["users"],
-                                                      "spawn_rate": run.params["spawn_rate"]})
-    redis.expire(protocol.control_key(run.pk), protocol.CLAIM_TTL_SECONDS)
+    write_control(run.pk, {"token": token, "users": run.params["users"], "spawn_rate": run.params["spawn_rate"]})
     for assignment in slot_assignments:
         celery_app.send_task(protocol.SLOT_TASK, args=[assignment], queue=protocol.LOADGEN_QUEUE)
     log.info("Run %s dispatched to %s slot(s).", run.pk, run.slots_requested)
@@ -290,7 +289,7 @@ def assignments(run: Run) -> list[dict]:
             },
             "env": dict(params.get("env") or {}),
             "secrets": secret_values,
-            "timeouts": {"import": IMPORT_TIMEOUT, "start": START_TIMEOUT},
+            "timeouts": {"import": IMPORT_TIMEOUT, "start": START_TIMEOUT, "keys_after_end": keys_after_end()},
             "require_isolation": cluster.require_isolation(),
         }
         for index in range(slots)
@@ -305,16 +304,68 @@ def restore_control(run: Run) -> None:
         mapping["go_at"] = repr(protocol.redis_now(client()) - (timezone.now() - run.started_at).total_seconds())
     if run.status == Run.Status.STOPPING:
         mapping["stop"] = "1"
-    redis = client()
-    if redis.exists(protocol.control_key(run.pk)):
+    if client().exists(protocol.control_key(run.pk)):
         return
-    redis.hset(protocol.control_key(run.pk), mapping=mapping)
-    redis.expire(protocol.control_key(run.pk), protocol.CLAIM_TTL_SECONDS)
+    write_control(run.pk, mapping)
     log.info("Run %s: control hash restored from the database.", run.pk)
 
 
 def signal_stop(run_id: int) -> None:
-    client().hset(protocol.control_key(run_id), "stop", "1")
+    write_control(run_id, {"stop": "1"})
+
+
+# -- a run's keys in Redis ---------------------------------------------------------------------
+def keys_after_end() -> int:
+    """Seconds a run's claim and control keys stay once it ended (SWARMDECK_RUN_KEYS_AFTER_END)."""
+    return int(getattr(settings, "SWARMDECK_RUN_KEYS_AFTER_END", protocol.RUN_KEYS_AFTER_END_SECONDS))
+
+
+def write_control(run_id: int, mapping: dict) -> None:
+    """HSET fields of a run's control hash (write_controls for one run)."""
+    write_controls({run_id: mapping})
+
+
+def write_controls(mappings: dict[int, dict]) -> None:
+    """HSET fields of runs' control hashes, by run id, in one round trip. A hash this creates (at dispatch, or
+    again after Redis lost it) expires after protocol.RUN_KEY_TTL_SECONDS, a bound for runs that never end (a
+    second round trip); one that exists keeps its expiry, so an ended run's stays short (expire_run_keys)."""
+    if not mappings:
+        return
+    keys = [protocol.control_key(run_id) for run_id in mappings]
+    pipe = client().pipeline(transaction=True)
+    for key, mapping in zip(keys, mappings.values(), strict=True):
+        pipe.hset(key, mapping=mapping)
+    for key in keys:
+        pipe.ttl(key)
+    ttls = pipe.execute()[len(keys):]
+    created = [key for key, ttl in zip(keys, ttls, strict=True) if ttl == -1]  # -1: no expiry yet
+    if created:
+        pipe = client().pipeline(transaction=False)
+        for key in created:
+            pipe.expire(key, protocol.RUN_KEY_TTL_SECONDS)
+        pipe.execute()
+
+
+def expire_run_keys(run: Run) -> None:
+    """The run ended: its control hash says stop (to a slot task that arrives late) and expires with its slots'
+    claims after keys_after_end() seconds. Redis unreachable: they keep their bound (one log line)."""
+    seconds = keys_after_end()
+    try:
+        pipe = client().pipeline(transaction=True)
+        pipe.hset(protocol.control_key(run.pk), "stop", "1")
+        pipe.expire(protocol.control_key(run.pk), seconds)
+        for index in range(run.slots_requested):
+            pipe.expire(protocol.claim_key(run.pk, index), seconds)
+        pipe.execute()
+    except (redis_lib.ConnectionError, redis_lib.TimeoutError) as error:
+        log.warning("Run %s ended, but its Redis keys could not be set to expire (%s): they expire within %s days.",
+                    run.pk, error, protocol.RUN_KEY_TTL_SECONDS // 86400)
+
+
+def announce_end(run: Run) -> None:
+    """After a run reached finished, failed or cancelled: run_ended goes out, and its Redis keys expire soon."""
+    run_signals.run_ended.send(sender=Run, run_id=run.pk)
+    expire_run_keys(run)
 
 
 def cancel_run(run: Run, user=None) -> bool:
@@ -335,7 +386,7 @@ def cancel_run(run: Run, user=None) -> bool:
             log.info("Run %s cancelled %s.", run.pk, note)
             record("run.cancelled", actor=user, project=run.project, subject=f"run #{run.pk}",
                    details={"run": run.pk, "was": status})
-            run_signals.run_ended.send(sender=Run, run_id=run.pk)
+            announce_end(run)
             return True
     return False
 
@@ -379,7 +430,7 @@ def change_users(run: Run, *, users: int, spawn_rate: float, user=None) -> None:
     params = {**run.params, "live_users": users, "live_spawn_rate": spawn_rate}
     if not Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(history=run.history, params=params):
         raise RunError(f"Run #{run.pk} stopped in the meantime.")
-    client().hset(protocol.control_key(run.pk), mapping={"users": users, "spawn_rate": spawn_rate})
+    write_control(run.pk, {"users": users, "spawn_rate": spawn_rate})
     record("run.users_changed", actor=user, project=run.project, subject=f"run #{run.pk}",
            details={"users": users, "spawn_rate": spawn_rate})
     log.info("Run %s: %s.", run.pk, note)

@@ -21,14 +21,27 @@ Redis layout (all keys prefixed with ``sd:``)
                                      ``users`` / ``spawn_rate`` (run-wide target, for live edits),
                                      ``stop_within`` (seconds: stop everything; the users stop
                                      within this whatever the run's stop timeout, else the pool is killed).
-``sd:worker:<name>``                 JSON written every HEARTBEAT_SECONDS by each load worker
-                                     (host, slots, busy, cpu, version, pid, started, heartbeat),
-                                     with a TTL of WORKER_TTL_SECONDS: gone = offline.
-``sd:busy:<name>:<pid>``             One key per running slot (value "run:slot"), TTL
-                                     BUSY_TTL_SECONDS, refreshed by the slot while it runs.
+                                     A run's claim and control keys live RUN_KEY_TTL_SECONDS while it
+                                     runs; once it ended they expire after SWARMDECK_RUN_KEYS_AFTER_END
+                                     seconds (runs.services.expire_run_keys; a slot that claims after
+                                     the end shortens its own claim the same way).
+``sd:workers:seen``                  Hash, worker name -> the JSON its heartbeat writes every
+                                     HEARTBEAT_SECONDS (host, slots, busy, cpu, version, pid,
+                                     started, heartbeat, isolated, isolation).
+``sd:workers:until``                 Sorted set, worker name -> when its heartbeat lapses (Redis's
+                                     clock): online while ahead, listed as offline for an hour after,
+                                     then pruned from both by a heartbeat (workers.registry).
+``sd:busy:<name>``                   Sorted set, one member "<pid>:<run>:<slot>" per busy slot of
+                                     worker <name> -> when its lease lapses (BUSY_TTL_SECONDS after
+                                     the slot's last refresh); the key expires with its last lease.
 ``sd:workers:draining``              Hash written by an admin (Cluster page): worker name -> JSON
                                      {by, at}. A draining worker hands every new slot task back
                                      to the queue (workers.drain) and finishes its current ones.
+``sd:collectors``                    Sorted set, collector consumer -> when its presence lapses
+                                     (COLLECTOR_TTL_SECONDS after its last pass); expires with the last.
+
+Nothing on a hot path SCANs the keyspace: the registry is read in a few round trips whatever
+the number of keys (workers.registry).
 
 Events on the stream (``type`` field)
 -------------------------------------
@@ -60,7 +73,8 @@ BUSY_TTL_SECONDS = 15
 CONTROL_POLL_SECONDS = 0.2   # how often a slot looks at its run's control hash
 SNAPSHOT_INTERVAL = 1.0      # a pool sends one delta per second
 LOST_AFTER_SECONDS = 10      # a running slot silent this long is lost
-CLAIM_TTL_SECONDS = 8 * 24 * 3600
+RUN_KEY_TTL_SECONDS = 8 * 24 * 3600  # the bound on a run's claim and control keys until it ends
+RUN_KEYS_AFTER_END_SECONDS = 300     # their life once it ended, unless the assignment says otherwise
 
 
 
@@ -86,31 +100,19 @@ def control_key(run: int) -> str:
     return f"sd:run:{run}:control"
 
 
-def worker_key(name: str) -> str:
-    return f"sd:worker:{name}"
-
-
-def busy_key(name: str, pid: int) -> str:
-    return f"sd:busy:{name}:{pid}"
-
-
-BUSY_PATTERN = "sd:busy:*"
-WORKER_PATTERN = "sd:worker:*"
+def busy_key(name: str) -> str:
+    return f"{PREFIX}busy:{name}"
 
 
 def worker_name() -> str:
     """Stable per machine+process: what the registry and the busy leases are keyed by."""
     return os.environ.get("SWARMDECK_WORKER_NAME") or f"{os.uname().nodename}-{os.getppid()}"
 
-# Every heartbeat is also kept here (HSET name -> same JSON), so the Cluster page can list a
-# machine as offline after its sd:worker:<name> key expired.
-WORKERS_SEEN = "sd:workers:seen"
+
+WORKERS_SEEN = "sd:workers:seen"     # name -> last heartbeat (JSON)
+WORKERS_UNTIL = "sd:workers:until"   # name -> when that heartbeat lapses (Redis's clock)
 WORKERS_DRAINING = "sd:workers:draining"
 
-# A running collector refreshes this key (TTL COLLECTOR_TTL_SECONDS) on every lifecycle pass.
-COLLECTOR_PATTERN = "sd:collector:*"
+# A running collector is in this sorted set for COLLECTOR_TTL_SECONDS after each lifecycle pass.
+COLLECTORS = "sd:collectors"
 COLLECTOR_TTL_SECONDS = 10
-
-
-def collector_key(consumer: str) -> str:
-    return f"{PREFIX}collector:{consumer}"

@@ -21,6 +21,7 @@ import base64
 import collections
 import contextlib
 import logging
+import math
 import os
 import queue
 import shutil
@@ -35,7 +36,7 @@ from pathlib import Path
 import msgpack
 import redis as redis_lib
 
-from workers import bundle, frames, logs, preparing, protocol, sandbox
+from workers import bundle, frames, logs, preparing, protocol, registry, sandbox
 from workers.envvars import Masker, pool_environment, secret_options
 from workers.limits import Limits
 
@@ -74,6 +75,18 @@ def redis_client(url: str | None = None) -> redis_lib.Redis:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def claim(redis: redis_lib.Redis, run_id: int, index: int, owner: str) -> bool:
+    """Take slot `index` of run `run_id` for `owner` (SET NX): False when another task has it. The claim
+    lasts the run keys' bound (protocol.RUN_KEY_TTL_SECONDS) until the run ends."""
+    return bool(redis.set(protocol.claim_key(run_id, index), owner, nx=True, ex=protocol.RUN_KEY_TTL_SECONDS))
+
+
+def shorten_claim(redis: redis_lib.Redis, run_id: int, index: int, seconds: float) -> None:
+    """The run is over: its claim of slot `index` expires in `seconds` (a redelivered task meanwhile
+    still finds it taken; one after that finds no control hash and returns as stale)."""
+    redis.expire(protocol.claim_key(run_id, index), max(1, math.ceil(seconds)))
 
 
 # -- the outbox --------------------------------------------------------------------------------
@@ -303,10 +316,10 @@ class Slot:
         timeouts = assignment.get("timeouts") or {}
         self.import_timeout = float(timeouts.get("import") or 30.0)
         self.start_timeout = float(timeouts.get("start") or 60.0)
+        self.keys_after_end = float(timeouts.get("keys_after_end") or protocol.RUN_KEYS_AFTER_END_SECONDS)
         self.redis = redis or redis_client()
         self.worker = worker or protocol.worker_name()
         self.pid = os.getpid()
-        self.busy_key = protocol.busy_key(self.worker, self.pid)
         self.outbox: Outbox | None = None
         self.pool: PoolProcess | None = None
         self.tempdir: Path | None = None
@@ -378,24 +391,42 @@ class Slot:
         if not force and now - self.last_lease < LEASE_REFRESH:
             return
         try:
-            self.redis.set(self.busy_key, f"{self.run_id}:{self.index}", ex=protocol.BUSY_TTL_SECONDS)
+            registry.hold_lease(self.redis, self.worker, self.pid, self.run_id, self.index)
             self.last_lease = now
+        except REDIS_ERRORS:
+            pass
+
+    def release_lease(self) -> None:
+        try:
+            registry.release_lease(self.redis, self.worker, self.pid, self.run_id, self.index)
+        except REDIS_ERRORS:
+            pass
+
+    def settle_claim(self) -> None:
+        """Once the run is over for everyone (stopped, or its control hash gone or another dispatch's), the
+        claim lives only the keys' after-end time. A slot that ended while its run goes on keeps it: no
+        duplicate task takes the slot again before the run's end shortens every claim."""
+        control = self.control()
+        if control is not None and control.get("token") == self.token and control.get("stop") != "1":
+            return
+        try:
+            shorten_claim(self.redis, self.run_id, self.index, self.keys_after_end)
         except REDIS_ERRORS:
             pass
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> str:
-        claimed = self.redis.set(protocol.claim_key(self.run_id, self.index), f"{self.worker}:{self.pid}",
-                                 nx=True, ex=protocol.CLAIM_TTL_SECONDS)
-        if not claimed:
+        if not claim(self.redis, self.run_id, self.index, f"{self.worker}:{self.pid}"):
             log.info("Run %s slot %s is already claimed: nothing to do.", self.run_id, self.index)
             return "duplicate"
         control = self.control() or {}
         if control.get("token") != self.token:
             log.info("Run %s slot %s: stale dispatch (token changed or run gone).", self.run_id, self.index)
+            self.settle_claim()
             return "stale"
         if control.get("stop") == "1":
             log.info("Run %s slot %s: the run was stopped before the slot started.", self.run_id, self.index)
+            self.settle_claim()
             return "cancelled"
         self.control_users = (control.get("users"), control.get("spawn_rate"))
         self.outbox = Outbox(self.redis, self.run_id, self.index, self.token)
@@ -430,10 +461,8 @@ class Slot:
                 shutil.rmtree(self.tempdir, ignore_errors=True)
             self.sandbox_user.release()
             self.outbox.close()
-            try:
-                self.redis.delete(self.busy_key)
-            except REDIS_ERRORS:
-                pass
+            self.release_lease()
+            self.settle_claim()
             if previous_term is not None:
                 signal.signal(signal.SIGTERM, previous_term)
 

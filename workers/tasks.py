@@ -4,9 +4,9 @@
 Django, no runs/ or scenarios/, no locust here (the pool process imports locust).
 
 Registry: from the main process of a worker that consumes the loadgen queue (worker_ready;
-the control worker imports this module too and never registers), a daemon thread writes
-``sd:worker:<nodename>`` (JSON, TTL WORKER_TTL_SECONDS) every HEARTBEAT_SECONDS and keeps the
-same JSON in the ``sd:workers:seen`` hash; worker_shutdown deletes the key.
+the control worker imports this module too and never registers), a daemon thread records a
+heartbeat (JSON) in the registry every HEARTBEAT_SECONDS, online for WORKER_TTL_SECONDS
+(workers.registry); worker_shutdown marks it offline at once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import psutil
 from celery import signals
 
 from controlcenter.celery import app
-from workers import protocol
+from workers import protocol, registry
 
 log = logging.getLogger("swarmdeck.worker")
 
@@ -61,8 +61,7 @@ class Heartbeat:
         self.thread = threading.Thread(target=self._loop, name="swarmdeck-heartbeat", daemon=True)
         psutil.cpu_percent()
 
-    def payload(self) -> dict:
-        busy = sum(1 for _ in self.redis.scan_iter(match=f"{protocol.PREFIX}busy:{self.name}:*", count=500))
+    def payload(self, busy: int) -> dict:
         return {
             "name": self.name, "host": os.environ.get("SWARMDECK_HOST") or socket.gethostname(),
             "slots": self.slots, "busy": busy, "cpu": psutil.cpu_percent(), "version": VERSION,
@@ -71,11 +70,9 @@ class Heartbeat:
         }
 
     def beat(self) -> None:
-        data = json.dumps(self.payload())
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(protocol.worker_key(self.name), data, ex=protocol.WORKER_TTL_SECONDS)
-        pipe.hset(protocol.WORKERS_SEEN, self.name, data)
-        pipe.execute()
+        now = protocol.redis_now(self.redis)
+        busy = registry.busy(self.redis, self.name, now)
+        registry.beat(self.redis, self.name, json.dumps(self.payload(busy)), now)
 
     def _loop(self) -> None:
         failing_since: float | None = None
@@ -100,7 +97,7 @@ class Heartbeat:
         self.stopped.set()
         self.thread.join(protocol.HEARTBEAT_SECONDS + 1)
         try:
-            self.redis.delete(protocol.worker_key(self.name))
+            registry.sign_off(self.redis, self.name)
         except Exception as error:  # noqa: BLE001
             log.warning("Could not remove %s from the registry: %s", self.name, error)
 

@@ -20,7 +20,7 @@ from runs.collector import Collector
 from runs.models import Run
 from runs.redis import client
 from tests.conftest import store_scenario
-from workers import protocol, wire
+from workers import protocol, registry, wire
 from workers.stats import Recorder
 
 LOGS = Path(os.environ.get("VAR_DIR", "/tmp")) / "e2e-logs"
@@ -126,13 +126,12 @@ def fake_workers(redis):
     """Two registered, isolated load workers with 2 free slots in all, as the heartbeat would write them."""
     names = ["loadgen@fake-a", "loadgen@fake-b"]
     for name in names:
-        redis.set(protocol.worker_key(name), json.dumps({"name": name, "host": name.split("@")[1], "slots": 1,
-                                                         "busy": 0, "heartbeat": time.time(), "isolated": True,
-                                                         "isolation": "bubblewrap (fake)"}), ex=60)
+        registry.beat(redis, name, json.dumps({"name": name, "host": name.split("@")[1], "slots": 1, "busy": 0,
+                                               "heartbeat": time.time(), "isolated": True,
+                                               "isolation": "bubblewrap (fake)"}), ttl=60)
     yield names
     for name in names:
-        redis.delete(protocol.worker_key(name))
-        redis.hdel(protocol.WORKERS_SEEN, name)
+        registry.forget(redis, name)
 
 
 @pytest.fixture

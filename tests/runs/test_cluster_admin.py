@@ -16,6 +16,7 @@ from runs.models import Run
 from runs.redis import client as redis_client
 from tests.conftest import store_scenario
 from workers import protocol
+from workers import registry as worker_registry
 
 BIG = "loadgen@big-machine"
 
@@ -36,19 +37,22 @@ def recorded(monkeypatch):
 @pytest.fixture
 def big_worker():
     """One isolated worker with 12 slots, 2 of them busy (leases of run `lease_run`, set by the test)."""
-    redis = redis_client()
-    redis.set(protocol.worker_key(BIG), json.dumps({"name": BIG, "host": "big-machine", "slots": 12, "busy": 2,
-                                                    "heartbeat": time.time(), "isolated": True,
-                                                    "isolation": "bubblewrap (fake)"}), ex=60)
+    register(BIG, busy=2)
     yield BIG
-    for key in [protocol.worker_key(BIG), *redis.scan_iter(match=f"{protocol.PREFIX}busy:{BIG}:*")]:
-        redis.delete(key)
-    redis.hdel(protocol.WORKERS_SEEN, BIG)
-    redis.delete(protocol.WORKERS_DRAINING)
+    worker_registry.forget(redis_client(), BIG)
+    redis_client().delete(protocol.WORKERS_DRAINING)
+
+
+def register(name, busy):
+    """`name`'s heartbeat, as workers.tasks writes it: 12 isolated slots, `busy` of them busy."""
+    heartbeat = {"name": name, "host": "big-machine", "slots": 12, "busy": busy, "heartbeat": time.time(),
+                 "isolated": True, "isolation": "bubblewrap (fake)"}
+    worker_registry.beat(redis_client(), name, json.dumps(heartbeat), ttl=60)
 
 
 def lease(worker, pid, run_id, slot):
-    redis_client().set(protocol.busy_key(worker, pid), f"{run_id}:{slot}", ex=60)
+    """A busy slot's lease, as workers.slot holds it."""
+    worker_registry.hold_lease(redis_client(), worker, pid, run_id, slot)
 
 
 @pytest.fixture
@@ -140,9 +144,7 @@ def test_a_draining_worker_counts_only_its_busy_slots_and_shows_drained_once_emp
     assert ">draining</span>" in shown and "Undrain</button>" in shown
     assert "0 slots online, 2 busy, 12 more on draining workers." in shown
 
-    redis = redis_client()
-    redis.set(protocol.worker_key(big_worker), json.dumps({
-        **json.loads(redis.get(protocol.worker_key(big_worker))), "busy": 0}), ex=60)
+    register(big_worker, busy=0)
     assert registry.capacity() == 0
     assert ">drained</span>" in page(client, admin)
 

@@ -135,10 +135,9 @@ def test_it_stops_load_within_the_control_timeout_when_a_worker_is_cut_off(targe
 def forget_worker(name: str) -> None:
     """The registry as if the worker had never been: later tests count the cluster's slots."""
     from runs.redis import client
-    from workers import protocol
+    from workers import registry
 
-    client().delete(protocol.worker_key(name))
-    client().hdel(protocol.WORKERS_SEEN, name)
+    registry.forget(client(), name)
 
 
 def pool_process(slot_pid: int) -> psutil.Process:
@@ -193,7 +192,7 @@ def test_it_says_on_every_page_when_redis_or_the_collector_is_down_and_starts_no
     from django.urls import reverse
 
     from tests.api.conftest import ApiClient, key_for
-    from workers import protocol
+    from workers import registry
 
     scenario = store_scenario(project, alice, name="Outage", content=NORMAL)
     client.force_login(alice)
@@ -205,7 +204,7 @@ def test_it_says_on_every_page_when_redis_or_the_collector_is_down_and_starts_no
     # With a collector's key alive, no banner.
     import redis as redis_lib
 
-    redis_lib.Redis.from_url(redis_for_pages.url).set(protocol.collector_key("test"), "1", ex=30)
+    registry.collector_present(redis_lib.Redis.from_url(redis_for_pages.url), "test", ttl=30)
     assert "data-control-plane" not in client.get(pages[0]).content.decode()
     # Redis down: the banner says so, and starting a run creates nothing, in the form and the API.
     redis_for_pages.kill()

@@ -1,8 +1,6 @@
 """What stops a run that could not work from being started, or from blocking others (first trial's findings)."""
 
 import io
-import json
-import time
 
 import pytest
 from django.core.management import call_command
@@ -11,7 +9,7 @@ from django.urls import reverse
 from runs import services
 from runs.models import Run, RunSlot
 from tests.runs.conftest import event, ready_both, spin, start
-from workers import protocol, wire
+from workers import protocol, registry, wire
 from workers.stats import Recorder
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,15 +89,14 @@ def _runscenario(tmp_path, *args):
 
 
 def test_the_cli_says_when_no_collector_is_running_instead_of_waiting(redis, alice, project, tmp_path):
-    for key in redis.scan_iter(match=protocol.COLLECTOR_PATTERN):
-        redis.delete(key)
+    redis.delete(protocol.COLLECTORS)
     code, err = _runscenario(tmp_path)
     assert code == 2 and "No collector is running" in err
     assert not Run.objects.exists()
 
 
 def test_the_cli_refuses_more_slots_than_the_cluster_has(redis, fake_workers, alice, project, tmp_path):
-    redis.set(protocol.collector_key("test"), json.dumps(time.time()), ex=30)
+    registry.collector_present(redis, "test", ttl=30)
     code, err = _runscenario(tmp_path, "--slots", "5")
     assert code == 2 and "The cluster has 2 slots online and this run asks for 5" in err
     assert not Run.objects.exists()

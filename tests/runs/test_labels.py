@@ -3,7 +3,6 @@ shown on its page, in the history (and filtered by), in its reports and in `runs
 
 import io
 import json
-import time
 
 import pytest
 from django.core.management import call_command
@@ -13,7 +12,7 @@ from audit.models import AuditEntry
 from runs import labels, reporting, reports, services
 from runs.models import Run
 from tests.runs.test_history import make_run
-from workers import protocol
+from workers import registry
 
 HOST = "http://127.0.0.1:9"
 
@@ -173,7 +172,7 @@ def _runscenario(*args):
 def test_runscenario_labels_the_run_with_each_label_flag(redis, fake_workers, alice, scenario, tmp_path):
     """A collector is alive and two slots are online: the run is queued with its labels, then cancelled at once
     (--timeout 0) without waiting for it; --json carries the labels."""
-    redis.set(protocol.collector_key("test"), json.dumps(time.time()), ex=30)
+    registry.collector_present(redis, "test", ttl=30)
     summary = tmp_path / "summary.json"
     code, out, err = _runscenario(str(scenario.pk), "--user", "alice", "--host", HOST, "--timeout", "0",
                                   "--label", "sut_version=1.4.2", "--label", "env=staging", "--label", "commit=abc",
@@ -186,7 +185,7 @@ def test_runscenario_labels_the_run_with_each_label_flag(redis, fake_workers, al
 
 
 def test_runscenario_refuses_a_bad_label_before_storing_anything(redis, fake_workers, alice, project, tmp_path):
-    redis.set(protocol.collector_key("test"), json.dumps(time.time()), ex=30)
+    registry.collector_present(redis, "test", ttl=30)
     locustfile = tmp_path / "shop.py"
     locustfile.write_text("from locust import HttpUser, task\n\n\nclass U(HttpUser):\n    @task\n    def t(self):\n"
                           "        self.client.get('/')\n")

@@ -4,7 +4,7 @@ import pytest
 
 from runs import stream
 from runs.redis import client
-from workers import protocol
+from workers import protocol, registry
 
 GROUP = protocol.COLLECTOR_GROUP
 
@@ -89,11 +89,11 @@ def test_every_page_says_when_unread_entries_pile_up(redis, settings, client, dj
     health.forget()  # its Redis is the test settings' one
     user = django_user_model.objects.create_user("carol", password="pw-carol-123")
     client.force_login(user)
-    redis.set(protocol.collector_key("test-collector"), "1", ex=30)  # a collector is alive, only behind
+    registry.collector_present(redis, "test-collector", ttl=30)  # a collector is alive, only behind
     try:
         assert "unread entries" not in client.get("/").content.decode()
         _add(redis, 3)
         page = client.get("/", follow=True).content.decode()
         assert "The report stream holds 3 unread entries" in page
     finally:
-        redis.delete(protocol.collector_key("test-collector"))
+        redis.zrem(protocol.COLLECTORS, "test-collector")

@@ -2,8 +2,6 @@
 runscenario; the concurrent cap makes a run wait instead; slot-hours come from the runs."""
 
 import io
-import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -15,7 +13,7 @@ from runs.models import Run
 from sharing import quotas, usage
 from sharing.models import Quota
 from tests.api.conftest import ApiClient, key_for
-from workers import protocol
+from workers import registry
 
 HOST = "http://127.0.0.1:9"
 
@@ -114,7 +112,7 @@ def test_the_api_answers_400_with_the_field(client, alice, scenario):
 
 
 def test_runscenario_exits_2_naming_the_cap(redis, fake_workers, alice, project, tmp_path):
-    redis.set(protocol.collector_key("test"), json.dumps(time.time()), ex=30)  # a collector is alive
+    registry.collector_present(redis, "test", ttl=30)  # a collector is alive
     Quota.objects.create(project=project, max_slots_per_run=1)
     locustfile = tmp_path / "shop.py"
     locustfile.write_text("from locust import HttpUser, task\n\n\nclass U(HttpUser):\n    @task\n    def t(self):\n"

@@ -80,7 +80,7 @@ def test_a_requirement_pip_cannot_install_fails_the_slot_with_pips_message(slot_
 def test_a_slot_keeps_its_busy_lease_while_pip_is_silent(slot_run, target, index, redis_client, monkeypatch):
     import time
 
-    from workers import preparing, protocol, slot
+    from workers import preparing, protocol, registry, slot
 
     monkeypatch.setattr(slot, "LEASE_REFRESH", 0.2)
     monkeypatch.setattr(protocol, "BUSY_TTL_SECONDS", 1)
@@ -90,7 +90,7 @@ def test_a_slot_keeps_its_busy_lease_while_pip_is_silent(slot_run, target, index
     def silent_pip(bundle_dir, stack, say, event):
         for _ in range(6):  # 3 s without a line from pip: three times the lease's time to live
             time.sleep(0.5)
-            seen.append(bool(list(redis_client.scan_iter(match=f"{protocol.PREFIX}busy:*"))))
+            seen.append(bool(registry.leases(redis_client, "tests@worker")))  # SlotRun's worker
         return real_enter(bundle_dir, stack, say, event)
 
     monkeypatch.setattr(preparing, "enter", silent_pip)

@@ -17,7 +17,7 @@ import pytest
 
 from controlcenter.env import BASE_DIR
 from tests.workers.conftest import locustfile, pools_alive, wait_until, zip_bundle
-from workers import protocol, sandbox, slot
+from workers import protocol, registry, sandbox, slot
 
 
 def assert_final_then_done(run):
@@ -301,15 +301,21 @@ def test_it_runs_a_slot_in_a_real_celery_worker_and_registers_it(slot_run, redis
          "-c", "1", "-n", name, "--without-gossip", "--without-mingle", "-l", "info"],
         cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        key = protocol.worker_key(name)
-        raw = wait_until(lambda: redis_client.get(key), 30, 0.2, "the worker's registry key")
-        entry = json.loads(raw)
+        def online():
+            return name in [w.decode() for w in redis_client.zrangebyscore(
+                protocol.WORKERS_UNTIL, protocol.redis_now(redis_client), "+inf")]
+
+        def heartbeat():
+            return json.loads(redis_client.hget(protocol.WORKERS_SEEN, name) or "null")
+
+        wait_until(online, 30, 0.2, "the worker online in the registry")
+        entry = heartbeat()
         assert set(entry) == {"name", "host", "slots", "busy", "cpu", "version", "pid", "started", "heartbeat",
                               "isolated", "isolation"}
         assert entry["isolated"] is sandbox.probe().isolated and entry["isolation"] == sandbox.probe().detail
         assert entry["name"] == name and entry["slots"] == 1 and entry["busy"] == 0
-        assert json.loads(redis_client.hget(protocol.WORKERS_SEEN, name))["name"] == name
-        assert 0 < redis_client.ttl(key) <= protocol.WORKER_TTL_SECONDS
+        lapses = redis_client.zscore(protocol.WORKERS_UNTIL, name) - protocol.redis_now(redis_client)
+        assert 0 < lapses <= protocol.WORKER_TTL_SECONDS
 
         target.reset()
         run = slot_run(locustfile("http_user"), host=target.url, users=2, duration=1.5, worker=name)
@@ -317,19 +323,20 @@ def test_it_runs_a_slot_in_a_real_celery_worker_and_registers_it(slot_run, redis
         app.send_task(protocol.SLOT_TASK, args=[run.assignment], queue=protocol.LOADGEN_QUEUE)
         ready = run.wait_for("ready", 30)[0]
         assert ready["worker"] == name
-        wait_until(lambda: json.loads(redis_client.get(key))["busy"] == 1, 10, 0.2, "busy = 1")
+        wait_until(lambda: heartbeat()["busy"] == 1, 10, 0.2, "busy = 1")
+        assert registry.leases(redis_client, name) == [(run.run_id, 0)]
         run.go()
         run.wait_for("done", 30)
         assert_final_then_done(run)
         assert abs(run.requests() - target.total()) <= 2 and run.requests() > 20
-        assert redis_client.keys(f"sd:busy:{name}:*") == []
+        assert registry.leases(redis_client, name) == [] and registry.busy(redis_client, name) == 0
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         output = worker.communicate(timeout=10)[0].decode(errors="replace")
-    wait_until(lambda: not redis_client.exists(key), protocol.WORKER_TTL_SECONDS + 3, 0.25,
-               f"the registry key to expire; worker output:\n{output[-3000:]}")
-    assert redis_client.hget(protocol.WORKERS_SEEN, name)  # still listed, as offline
-    redis_client.hdel(protocol.WORKERS_SEEN, name)
+    wait_until(lambda: not online(), protocol.WORKER_TTL_SECONDS + 3, 0.25,
+               f"the heartbeat to lapse; worker output:\n{output[-3000:]}")
+    assert heartbeat()["name"] == name  # still listed, as offline
+    registry.forget(redis_client, name)
 
 
 def test_it_forwards_live_user_changes_scaled_to_its_share(slot_run, redis_client, target):

@@ -14,7 +14,7 @@ from django.db import InterfaceError, OperationalError, connections
 from metrics import otlp
 from runs import leader, stream
 from runs.collector import Collector
-from workers import protocol
+from workers import registry
 
 log = logging.getLogger("swarmdeck.collector")
 
@@ -66,8 +66,7 @@ class Command(BaseCommand):
                         standing_by = True
                         log.info("Collector %s stands by: another collector leads.", collector.consumer)
                         collector.step_down()
-                    collector.redis.set(protocol.collector_key(collector.consumer), str(time.time()),
-                                        ex=protocol.COLLECTOR_TTL_SECONDS)
+                    registry.collector_present(collector.redis, collector.consumer)
                     time.sleep(leader.POLL)
                     continue
                 standing_by = False
