@@ -120,19 +120,24 @@ class ScenarioInput(Input):
 
     name: types.Text("Unique in its project.", min_length=1, max_length=100, nullable=False, example="Checkout")
     locustfile: Locustfile
-    description: types.Text("What it tests.") = None
-    default_host: types.Text(HOST, max_length=500, example="http://127.0.0.1:8089") = None
-    default_users: types.Whole("Peak concurrent users (default 10).", minimum=1, maximum=1_000_000, example=50) = None
-    default_spawn_rate: types.Number("Users started per second (default 1).", minimum=0.01, maximum=100_000) = None
-    default_duration: types.Duration("How long a run lasts (default 60 s).", example="5m") = None
-    default_slots: types.Whole("Worker slots, one CPU core each (default 1).", minimum=1, maximum=1000) = None
+    description: types.Text("What it tests.", nullable=False) = None
+    default_host: types.Text(HOST, max_length=500, example="http://127.0.0.1:8089",
+                              nullable=False) = None
+    default_users: types.Whole("Peak concurrent users (default 10).", minimum=1, maximum=1_000_000, example=50,
+                                 nullable=False) = None
+    default_spawn_rate: types.Number("Users started per second (default 1).", minimum=0.01, maximum=100_000,
+                                      nullable=False) = None
+    default_duration: types.Duration("How long a run lasts (default 60 s).", example="5m", nullable=False) = None
+    default_slots: types.Whole("Worker slots, one CPU core each (default 1).", minimum=1, maximum=1000,
+                               nullable=False) = None
 
 
 class VersionInput(Input):
     example: ClassVar[dict] = {"locustfile": EXAMPLE_LOCUSTFILE, "comment": "checkout flow v2"}
 
     locustfile: Locustfile
-    comment: types.Text("What changed.", max_length=200, example="checkout flow v2") = None
+    comment: types.Text("What changed.", max_length=200, example="checkout flow v2",
+                         nullable=False) = None
 
 
 class VersionOption(Output):
@@ -201,7 +206,7 @@ class Scenarios(Output):
 
 
 class EnvironmentInput(Input):
-    """Both are replaced: variables left out are removed."""
+    """Both are replaced: variables left out are removed (an empty body removes them all)."""
 
     example: ClassVar[dict] = {
         "variables": {"API_HOST": "https://staging.example.com"}, "secrets": ["API_TOKEN"]}
@@ -223,7 +228,7 @@ class CriterionInput(Input):
     example: ClassVar[dict] = {
         "metric": "p95", "value": 300, "window_seconds": 60, "window": "last", "abort_on_fail": True}
 
-    metric: types.Choice("What is judged.", list(Threshold.Metric.values))
+    metric: types.Choice("What is judged.", list(Threshold.Metric.values), nullable=False)
     value: types.Number("ms for response times, % for the failure ratio, requests/s for RPS, % worse for the "
                         "baseline rule.", minimum=0, nullable=False, example=300)
     endpoint: types.Text('Empty: the total; else one endpoint, "GET /cart".', max_length=600) = None

@@ -106,12 +106,12 @@ def _check_duration(value: Any, info: ValidationInfo) -> Any:
     raise refuse('seconds or a duration such as "30s" or "5m"', value)
 
 
-def Duration(description: str, *, example: str | None = None) -> Any:  # noqa: N802
+def Duration(description: str, *, example: str | None = None, nullable: bool = True) -> Any:  # noqa: N802
     """Seconds (1 to 7 days), or a duration as Locust's -t takes it: 90, 30s, 5m, 1h30m."""
     schema = _one_of({"type": "integer", "minimum": 1, "maximum": 7 * 24 * 3600},
                      {"type": "string", "pattern": DURATION_TEXT, "example": example or "5m",
                       "description": "Seconds, or hours, minutes and seconds: 90, 30s, 5m, 1h30m."},
-                     description=description)
+                     nullable=nullable, description=description)
     return Annotated[Any, PlainValidator(_check_duration), WithJsonSchema(schema)]
 
 
@@ -152,10 +152,11 @@ def Text(description: str, *, max_length: int | None = None, min_length: int | N
                      WithJsonSchema(schema)]
 
 
-def Choice(description: str, choices: list[str], *, default: str | None = None) -> Any:  # noqa: N802
+def Choice(description: str, choices: list[str], *, default: str | None = None,  # noqa: N802
+           nullable: bool = True) -> Any:
     """One of `choices` (the form refuses any other with its message)."""
     schema = _one_of({"type": "string", "enum": choices, **({"default": default} if default else {})},
-                     description=description)
+                     nullable=nullable, description=description)
     return Annotated[Any, PlainValidator(_checker("a string", lambda value: False, None)), WithJsonSchema(schema)]
 
 

@@ -7,6 +7,7 @@ low answers 403. The UI's own forms then apply the domain rules, so both refuse 
 """
 
 import json
+import os
 from typing import Annotated, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -80,6 +81,17 @@ def _given(payload) -> dict:
 
 # -- scenarios and locustfile versions -----------------------------------------------------------
 
+def _named(upload):
+    """An upload named without an extension (`curl -F locustfile=@-`, a client that names a part after its field)
+    is taken as a .zip bundle when it starts as one, else as a .py locustfile."""
+    if os.path.splitext(upload.name or "")[1]:
+        return upload
+    start = upload.read(4)
+    upload.seek(0)
+    upload.name = (os.path.basename(upload.name or "") or "locustfile") + (".zip" if start == b"PK\x03\x04" else ".py")
+    return upload
+
+
 def _upload_errors(form) -> BadRequest:
     """The form's errors, with the locustfile's own error (file, line, column) instead of "details above"."""
     errors = form_errors(form)
@@ -106,7 +118,7 @@ def create_scenario_(request, slug: Slug, payload: Annotated[schemas.ScenarioInp
     project, _ = get_project_for_user(request, slug, Role.MAINTAINER)
     defaults = {name: Scenario._meta.get_field(name).get_default() for name in payloads.DEFAULT_FIELDS}
     given = _given(payload)
-    upload = given.pop("locustfile")
+    upload = _named(given.pop("locustfile"))
     form = NewScenarioForm({**defaults, **given}, {"locustfile": upload}, project=project)
     if not form.is_valid():
         raise _upload_errors(form)
@@ -132,7 +144,7 @@ def upload_locustfile(request, scenario_id: ScenarioId, payload: Annotated[schem
     """Maintainers. Validated as on the upload page; the same file as the current version is refused."""
     scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
     given = _given(payload)
-    form = UploadVersionForm(given, {"locustfile": given.pop("locustfile")})
+    form = UploadVersionForm(given, {"locustfile": _named(given.pop("locustfile"))})
     if not form.is_valid():
         raise _upload_errors(form)
     duplicate = same_as_current(scenario, form.bundle)
@@ -156,7 +168,8 @@ def get_environment(request, scenario_id: ScenarioId):
 @router.put("/scenarios/{scenario_id}/environment/", url_name="api-scenario-environment",
             operation_id="set_environment", tags=["scenarios"],
             summary="Set a scenario's environment variables and secrets",
-            response=answers({200: schemas.Environment}, 400, 403, 404))
+            response=answers({200: schemas.Environment}, 400, 403, 404),
+            openapi_extra={"requestBody": {"required": False}})
 def set_environment(request, scenario_id: ScenarioId, payload: Annotated[schemas.EnvironmentInput, JsonBody()]):
     """Maintainers. Replaces both: variables left out are removed. The secrets must be the project's."""
     scenario, _ = get_scenario_for_user(request, scenario_id, Role.MAINTAINER)
@@ -379,7 +392,7 @@ def _attachment(content: str, filename: str, content_type: str) -> HttpResponse:
 
 
 def _download(path: str, url_name: str, operation_id: str, summary: str, media_type: str, description: str,
-              make) -> None:
+              make, schema: dict | None = None) -> None:
     """Register a GET of one report file of a run: `make(run)` is (content, filename)."""
 
     def download(request, run_id: RunId):
@@ -393,7 +406,7 @@ def _download(path: str, url_name: str, operation_id: str, summary: str, media_t
     router.get(path, url_name=url_name, operation_id=operation_id, tags=["reports"], summary=summary,
                response=answers({200: None}, 404), openapi_extra={"responses": {200: {
                    "description": "The file, as an attachment.",
-                   "content": {media_type: {"schema": {"type": "string"}}},
+                   "content": {media_type: {"schema": schema or {"type": "string"}}},
                    "headers": {"Content-Disposition": {"required": True, "schema": {"type": "string"},
                                                        "description": "attachment; filename=\"run-<id>…\""}}}}})(
         download)
@@ -402,7 +415,10 @@ def _download(path: str, url_name: str, operation_id: str, summary: str, media_t
 _download("/runs/{run_id}/report.json", "api-run-report-json", "download_report_json", "Download the JSON report",
           "application/json", "Every figure of the run (the document runs/reports.py describes).",
           lambda run: (json.dumps(reports.report_data(run), cls=DjangoJSONEncoder, indent=2),
-                       reports.json_filename(run)))
+                       reports.json_filename(run)),
+          {"type": "object", "required": ["format", "version", "run"], "properties": {
+              "format": {"const": "swarmdeck.run-report"}, "version": {"type": "integer"},
+              "run": {"type": "object"}}})
 for _kind, _text in (("stats", "Locust's _stats.csv: one row per endpoint, then Aggregated."),
                      ("stats_history", "Locust's _stats_history.csv: one row per second."),
                      ("failures", "Locust's _failures.csv."), ("exceptions", "Locust's _exceptions.csv.")):

@@ -194,3 +194,17 @@ def test_the_role_is_read_from_the_membership_each_time(as_bob, bob_membership, 
     scenario.default_host = "http://127.0.0.1:9"
     scenario.save()
     assert as_bob.post(f"/api/scenarios/{scenario.pk}/runs/").status_code == 201
+
+
+def test_an_upload_named_without_an_extension_is_read_by_its_content(as_alice, scenario):
+    """A client that names the file part after its field (or curl -F locustfile=@-) sends "locustfile"."""
+    url = f"/api/scenarios/{scenario.pk}/locustfile/"
+    response = as_alice.post(url, {"locustfile": upload("locustfile", SHOP_V2)})
+    assert response.status_code == 201, response.content
+    assert response.json()["filename"] == "locustfile.py" and response.json()["kind"] == "py"
+    bundle = zip_bundle({"locustfile.py": SHOP})
+    response = as_alice.post("/api/projects/shop/scenarios/", {"name": "Zipped", "locustfile": upload("bundle", bundle)})
+    assert response.status_code == 201, response.content
+    assert response.json()["current_version"]["kind"] == "zip"
+    refused = as_alice.post(url, {"locustfile": upload("shop.txt", SHOP)})
+    assert refused.status_code == 400 and "locustfile" in refused.json()["errors"]

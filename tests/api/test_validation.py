@@ -1,11 +1,13 @@
 """Bad input answers 400 with field errors, and nothing is stored."""
 
+import os
+
 import pytest
 
 from runs.models import Run
 from scenarios.models import Project, Scenario
 from tests.conftest import upload
-from tests.locustfiles import BROKEN, NO_USERS, SHOP
+from tests.locustfiles import BROKEN, NO_USERS, SHOP, zip_bundle
 
 
 @pytest.fixture
@@ -118,3 +120,24 @@ def test_it_validates_a_new_project(as_alice, project):
     errors = _errors(as_alice.post_json("/api/projects/", {"name": 42}))
     assert errors == {"name": ["Expected a string, got 42."]}
     assert Project.objects.count() == 1
+
+
+def test_it_refuses_a_huge_upload_with_413_before_reading_it(as_alice, scenario):
+    huge = zip_bundle({"locustfile.py": SHOP, "data/blob.bin": os.urandom(12 * 1024 * 1024)})  # incompressible
+    for url in ("/api/projects/shop/scenarios/", f"/api/scenarios/{scenario.pk}/locustfile/"):
+        response = as_alice.post(url, {"name": "Huge", "locustfile": upload("huge.zip", huge)})
+        assert response.status_code == 413
+        assert "a .zip bundle of up to 10 MB" in response.json()["error"]
+    assert Scenario.objects.count() == 1 and scenario.versions.count() == 1
+
+
+@pytest.mark.parametrize("body,errors", [
+    ({"users": "50 "}, {"users": ['Expected a whole number, got "50 ".']}),
+    ({"spawn_rate": "1_0"}, {"spawn_rate": ['Expected a number, got "1_0".']}),
+    ({"duration": " 5m"}, {"duration": ["“ 5m” is not a duration: write e.g. 90, 30s, 5m or 1h30m."]}),
+    ({"host": "http://" + "a" * 500}, {"host": ["Ensure this value has at most 500 characters (it has 507)."]}),
+])
+def test_json_text_for_a_number_or_duration_is_as_documented(as_alice, runs_url, body, errors):
+    """A number as text, or a duration, matches the document's pattern or is refused: nothing it does not say."""
+    assert _errors(as_alice.post_json(runs_url, body)) == errors
+    assert as_alice.post_json(runs_url, {"users": "50", "spawn_rate": "2.5", "duration": "1h 30m"}).status_code == 201
