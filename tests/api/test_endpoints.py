@@ -203,7 +203,8 @@ def test_an_upload_named_without_an_extension_is_read_by_its_content(as_alice, s
     assert response.status_code == 201, response.content
     assert response.json()["filename"] == "locustfile.py" and response.json()["kind"] == "py"
     bundle = zip_bundle({"locustfile.py": SHOP})
-    response = as_alice.post("/api/projects/shop/scenarios/", {"name": "Zipped", "locustfile": upload("bundle", bundle)})
+    response = as_alice.post("/api/projects/shop/scenarios/", {"name": "Zipped",
+                                                               "locustfile": upload("bundle", bundle)})
     assert response.status_code == 201, response.content
     assert response.json()["current_version"]["kind"] == "zip"
     refused = as_alice.post(url, {"locustfile": upload("shop.txt", SHOP)})
