@@ -9,8 +9,12 @@ STAMP := $(VENV)/.installed
 run: $(STAMP)
 	$(PY) -m controlcenter.launcher
 
+# The suite runs in TEST_WORKERS pytest-xdist processes (tests/parallel.py keeps them apart);
+# TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(PY) -m ruff check .

@@ -16,6 +16,21 @@ def make_user(username):
 
 
 @pytest.fixture(autouse=True)
+def shared_turn():
+    """Under `make test`'s workers: wait while another worker's test restarts PostgreSQL (tests.parallel.exclusive),
+    and reconnect after it did."""
+    from django.db import connections
+
+    from tests.parallel import shared_turn as turn
+
+    with turn() as server_restarted:
+        if server_restarted:
+            for connection in connections.all(initialized_only=True):
+                connection.close()
+        yield
+
+
+@pytest.fixture(autouse=True)
 def fresh_health_check():
     """runs.health keeps its Redis answer for a second: no test sees the one of the test before."""
     from runs import health
@@ -79,3 +94,9 @@ def target():
     server = nginx_target.start()
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    from tests.parallel import group_items
+
+    group_items(items)

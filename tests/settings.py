@@ -12,6 +12,18 @@ from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "tests-" + secrets.token_urlsafe(32))
 
+# `make test` runs the suite in pytest-xdist workers (gw0, gw1, ...). Each has its own test database
+# (pytest-django's suffix), its own Redis database and its own VAR_DIR, so that one worker's runs,
+# streams, registry and files never meet another's. Processes a test starts inherit them.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if XDIST_WORKER:
+    from tests.parallel import worker_redis_url, worker_var_dir
+
+    if os.environ.get("REDIS_URL"):
+        os.environ["REDIS_URL"] = worker_redis_url(os.environ["REDIS_URL"], XDIST_WORKER)
+    if os.environ.get("VAR_DIR"):
+        os.environ["VAR_DIR"] = worker_var_dir(os.environ["VAR_DIR"], XDIST_WORKER)
+
 if not os.environ.get("REDIS_URL"):
     from controlcenter import embedded_redis
 

@@ -80,7 +80,7 @@ def test_it_runs_on_two_machines_and_reports_what_the_target_served(cluster, tar
     assert abs(boom["requests"] - delta("/status/500", 500)) <= in_flight
     assert boom["failures"] == boom["requests"] > 0
     assert run.total_failures == boom["failures"]
-    assert 10.0 <= _row(run, "GET", "/delay/10ms")["p50"] <= 12.0
+    assert 10.0 <= _row(run, "GET", "/delay/10ms")["p50"] <= 15.0  # 10 ms of echo_sleep, plus a busy machine
     slots = list(run.slots.all())
     assert {s.host for s in slots} == {"machine-a", "machine-b"}
     assert all(s.status == RunSlot.Status.FINISHED and s.requests > 0 for s in slots)

@@ -254,6 +254,7 @@ def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, 
     from automation.models import Schedule, ScheduleSkip
     from automation.schedules import save_schedule
     from tests.automation.test_beat_end_to_end import start_beat, start_control
+    from tests.parallel import exclusive
 
     scenario = store_scenario(project, alice, name="DB restart", content=NORMAL)
     before = target.counts().get(("GET", "/ok", 200), 0)
@@ -267,7 +268,8 @@ def test_it_keeps_every_request_when_postgres_restarts_mid_run(cluster, target, 
     beat, control = start_beat(tmp_path), start_control()
     try:
         wait_for(lambda: ScheduleSkip.objects.filter(schedule=schedule).exists(), 30, "beat fired nothing")
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *found, "restart"], check=True, timeout=60)
+        with exclusive():  # no other worker's test meanwhile: they would lose their connections mid-test
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *found, "restart"], check=True, timeout=60)
         connection.close()  # this test's own connection died with the server
         restarted = ScheduleSkip.objects.latest("at").at
         wait_for(lambda: ScheduleSkip.objects.filter(schedule=schedule, at__gt=restarted).exists(), 30,
