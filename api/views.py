@@ -49,7 +49,7 @@ SecretName = Annotated[str, Path(description="The secret's name, as an environme
 
 def answers(success: dict[int, Any], *errors: int) -> dict[int, Any]:
     """The declared answers of an operation: its successes, then its errors (400 field errors, else Error)."""
-    return {**success, **{status: ValidationErrors if status == 400 else Error for status in (401, *errors)}}
+    return {**success, **{status: ValidationErrors if status == 400 else Error for status in sorted({401, *errors})}}
 
 
 # -- projects ------------------------------------------------------------------------------------
