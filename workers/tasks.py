@@ -99,7 +99,7 @@ class Heartbeat:
         try:
             registry.sign_off(self.redis, self.name)
         except Exception as error:  # noqa: BLE001
-            log.warning("Could not remove %s from the registry: %s", self.name, error)
+            log.warning("Could not mark %s offline in the registry: %s", self.name, error)
 
 
 _heartbeat: Heartbeat | None = None
