@@ -16,21 +16,6 @@ def make_user(username):
 
 
 @pytest.fixture(autouse=True)
-def shared_turn():
-    """Under `make test`'s workers: wait while another worker's test restarts PostgreSQL (tests.parallel.exclusive),
-    and reconnect after it did."""
-    from django.db import connections
-
-    from tests.parallel import shared_turn as turn
-
-    with turn() as server_restarted:
-        if server_restarted:
-            for connection in connections.all(initialized_only=True):
-                connection.close()
-        yield
-
-
-@pytest.fixture(autouse=True)
 def fresh_health_check():
     """runs.health keeps its Redis answer for a second: no test sees the one of the test before."""
     from runs import health
@@ -94,6 +79,21 @@ def target():
     server = nginx_target.start()
     yield server
     server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Under `make test`'s workers, each test (its fixtures' setup and teardown included) takes a shared turn:
+    it waits while another worker's test restarts PostgreSQL (tests.parallel.exclusive), then reconnects."""
+    from django.db import connections
+
+    from tests.parallel import shared_turn
+
+    with shared_turn() as server_restarted:
+        if server_restarted:
+            for connection in connections.all(initialized_only=True):
+                connection.close()
+        return (yield)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -330,3 +330,41 @@ def test_a_rolling_window_criterion_aborts_a_real_run_when_a_slow_phase_starts(c
     assert slow[0] < aborted_at < slow[0] + 5, (slow[0], aborted_at)
     assert max(slow) < aborted_at + 1.0, max(slow) - aborted_at
     assert abs(_row(run, "GET", "/delay/100ms")["requests"] - len(slow)) <= run.params["users"]
+
+
+STEADY = """\
+from locust import FastHttpUser, constant, task
+
+
+class Steady(FastHttpUser):
+    wait_time = constant(0.01)
+
+    @task
+    def delay(self):
+        self.client.get("{path}", name="/delay")
+"""
+
+
+def test_real_runs_compare_as_no_change_between_equals_and_worse_after_a_20_percent_slowdown(
+        cluster, target, alice, project, client):
+    """A/A and A/B on the real stack: the compare page's verdicts on the figures a machine's noise barely moves
+    (bench/aa_false_alarms.py measures the false-alarm rate of every figure over 190 pairs)."""
+    scenarios = {path: store_scenario(project, alice, name=f"Steady {path}", content=STEADY.format(path=path).encode())
+                 for path in ("/delay/10ms", "/delay/12ms")}
+    runs = []
+    for path in ("/delay/10ms", "/delay/10ms", "/delay/12ms"):
+        run = services.start_run(scenarios[path], user=alice, params={"users": 4, "spawn_rate": 100, "duration": 4,
+                                                                      "slots": 1, "host": target.url})
+        run = services.wait_until_done(run, timeout=90)
+        assert run.status == Run.Status.FINISHED, run.reason
+        assert run.total_requests > 300  # 4 users, about 50 requests/s each, for 4 s
+        runs.append(run)
+    client.force_login(alice)
+    response = client.get(reverse("runs-compare", args=[project.slug]), {"runs": ",".join(str(r.pk) for r in runs)})
+    assert response.status_code == 200
+    endpoint = next(e for e in response.context["endpoints"] if e["name"] == "/delay")
+    same, slower = ({value["key"]: value for value in endpoint["cells"][index]["values"]} for index in (1, 2))
+    for figure in ("p50", "mean_ms", "fail_pct"):
+        assert same[figure]["verdict"] == "no significant change", (figure, same[figure]["title"])
+    for figure in ("p50", "mean_ms"):
+        assert slower[figure]["verdict"] == "worse", (figure, slower[figure]["title"])
