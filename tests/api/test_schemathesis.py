@@ -30,7 +30,9 @@ from runs.models import Run
 from scenarios import secrets as project_secrets
 from workers.target_rules import Rules
 
-pytestmark = pytest.mark.slow
+# Long, but it times nothing and starts none of Swarmdeck's processes: under `make test` it runs beside the
+# process tests (tests/parallel.py), not after them.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("schemathesis")]
 
 MAX_EXAMPLES = os.environ.get("SWARMDECK_SCHEMATHESIS_EXAMPLES", "5")
 SEED = os.environ.get("SWARMDECK_SCHEMATHESIS_SEED", "20260101")
