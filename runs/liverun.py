@@ -50,6 +50,7 @@ class LiveRun:
     exceptions_seen: int = -1       # exception count last pushed: tracebacks travel only when they change
     masker: Masker = field(default_factory=Masker)  # the values of the secrets the run received
     windows: Tracker = field(default_factory=Tracker)  # rolling windows its windowed criteria judge (runs/windows.py)
+    slot_pks: dict[int, int] = field(default_factory=dict)  # RunSlot primary keys by slot index, read once
 
     def complete_tick(self) -> int:
         """The latest second every running slot has reported (its deltas arrive in order)."""

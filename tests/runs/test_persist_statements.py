@@ -1,0 +1,55 @@
+"""A persist writes a run with the same number of statements whatever its number of slots (issue 13: the
+collector's database work per run per second is O(1)), and what it writes is each slot's own state."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from runs import services
+from runs.liverun import LiveRun, SlotState
+from runs.models import Run, RunSlot
+from runs.persistence import Persistence
+from tests.conftest import store_scenario
+from workers.stats import Recorder, RunStats
+
+
+def _running(project, user, slots: int) -> Run:
+    scenario = store_scenario(project, user, name=f"{slots} slots")
+    run = services.start_run(scenario, user=user, params={"host": "http://127.0.0.1:9", "slots": slots})
+    assert services.dispatch(run)
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING, started_at=timezone.now())
+    return run
+
+
+def _live(run: Run, slots: int) -> LiveRun:
+    stats, recorder = RunStats(), Recorder()
+    live = LiveRun(run_id=run.pk, stats=stats, slots={}, slots_requested=slots)
+    for index in range(slots):
+        recorder.record("GET", "/ok", 5.0, 10, None)
+        stats.apply(recorder.take_delta(run=run.pk, slot=index, seq=1, tick=0, elapsed=1.0, users=3, cpu=10.0))
+        live.slots[index] = SlotState(users=3, cpu=10.0 + index, requests=index + 1, last_seq=1, merged=1, tick=0)
+    live.dirty = True
+    return live
+
+
+def _statements_of_a_persist(persistence: Persistence, live: LiveRun) -> list[str]:
+    with CaptureQueriesContext(connection) as queries:
+        persistence.persist_run(live)
+    return [query["sql"] for query in queries.captured_queries]
+
+
+@pytest.mark.django_db
+def test_a_persist_takes_as_many_statements_for_twenty_slots_as_for_two(project, alice, tasks):
+    persistence = Persistence({}, ack=lambda entries: None)
+    counts = {}
+    for slots in (2, 20):
+        run = _running(project, alice, slots)
+        live = _live(run, slots)
+        persistence.persist_run(live)  # the first persist also reads the slots' keys, once
+        live.dirty = True
+        counts[slots] = len(_statements_of_a_persist(persistence, live))
+        rows = {slot.index: slot for slot in RunSlot.objects.filter(run=run)}
+        assert [(rows[i].cpu, rows[i].requests, rows[i].users) for i in range(slots)] == [
+            (10.0 + i, i + 1, 3) for i in range(slots)]
+    assert counts[2] == counts[20], counts
