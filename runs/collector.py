@@ -8,12 +8,14 @@ One loop (`Collector.process_one`) does three things:
    sequence, ends with the same totals;
 3. move runs along their lifecycle (runs/lifecycle.py): admission, start barrier, deadline, lost
    slots, finish.
-Only the leader does any of it (runs/leader.py).
+Only the leader does any of it (runs/leader.py): `guard` (the lease's check) runs before each
+step that writes, and raises runs.leader.LeadLost once the collector cannot be sure it leads.
 """
 
 import logging
 import socket
 import time
+from collections.abc import Callable
 
 import redis as redis_lib
 from django.utils import timezone
@@ -39,9 +41,11 @@ CPU_WARN_SECONDS = 5
 
 
 class Collector:
-    def __init__(self, consumer: str | None = None, *, batch: int = 500, block_ms: int = 200):
+    def __init__(self, consumer: str | None = None, *, batch: int = 500, block_ms: int = 200,
+                 guard: Callable[[], None] = lambda: None):
         self.redis = client()
-        self.consumer = consumer or f"collector-{socket.gethostname()}"
+        self.guard = guard  # before each step that writes: raises LeadLost unless this collector surely leads
+        self.consumer = consumer or default_consumer()
         self.batch = batch
         self.block_ms = block_ms
         self.live: dict[int, LiveRun] = {}   # shared with its parts: cleared, never replaced
@@ -50,8 +54,8 @@ class Collector:
         self.recovery_cursor = "0"   # pending entries are re-read in id order, each once
         self.ready = False
         self.malformed = 0
-        self.persistence = Persistence(self.live, ack=self.ack)
-        self.lifecycle = Lifecycle(self.redis, self.consumer, self.live, self.live_run, self.persistence)
+        self.persistence = Persistence(self.live, ack=self.ack, guard=guard)
+        self.lifecycle = Lifecycle(self.redis, self.consumer, self.live, self.live_run, self.persistence, guard=guard)
 
     def step_down(self) -> None:
         """Another collector leads: forget what is in memory (it lives in the database and the
@@ -68,9 +72,11 @@ class Collector:
         except redis_lib.ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
-        # Entries another collector (an earlier incarnation on another host) read but never acked.
+        # Entries another collector (an earlier incarnation on another host) read but never acked:
+        # their ids only (the recovery read below fetches them), not a backlog's gigabytes at once.
+        self.guard()
         self.redis.xautoclaim(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, self.consumer,
-                              min_idle_time=0, start_id="0-0", count=100_000)
+                              min_idle_time=0, start_id="0-0", count=100_000, justid=True)
         # Redis may have restarted without its data: what slots poll is rebuilt from the database.
         for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS):
             services.restore_control(run)
@@ -89,6 +95,7 @@ class Collector:
             self.recovering = False
             log.info("Collector %s caught up with its pending entries.", self.consumer)
         for entry_id, fields in entries:
+            self.guard()
             self.handle(entry_id, fields)
         if self.recovering and entries:
             self.recovery_cursor = _text(entries[-1][0])
@@ -96,6 +103,7 @@ class Collector:
         now = time.monotonic()
         if now - self.last_lifecycle >= LIFECYCLE_EVERY:
             self.last_lifecycle = now
+            self.guard()
             self.lifecycle.advance()
         return bool(entries)
 
@@ -296,6 +304,11 @@ class Collector:
 
     def persist(self, force: bool) -> None:
         self.persistence.persist(force)
+
+
+def default_consumer() -> str:
+    """The collector's name in the consumer group (and as the lease's holder) unless one is given: per host."""
+    return f"collector-{socket.gethostname()}"
 
 
 def _text(value) -> str:

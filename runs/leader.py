@@ -1,15 +1,32 @@
 """One collector leads; any other waits as a hot standby and takes over within seconds.
 
 The lease is redis-py's Lock (SET NX with a TTL, renewals and release checked against the
-holder's token), held by the leader and renewed every RENEW_EVERY seconds. A leader that
-cannot renew (it was paused, or cut off from Redis) steps down before it reads or writes
-again, so two collectors never merge the same run; admission happens only on the leader.
+holder's token). Two rules keep it both kept and safe:
+
+- It is renewed by a small thread (`_keep`, every TTL / 3 seconds), not by the loop, so a
+  long pass (a big XREADGROUP, its merge, the persists of many runs, a slow statement) does not
+  lose it. The thread renews only while the loop shows progress (`check` or `hold` within
+  STALL seconds): a loop stuck for good lets the lease expire and a standby take over.
+- The loop writes nothing unless the lease surely still holds: `check()` runs before each step
+  that writes (each entry, each run's persist and again just before its commit, the lifecycle,
+  the trim) and raises LeadLost unless the last successful renewal was *sent* less than
+  TTL - TTL / 6 ago. Redis expires the key TTL after it received that renewal, so the check
+  needs nothing from the thread: a collector that was paused (SIGSTOP: its thread stopped too)
+  or cut off from Redis (its renewals fail) finds it stale on its first check after the pause or
+  the cut, before it writes, and steps down; the sixth of the TTL leaves a commit that started while the lease
+  was valid time to finish before a standby can take the key.
+
+Bounding the passes (fewer entries per XREADGROUP, a time budget) was the alternative; it keeps
+the renewal in the loop, but any one step that outlasts the TTL (a statement waiting on a lock,
+a big merge on a loaded machine) still loses the lead, and the budget would have to shrink with
+the TTL. The thread needs no bound on a step, only the check before it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 
 import redis as redis_lib
@@ -19,44 +36,102 @@ log = logging.getLogger("swarmdeck.collector")
 
 KEY = "sd:leader:collector"
 TTL = float(os.environ.get("SWARMDECK_LEADER_TTL", 3))   # a dead leader is replaced within this (+ a poll)
-RENEW_EVERY = TTL / 3
+STALL = float(os.environ.get("SWARMDECK_LEADER_STALL", max(30.0, 10 * TTL)))  # a loop silent this long lets go
 POLL = 0.5                                                 # how often a standby tries to take over
 
 
+class LeadLost(Exception):
+    """This collector cannot be sure it still leads: it must write nothing more and stand by."""
+
+
 class Lease:
-    def __init__(self, redis: redis_lib.Redis, holder: str):
+    def __init__(self, redis: redis_lib.Redis, holder: str, *, ttl: float = TTL, stall: float = STALL):
         self.holder = holder
         self.redis = redis
-        self.lock = redis.lock(KEY, timeout=TTL, blocking=False, thread_local=False)
+        self.ttl = ttl
+        self.renew_every = ttl / 3
+        self.safety = ttl / 6     # the loop stops writing this long before the key could expire in Redis
+        self.stall = stall
+        self.lock = redis.lock(KEY, timeout=ttl, blocking=False, thread_local=False)
         self.held = False
-        self.renewed = 0.0
+        self.valid_until = 0.0    # monotonic: the lease surely holds until then
+        self.progress = 0.0       # monotonic: the loop's last sign of life
+        self._mutex = threading.Lock()
+        self._generation = 0      # one per lead: a keeper thread of an earlier lead changes nothing
+        self._stop = threading.Event()
 
     def hold(self) -> bool:
-        """Take or renew the lease; True while this collector leads."""
-        now = time.monotonic()
+        """The loop, once per pass: take the lease if it is free; True while this collector leads."""
+        now = self.progress = time.monotonic()
         if self.held:
-            if now - self.renewed < RENEW_EVERY:
+            if now < self.valid_until:
                 return True
+            self._lose(self._generation, "it could not renew its lead in time (it was paused or cut off from Redis)")
+            return False
+        if not self.lock.acquire(blocking=False):
+            return False
+        with self._mutex:
+            self._generation += 1
+            generation = self._generation
+            self.held, self.valid_until = True, now + self.ttl - self.safety
+            self._stop = threading.Event()
+        self.redis.set(f"{KEY}:holder", self.holder, ex=int(self.ttl * 10))
+        threading.Thread(target=self._keep, args=(generation, self._stop), name="lease-keeper", daemon=True).start()
+        log.info("Collector %s leads.", self.holder)
+        return True
+
+    def valid(self) -> bool:
+        return self.held and time.monotonic() < self.valid_until
+
+    def check(self) -> None:
+        """Before each step that writes: LeadLost unless the lease surely still holds."""
+        now = self.progress = time.monotonic()
+        if self.held and now < self.valid_until:
+            return
+        if self.held:
+            self._lose(self._generation, "its lease went stale (it was paused or cut off from Redis)")
+        raise LeadLost(f"Collector {self.holder} no longer leads.")
+
+    def _keep(self, generation: int, stop: threading.Event) -> None:
+        """The keeper thread of one lead: renews it until it is lost, released or the loop stalls."""
+        while not stop.wait(self.renew_every):
+            if time.monotonic() - self.progress > self.stall:
+                log.warning("Collector %s: its loop made no progress for %.0f s; letting its lead expire.",
+                            self.holder, self.stall)
+                return
+            sent = time.monotonic()
             try:
                 self.lock.reacquire()
             except LockError:
-                self.held = False
-                log.warning("Collector %s could not renew its lead in time (it was paused or cut off from Redis); "
-                            "standing by.", self.holder)
-                return False
-            self.renewed = now
-            return True
-        if self.lock.acquire(blocking=False):
-            self.held, self.renewed = True, now
-            self.redis.set(f"{KEY}:holder", self.holder, ex=int(TTL * 10))
-            log.info("Collector %s leads.", self.holder)
-            return True
-        return False
+                self._lose(generation, "another collector took its lead (it was paused or cut off from Redis)")
+                return
+            except redis_lib.RedisError as error:  # an outage: the lease goes stale on its own, the loop sees it
+                log.debug("Collector %s could not renew its lead: %s", self.holder, error)
+                continue
+            except Exception:  # noqa: BLE001 - the thread must not die silently: the loop would flap
+                log.exception("Collector %s: renewing its lead failed.", self.holder)
+                continue
+            with self._mutex:
+                if generation != self._generation or not self.held:
+                    return
+                self.valid_until = max(self.valid_until, sent + self.ttl - self.safety)
+
+    def _lose(self, generation: int, why: str) -> None:
+        with self._mutex:
+            if generation != self._generation or not self.held:
+                return
+            self.held = False
+            self.valid_until = 0.0
+            self._stop.set()
+        log.warning("Collector %s lost its lead: %s; standing by.", self.holder, why)
 
     def release(self) -> None:
-        if self.held:
+        with self._mutex:
+            was_held, self.held = self.held, False
+            self.valid_until = 0.0
+            self._stop.set()
+        if was_held:
             try:
                 self.lock.release()
             except LockError:
                 pass
-            self.held = False

@@ -33,7 +33,9 @@ class Lifecycle:
     """Moves the collector's runs along; `live_run` loads a run's live state (None once it ended)."""
 
     def __init__(self, redis: redis_lib.Redis, consumer: str, live: dict[int, LiveRun],
-                 live_run: Callable[[int], LiveRun | None], persistence: Persistence):
+                 live_run: Callable[[int], LiveRun | None], persistence: Persistence,
+                 guard: Callable[[], None] = lambda: None):
+        self.guard = guard  # runs.leader.Lease.check, before each run's step
         self.redis = redis
         self.consumer = consumer
         self.live = live
@@ -44,6 +46,7 @@ class Lifecycle:
         registry.collector_present(self.redis, self.consumer)
         admit()
         for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
+            self.guard()
             if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
                 self.barrier(run)
             elif run.status == Run.Status.RUNNING:

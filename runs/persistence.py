@@ -19,6 +19,7 @@ from django.utils import timezone
 from runs import live as live_updates
 from runs import services, thresholds, windows
 from runs import signals as run_signals
+from runs.leader import LeadLost
 from runs.liverun import LiveRun
 from runs.models import Run, RunSlot, RunTick, Threshold
 from workers import stats as stats_module
@@ -35,13 +36,16 @@ FAULTS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OperationalError, I
 class Persistence:
     """Writes the collector's live runs; `ack` acknowledges stream entries once they are stored."""
 
-    def __init__(self, live: dict[int, LiveRun], ack: Callable[[list], None]):
+    def __init__(self, live: dict[int, LiveRun], ack: Callable[[list], None],
+                 guard: Callable[[], None] = lambda: None):
         self.live = live
         self.ack = ack
+        self.guard = guard  # runs.leader.Lease.check: before each run's persist, and again before its commit
 
     def persist(self, force: bool) -> None:
         now = time.monotonic()
         for live in list(self.live.values()):
+            self.guard()
             if live.rejections.unsaved:
                 save_rejections(live)
             if live.pending_acks and not live.dirty:  # duplicates only: nothing to persist first
@@ -52,7 +56,7 @@ class Persistence:
                                or live.complete_tick() > live.written_through):
                 try:
                     self.persist_run(live)
-                except FAULTS:
+                except (*FAULTS, LeadLost):
                     raise
                 except Exception as error:  # noqa: BLE001 - contained to this run
                     log.exception("Run %s: its statistics could not be stored.", live.run_id)
@@ -61,6 +65,7 @@ class Persistence:
                     live.rejections.add(None, f"statistics that could not be stored ({type(error).__name__})")
 
     def persist_run(self, live: LiveRun, final: bool = False) -> None:
+        self.guard()
         run = Run.objects.filter(pk=live.run_id).only("started_at", "status", "params", "scenario_id").first()
         if run is None:
             self.live.pop(live.run_id, None)
@@ -96,6 +101,7 @@ class Persistence:
                          endpoints=t["endpoints"], cumulative=t["cumulative"]) for t in ticks],
                 ignore_conflicts=True,
             )
+            self.guard()  # a collector that lost its lead during the statements commits none of them
         if live.stats.errors_overflowed and not live.errors_capped:
             warn_errors_capped(live)
         self.ack(live.pending_acks)

@@ -13,7 +13,8 @@ from django.db import InterfaceError, OperationalError, connections
 
 from metrics import otlp
 from runs import leader, stream
-from runs.collector import Collector
+from runs.collector import Collector, default_consumer
+from runs.redis import client
 from workers import registry
 
 log = logging.getLogger("swarmdeck.collector")
@@ -50,10 +51,10 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        collector = Collector(consumer)
-        lease = leader.Lease(collector.redis, collector.consumer)
+        lease = leader.Lease(client(), consumer or default_consumer())
+        collector = Collector(lease.holder, guard=lease.check)
         keeper = stream.Keeper(collector.redis)
-        otlp_export = otlp.from_environment(lambda: lease.held)  # OTEL_EXPORTER_OTLP_ENDPOINT set
+        otlp_export = otlp.from_environment(lease.valid)  # OTEL_EXPORTER_OTLP_ENDPOINT set
         if otlp_export:
             otlp_export.start()
         backoff = 0.5
@@ -74,12 +75,16 @@ class Command(BaseCommand):
                     collector.setup()
                     log.info("Collector %s is reading %s.", collector.consumer, "sd:reports")
                 collector.process_one()
+                lease.check()
                 keeper.tend()
                 if outage_since is not None:
                     log.info("Collector %s is back after %.0f s of outage.", collector.consumer,
                              time.monotonic() - outage_since)
                     outage_since = None
                 backoff = 0.5
+            except leader.LeadLost:  # the lease logged why: forget what is in memory, then try to lead again
+                standing_by = True
+                collector.step_down()
             except Exception as error:
                 if not isinstance(error, OUTAGES) and not _lost_redis_state(error):
                     raise
@@ -94,11 +99,11 @@ class Command(BaseCommand):
                 time.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
         try:
-            if lease.held:
+            if lease.valid():
                 collector.persist(force=True)
             if otlp_export:
                 otlp_export.stop()  # its last export goes out while this collector still leads
             lease.release()  # a standby takes over at once
-        except OUTAGES as error:
+        except (*OUTAGES, leader.LeadLost) as error:
             log.warning("Collector %s stopped without its last persist: %s.", collector.consumer, error)
         log.info("Collector stopped.")
