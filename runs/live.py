@@ -5,8 +5,10 @@ consumer (runs/consumers.py) relays group messages to the browser as JSON. Paylo
 the TypedDicts below, shared by the senders, the consumer, the page script
 (static/swarmdeck/live.js) and the tests.
 
-The page merges the time series by tick number, so a delta that overlaps the full state (sent
-between joining the group and reading the database) does no harm.
+The page merges the time series by tick number and a delta's rows by key, so a delta that
+overlaps the full state (sent between joining the group and reading the database) does no harm.
+A delta carries only the rows that changed since the previous one, numbered: a page that sees a
+gap in the numbers asks for the full state again ({"type": "refresh"}).
 """
 
 from __future__ import annotations
@@ -77,10 +79,16 @@ class State(TypedDict):
 class Delta(TypedDict, total=False):
     type: str                  # "delta" (statistics, once per tick) or "meta" (a state change)
     meta: Meta
-    totals: list[dict]
-    errors: list[dict]
-    exceptions: list[dict]     # only when they changed
+    # A "delta" carries the rows that changed since the previous one (runs/changes.py), which the page
+    # applies by key; a "meta" carries every slot.
+    seq: int                   # 1, 2, 3 ... per collector (`epoch`): a gap makes the page ask for the state
+    epoch: str
+    totals: list[dict]         # endpoint rows that changed, then the Aggregated row (always)
+    errors: list[dict]         # error rows whose count changed
     slots: list[dict]
+    removed: dict              # only when rows are gone: {"totals": [[method, name]], "errors": [[method, name,
+                               # error]], "slots": [index]}
+    exceptions: list[dict]     # only when they changed (all of them)
     series: Series             # the ticks closed since the previous delta
     current: dict
     produced_at: float | None  # when the newest snapshot merged here entered the stream (epoch s)

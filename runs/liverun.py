@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from runs import intake
+from runs.changes import Pushed
 from runs.windows import Tracker
 from workers.envvars import Masker
 from workers.stats import RunStats
@@ -51,6 +52,7 @@ class LiveRun:
     masker: Masker = field(default_factory=Masker)  # the values of the secrets the run received
     windows: Tracker = field(default_factory=Tracker)  # rolling windows its windowed criteria judge (runs/windows.py)
     slot_pks: dict[int, int] = field(default_factory=dict)  # RunSlot primary keys by slot index, read once
+    pushed: Pushed = field(default_factory=Pushed)  # what its pages were last sent: pushes carry what changed
 
     def complete_tick(self) -> int:
         """The latest second every running slot has reported (its deltas arrive in order)."""

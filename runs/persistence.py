@@ -230,14 +230,15 @@ def enforce_thresholds(run: Run, totals: list[dict], elapsed: float, tracker: wi
 
 
 def push(live: LiveRun, totals: list[dict], ticks: list[dict]) -> None:
-    """One message per run per persist (about one per second) to the pages watching it."""
+    """One message per run per persist (about one per second) to the pages watching it: the rows that
+    changed since the previous one (runs/changes.py), the Aggregated row, and the seconds it closed."""
     run = Run.objects.filter(pk=live.run_id).defer("stats_blob", "totals", "errors", "exceptions").first()
     if run is None:
         return
     message = {
-        "type": "delta", "meta": live_updates.meta(run), "totals": totals, "errors": live.stats.error_rows(),
-        "slots": live_updates.slot_rows(live.run_id), "series": live_updates.series_of(ticks),
-        "produced_at": _produced_at(run, live),
+        "type": "delta", "meta": live_updates.meta(run),
+        **live.pushed.delta(totals, live.stats.error_rows(), live_updates.slot_rows(live.run_id)),
+        "series": live_updates.series_of(ticks), "produced_at": _produced_at(run, live),
     }
     if ticks:
         message["current"] = ticks[-1]["endpoints"]

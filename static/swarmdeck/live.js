@@ -1,9 +1,12 @@
 /* The live run page: renders the state embedded in the page, then keeps it current over the
  * run's WebSocket (/ws/runs/<id>/): a full state on every (re)connect, then one delta per tick.
- * Message shapes: runs/live.py. Time series merge by tick number, so overlaps are harmless.
+ * Message shapes: runs/live.py. Time series merge by tick number and a delta's rows (only those
+ * that changed, runs/changes.py) by key, so overlaps are harmless; a gap in the deltas' numbers
+ * asks the server for the full state again. The endpoint table is updated row by row, cell by
+ * cell: only the text that changed is written.
  *
- * window.swarmdeckLive exposes the state and, for bench/run_page.py, how long each update took
- * on the main thread (`timings`, ms).
+ * window.swarmdeckLive exposes the state and, for bench/live_dashboard.py, how long each update
+ * took on the main thread: `applied` (reading and merging a message) and `timings` (rendering), ms.
  */
 (function () {
   "use strict";
@@ -12,7 +15,8 @@
   if (!root) return;
   const $ = (id) => document.getElementById(id);
   const fmt = SwarmCharts.number;
-  const TABLE_LIMIT = 500;
+  const TABLE_LIMIT = 500;   // failure rows shown (the endpoint table shows every row: the collector caps them)
+  const integers = new Intl.NumberFormat("en-US", {maximumFractionDigits: 0});
 
   let state = JSON.parse($("run-state").textContent);
   let socket = null, retry = 0, retryTimer = null, countdownTimer = null, clockSkew = 0;
@@ -24,7 +28,10 @@
   let picked = ["Aggregated"];
   const endpointTicks = {};   // "GET /ok" -> Map(tick -> {rps, fails_per_s, p50_ms, p95_ms, p99_ms} | null)
   let pickerSignature = null, markersSignature = null;
-  const timings = [];
+  const timings = [], applied = [];
+  // The deltas' numbering (runs/changes.py): null until the first delta after a full state.
+  let lastSeq = null, lastEpoch = null, resyncing = false;
+  const resyncs = [];   // the seq of each delta that found a gap (the page asked for the state then)
 
   // ---- helpers --------------------------------------------------------------------------------
   function esc(text) {
@@ -32,9 +39,17 @@
       "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
   }
   function ms(value) { return value == null ? "–" : value >= 100 ? Math.round(value).toString() : value.toFixed(value >= 10 ? 1 : 2); }
-  function int(value) { return value == null ? "–" : Math.round(value).toLocaleString("en-US"); }
+  function int(value) { return value == null ? "–" : integers.format(Math.round(value)); }
   function nowServer() { return Date.now() / 1000 - clockSkew; }
   function key(row) { return row.method + " " + row.name; }
+  function errorKey(row) { return JSON.stringify([row.method, row.name, row.error]); }
+  function isAggregate(row) { return row.method === "" && row.name === "Aggregated"; }
+  // As Python orders them (runs.collector): by name then method; errors by count, most first.
+  function compare(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
+  function byName(a, b) { return compare(a.name, b.name) || compare(a.method, b.method); }
+  function byCount(a, b) {
+    return b.count - a.count || compare(a.method, b.method) || compare(a.name, b.name) || compare(a.error, b.error);
+  }
 
   // ---- merging messages -----------------------------------------------------------------------
   function mergeSeries(into, add) {
@@ -52,19 +67,85 @@
     }
   }
 
+  // `rows` with `changed` put in by key and the `removed` keys taken out: the same array when
+  // nothing changed. The order is kept; `order` sorts when rows were added (or always, `resort`).
+  function mergeRows(rows, changed, removed, keyOf, order, resort) {
+    if (!changed.length && !removed.length) return rows;
+    const at = new Map();
+    rows.forEach((row, i) => at.set(keyOf(row), i));
+    const out = rows.slice();
+    let added = false;
+    for (const row of changed) {
+      const i = at.get(keyOf(row));
+      if (i === undefined) { at.set(keyOf(row), out.length); out.push(row); added = true; } else out[i] = row;
+    }
+    const gone = new Set(removed);
+    const kept = gone.size ? out.filter((row) => !gone.has(keyOf(row))) : out;
+    if (added || resort) kept.sort(order);
+    return kept;
+  }
+
+  function mergeTotals(rows, changed, removed) {
+    const had = rows.length > 0 && isAggregate(rows[rows.length - 1]);
+    let aggregate = had ? rows[rows.length - 1] : null;
+    const endpoints = [];
+    for (const row of changed) { if (isAggregate(row)) aggregate = row; else endpoints.push(row); }
+    const merged = mergeRows(had ? rows.slice(0, -1) : rows, endpoints, removed.map((pair) => pair[0] + " " + pair[1]),
+                             key, byName, false);
+    if (aggregate) {
+      // Rows this delta did not carry got no request, but a second older: their rates follow the
+      // run's duration, which the Aggregated row tells (rps = requests / duration for every row).
+      const perRequest = aggregate.requests ? aggregate.rps / aggregate.requests : 0;
+      const carried = new Set(endpoints);
+      for (const row of merged) {
+        if (carried.has(row)) continue;
+        row.rps = row.requests * perRequest;
+        row.failures_per_s = row.failures * perRequest;
+      }
+    }
+    return aggregate ? merged.concat([aggregate]) : merged;
+  }
+
+  function applyDelta(message) {
+    const removed = message.removed || {};
+    if (message.totals || removed.totals) state.totals = mergeTotals(state.totals || [], message.totals || [], removed.totals || []);
+    if (message.errors || removed.errors) {
+      state.errors = mergeRows(state.errors || [], message.errors || [], (removed.errors || []).map(
+        (k) => JSON.stringify(k)), errorKey, byCount, true);
+    }
+    if (message.slots || removed.slots) {
+      state.slots = mergeRows(state.slots || [], message.slots || [], removed.slots || [], (slot) => slot.index,
+                              (a, b) => a.index - b.index, false);
+    }
+  }
+
+  // A delta follows the previous one (same collector, next number), or the page missed one: then
+  // it asks for the full state (the socket's next connect sends it anyway).
+  function checkSequence(message) {
+    const follows = lastSeq === null || (message.epoch === lastEpoch && message.seq === lastSeq + 1);
+    lastSeq = message.seq;
+    lastEpoch = message.epoch;
+    if (follows || resyncing) return;
+    resyncing = true;
+    resyncs.push(message.seq);
+    if (socket && socket.readyState === 1) socket.send(JSON.stringify({type: "refresh"}));
+  }
+
   function apply(message) {
     document.dispatchEvent(new CustomEvent("swarmdeck:message", {detail: message}));  // logs.js listens
     if (message.type === "logs") return;
     if (message.type === "state") {
       state = message;
+      lastSeq = lastEpoch = null;
+      resyncing = false;
       refetchEndpoints(null);   // what was missed while disconnected
     } else {
+      if (message.type === "delta" && typeof message.seq === "number") checkSequence(message);
       takeCurrent(message);
       state.meta = message.meta || state.meta;
-      if (message.totals) state.totals = message.totals;
-      if (message.errors) state.errors = message.errors;
+      if (message.type === "delta") applyDelta(message);
+      else if (message.slots) state.slots = message.slots;   // a state change: every slot
       if (message.exceptions) state.exceptions = message.exceptions;
-      if (message.slots) state.slots = message.slots;
       if (message.current) state.current = message.current;
       if (message.series) mergeSeries(state.series, message.series);
     }
@@ -207,16 +288,21 @@
     $("h-requests-sub").textContent = aggregate.mean_ms != null ? "average " + ms(aggregate.mean_ms) + " ms" : "";
   }
 
+  // The endpoint rows in the order shown: {key, row, current_rps, current_fails}.
   function tableRows() {
     const current = state.current || {};
-    let rows = state.totals.filter((r) => r.name !== "Aggregated").map((r) => {
-      const now = current[key(r)] || {};
-      return Object.assign({}, r, {current_rps: state.meta.active ? now.rps || 0 : null,
-                                   current_fails: state.meta.active ? now.fails_per_s || 0 : null});
-    });
+    const active = state.meta.active;
+    const rows = [];
+    for (const r of state.totals) {
+      if (r.name === "Aggregated") continue;
+      const k = key(r), now = current[k];
+      rows.push({key: k, row: r, current_rps: active ? (now && now.rps) || 0 : null,
+                 current_fails: active ? (now && now.fails_per_s) || 0 : null});
+    }
     if (sortKey) {
+      const value = sortKey === "current_rps" || sortKey === "current_fails" ? (item) => item[sortKey] : (item) => item.row[sortKey];
       rows.sort((a, b) => {
-        const x = a[sortKey], y = b[sortKey];
+        const x = value(a), y = value(b);
         if (x == null && y == null) return 0;
         if (x == null) return 1;
         if (y == null) return -1;
@@ -226,36 +312,85 @@
     return rows;
   }
 
-  function rowHtml(r, aggregate) {
-    return "<tr" + (aggregate ? ' class="aggregate"' : "") + "><td>" + esc(r.method) + '</td><td class="mono">' + esc(r.name) +
-      '</td><td class="num">' + int(r.requests) + '</td><td class="num' + (r.failures ? " bad" : "") + '">' + int(r.failures) +
-      '</td><td class="num">' + ms(r.p50) + '</td><td class="num">' + ms(r.p90) + '</td><td class="num">' + ms(r.p95) +
-      '</td><td class="num">' + ms(r.p99) + '</td><td class="num">' + ms(r.mean_ms) + '</td><td class="num">' + ms(r.min_ms) +
-      '</td><td class="num">' + ms(r.max_ms) + '</td><td class="num">' + int(r.avg_size) + '</td><td class="num">' +
-      (r.current_rps == null ? "–" : fmt(r.current_rps)) + '</td><td class="num">' + (r.current_fails == null ? "–" : fmt(r.current_fails)) + "</td></tr>";
+  // Each table row is kept by its key (tr[data-key]) with its cells and the text they show; an
+  // update writes only the cells whose text changed, so a selection in the others stays.
+  const CELL_CLASSES = ["", "mono", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num"];
+  const FAILURES_CELL = 3;
+  const tableRowsByKey = new Map();   // key -> {tr, cells, texts, row, rps, fails, bad}
+
+  function tableRow(k, aggregate) {
+    let entry = tableRowsByKey.get(k);
+    if (!entry) {
+      const tr = document.createElement("tr");
+      tr.dataset.key = k;
+      if (aggregate) tr.className = "aggregate";
+      const cells = CELL_CLASSES.map((css) => {
+        const td = tr.appendChild(document.createElement("td"));
+        if (css) td.className = css;
+        return td;
+      });
+      entry = {tr: tr, cells: cells, texts: cells.map(() => null), row: null, rps: undefined, fails: undefined, bad: false};
+      tableRowsByKey.set(k, entry);
+    }
+    return entry;
+  }
+
+  function updateRow(entry, r, currentRps, currentFails) {
+    // A row the last delta did not carry is the same object: its cells are as they were.
+    if (entry.row === r && entry.rps === currentRps && entry.fails === currentFails) return;
+    entry.row = r;
+    entry.rps = currentRps;
+    entry.fails = currentFails;
+    const texts = [r.method, r.name, int(r.requests), int(r.failures), ms(r.p50), ms(r.p90), ms(r.p95), ms(r.p99),
+                   ms(r.mean_ms), ms(r.min_ms), ms(r.max_ms), int(r.avg_size),
+                   currentRps == null ? "–" : fmt(currentRps), currentFails == null ? "–" : fmt(currentFails)];
+    for (let i = 0; i < texts.length; i++) {
+      if (texts[i] !== entry.texts[i]) {
+        entry.cells[i].textContent = texts[i];
+        entry.texts[i] = texts[i];
+      }
+    }
+    const bad = Boolean(r.failures);
+    if (bad !== entry.bad) {
+      entry.cells[FAILURES_CELL].classList.toggle("bad", bad);
+      entry.bad = bad;
+    }
   }
 
   function renderTable() {
     const rows = tableRows();
-    const shown = rows.slice(0, TABLE_LIMIT);
     const aggregate = state.totals.find((r) => r.name === "Aggregated");
-    let html = shown.map((r) => rowHtml(r, false)).join("");
-    if (aggregate && rows.length) {
-      const agg = Object.assign({}, aggregate, {method: "", current_rps: state.meta.active ? lastTick("rps") || 0 : null,
-                                                current_fails: state.meta.active ? lastTick("fails_per_s") || 0 : null});
-      html += rowHtml(agg, true);
+    const wanted = [];
+    for (const item of rows) {
+      const entry = tableRow(item.key, false);
+      updateRow(entry, item.row, item.current_rps, item.current_fails);
+      wanted.push(entry.tr);
     }
-    $("stats-body").innerHTML = html;
+    if (aggregate && rows.length) {
+      const entry = tableRow("Aggregated", true);   // an endpoint's key (method + " " + name) has a space
+      const shown = aggregate.method === "" ? aggregate : Object.assign({}, aggregate, {method: ""});
+      updateRow(entry, shown, state.meta.active ? lastTick("rps") || 0 : null,
+                state.meta.active ? lastTick("fails_per_s") || 0 : null);
+      wanted.push(entry.tr);
+    }
+    // Put the rows in order, moving only those out of place; what is left over is gone.
+    const body = $("stats-body");
+    let cursor = body.firstChild;
+    for (const tr of wanted) {
+      if (cursor === tr) cursor = cursor.nextSibling;
+      else body.insertBefore(tr, cursor);
+    }
+    while (cursor) {
+      const next = cursor.nextSibling;
+      if (cursor.dataset) tableRowsByKey.delete(cursor.dataset.key);
+      body.removeChild(cursor);
+      cursor = next;
+    }
     $("stats-table").classList.toggle("ended", !state.meta.active);   // "current" columns mean nothing then
     const empty = $("stats-empty");
+    empty.hidden = rows.length > 0;
     if (!rows.length) {
-      empty.hidden = false;
       empty.textContent = state.meta.active ? "No requests yet: statistics appear here within seconds of the start." : "This run recorded no requests.";
-    } else if (rows.length > TABLE_LIMIT) {
-      empty.hidden = false;
-      empty.textContent = "Showing " + TABLE_LIMIT + " of " + rows.length + " endpoints; download the CSV for all of them.";
-    } else {
-      empty.hidden = true;
     }
   }
 
@@ -366,8 +501,12 @@
     fetchEndpoints(missing, null);
   });
 
+  let renderedErrors = null, renderedSlots = null;   // what the Failures and Workers tabs show (unchanged: same array)
+
   function renderFailures() {
     const errors = state.errors || [];
+    if (errors === renderedErrors) return;
+    renderedErrors = errors;
     const total = errors.reduce((n, e) => n + e.count, 0);
     $("count-failures").textContent = total ? int(total) : "";
     $("failures-empty").hidden = errors.length > 0;
@@ -391,6 +530,8 @@
 
   function renderWorkers() {
     const slots = state.slots || [];
+    if (slots === renderedSlots) return;
+    renderedSlots = slots;
     $("count-workers").textContent = slots.length ? slots.length : "";
     $("workers-empty").hidden = slots.length > 0;
     $("workers-body").innerHTML = slots.map((s) => {
@@ -429,9 +570,12 @@
     // Live once the state arrives, not on open: while Redis is down the server accepts and closes
     // at once (4503), and the backoff must keep growing through those.
     socket.onmessage = (event) => {
+      const started = performance.now();
       retry = 0;
       indicator("● Live", "on");
       apply(JSON.parse(event.data));
+      applied.push(performance.now() - started);
+      if (applied.length > 600) applied.shift();
     };
     socket.onclose = () => {
       socket = null;
@@ -528,8 +672,9 @@
   }
 
   window.swarmdeckLive = {get state() { return state; }, get socket() { return socket; }, timings: timings,
-                          freshness: [], apply: apply, get charts() { return charts && charts.charts; },
-                          get picked() { return picked.slice(); }};
+                          applied: applied, freshness: [], apply: apply, resyncs: resyncs,
+                          get lastSeq() { return lastSeq; },
+                          get charts() { return charts && charts.charts; }, get picked() { return picked.slice(); }};
   showTab((location.hash || "#stats").slice(1));
   render();
   performance.mark("swarmdeck-first-render");   // bench/live_dashboard.py reads it
