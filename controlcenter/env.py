@@ -39,7 +39,7 @@ def envbool(name: str, default: bool) -> bool:
     raise BadSetting(f"{name}={value!r} is not a boolean: use one of 1/0, true/false, yes/no, on/off.")
 
 
-def envint(name: str, default: int, minimum: int | None = None) -> int:
+def envint(name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
     value = os.environ.get(name)
     if value is None or value.strip() == "":
         return default
@@ -49,6 +49,8 @@ def envint(name: str, default: int, minimum: int | None = None) -> int:
         raise BadSetting(f"{name}={value!r} is not an integer.") from None
     if minimum is not None and number < minimum:
         raise BadSetting(f"{name}={value!r} must be at least {minimum}.")
+    if maximum is not None and number > maximum:
+        raise BadSetting(f"{name}={value!r} must be at most {maximum}.")
     return number
 
 

@@ -200,6 +200,13 @@ SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_00
 # Seconds a run's claim and control keys stay in Redis once it ended: long enough for a late slot task
 # to read its stop; then they expire (until the end, they are bounded by workers.protocol.RUN_KEY_TTL_SECONDS).
 SWARMDECK_RUN_KEYS_AFTER_END = envint("SWARMDECK_RUN_KEYS_AFTER_END", 300, minimum=1)
+# Distinct endpoint names a run keeps apart (workers.stats); later ones count as "(other)" of their method.
+# The pools get it with their assignment and fold the same way, so a snapshot has at most this many names
+# plus its "(other)" rows: under the 5,000 a snapshot may carry (workers.wire.MAX_ENDPOINTS).
+try:
+    SWARMDECK_MAX_ENDPOINTS = envint("SWARMDECK_MAX_ENDPOINTS", 500, minimum=1, maximum=4_000)
+except BadSetting as error:
+    raise ImproperlyConfigured(str(error)) from None
 # Comparisons and the baseline rule (runs/significance.py): a change is better or worse only when the
 # interval of the difference at this level excludes zero and the change is at least 1 ms and 2 % (response
 # times), 0.5 percentage points (failure ratio), 2 % (RPS).

@@ -180,7 +180,8 @@ class Collector:
         run = Run.objects.filter(pk=run_id).only("status", "stats_blob", "token", "params", "project_id").first()
         if run is None or run.status in Run.TERMINAL:
             return None
-        stats = RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob else RunStats()
+        stats = (RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob
+                 else RunStats(max_endpoints=services.max_endpoints()))  # the cap its pools were given
         slots = {s.index: SlotState(users=s.users, cpu=s.cpu, requests=s.requests, last_seq=s.last_seq,
                                     merged=s.snapshots, final=s.got_final, lost=s.status == RunSlot.Status.LOST,
                                     done=s.status == RunSlot.Status.LOST)

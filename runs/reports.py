@@ -54,7 +54,8 @@ milliseconds.
 - ``totals``: one row per endpoint then "Aggregated": method, name, requests, failures,
   min_ms, max_ms, mean_ms, p50, p66, p75, p80, p90, p95, p98, p99, p99.9, p99.99, p100,
   avg_size (bytes), rps, failures_per_s.
-- ``endpoints_overflowed``: more than 500 names; the rest are counted under "(other)".
+- ``endpoints_overflowed``: more names than the cap (SWARMDECK_MAX_ENDPOINTS, 500 by default); the rest
+  are counted under "(other)".
 - ``errors``: [{method, name, error, count}], most frequent first.
 - ``exceptions``: [{message, traceback, count}], most frequent first.
 - ``warnings``: [{kind, slot, host, message, at}], e.g. a load generator above 90 % CPU.
@@ -91,6 +92,7 @@ from django.utils.safestring import mark_safe
 
 from runs import history as run_history
 from runs import labels as run_labels
+from runs import services
 from runs.markers import chart_markers
 from runs.models import Run, RunTick
 from scenarios.options import masked_params
@@ -470,7 +472,7 @@ def html_report(run: Run) -> str:
         "headline": headline, "rows": [_display_row(row) for row in run.totals or []],
         "slots": list(run.slots.all()), "history": _history(run), "elapsed": _clock(run.elapsed_seconds()),
         "planned": _clock(run.duration) if run.duration else "until stopped",
-        "generated_at": timezone.now(),
+        "generated_at": timezone.now(), "max_endpoints": services.max_endpoints(),
         "css": _inline_css("vendor/pico/pico.min.css", "vendor/uplot/uPlot.min.css", "swarmdeck/app.css"),
         "js": _inline_js("vendor/uplot/uPlot.iife.min.js", "swarmdeck/charts.js"),
     })

@@ -21,7 +21,7 @@ from runs.redis import client
 from scenarios import options as locust_options
 from scenarios import secrets as project_secrets
 from scenarios.models import Scenario
-from workers import envvars, protocol
+from workers import envvars, protocol, stats
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +286,7 @@ def assignments(run: Run) -> list[dict]:
                 "stop_timeout": float(params.get("stop_timeout") or DEFAULT_STOP_TIMEOUT),
                 "options": params.get("options") or {},
                 "targets": allow_list,  # the pool's HTTP clients keep to it (workers/pool_target_guard.py)
+                "max_endpoints": max_endpoints(),  # it folds names past them into "(other)", as the collector
             },
             "env": dict(params.get("env") or {}),
             "secrets": secret_values,
@@ -315,6 +316,11 @@ def signal_stop(run_id: int) -> None:
 
 
 # -- a run's keys in Redis ---------------------------------------------------------------------
+def max_endpoints() -> int:
+    """Distinct endpoint names a run keeps apart (SWARMDECK_MAX_ENDPOINTS): the collector and the pools."""
+    return int(getattr(settings, "SWARMDECK_MAX_ENDPOINTS", stats.MAX_ENDPOINTS))
+
+
 def keys_after_end() -> int:
     """Seconds a run's claim and control keys stay once it ended (SWARMDECK_RUN_KEYS_AFTER_END)."""
     return int(getattr(settings, "SWARMDECK_RUN_KEYS_AFTER_END", protocol.RUN_KEYS_AFTER_END_SECONDS))

@@ -55,6 +55,7 @@ def run_detail(request, run_id):
         "waits_for_isolation": run.status == Run.Status.QUEUED and cluster.capacity() == 0
         and cluster.unisolated_slots() > 0,
         "can_run": membership.allows(Role.RUNNER), "has_shape": shape, "log_levels": LOG_LEVELS,
+        "max_endpoints": services.max_endpoints(),
         "ratio_model": ratio_model(run.version.findings or {}, run.params or {}),
         "users_form": LiveUsersForm(initial={
             "users": run.params.get("live_users", run.params.get("users")),

@@ -227,6 +227,8 @@ class Pool:
         self.slot = int(init["slot"])
         self.slots = int(init.get("slots") or 1)
         self.params = dict(init["params"])
+        # The run's cap on endpoint names, as the collector applies it: names past it leave as "(other)".
+        self.recorder = stats.Recorder(max_endpoints=int(self.params.get("max_endpoints") or stats.MAX_ENDPOINTS))
         # The scenario's variables and secrets (workers.envvars), before the import, as an `export` would.
         environment = dict(init.get("env") or {})
         os.environ.update(envvars.pool_environment(environment, None))

@@ -31,7 +31,7 @@ RELATIVE_ERROR = 1 / (2 * SUB_BUCKETS)        # worst case of a bucket's midpoin
 
 PERCENTILES = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0)
 TICK_PERCENTILES = (0.50, 0.95, 0.99)
-MAX_ENDPOINTS = 500
+MAX_ENDPOINTS = 500         # distinct names a run keeps apart by default (SWARMDECK_MAX_ENDPOINTS); then OTHER_NAME
 OTHER_NAME = "(other)"
 MAX_ERRORS = 1_000          # distinct (method, name, error) rows of a run; the rest fold into OTHER_ERRORS
 OTHER_ERRORS = "(other errors)"
@@ -182,12 +182,29 @@ class _EndpointDelta:
 
 
 class Recorder:
-    """Per-pool accumulator of one snapshot interval; `record` runs on every request event."""
+    """Per-pool accumulator of one snapshot interval; `record` runs on every request event.
 
-    def __init__(self) -> None:
+    With `max_endpoints` (the run's cap, from the pool's assignment) it folds names past the
+    first `max_endpoints` of the run into "(other)" of their method, as RunStats does, so a
+    snapshot never carries more names than the collector keeps.
+    """
+
+    def __init__(self, max_endpoints: int | None = None) -> None:
+        self.max_endpoints = max_endpoints
+        self._named: set[tuple[str, str]] = set()   # the names of the run that count against max_endpoints
         self._endpoints: dict[tuple[str, str], _EndpointDelta] = {}
         self._errors: dict[tuple[str, str, str], int] = {}
         self._exceptions: dict[tuple[str, str], int] = {}
+
+    def _admit(self, method: str, name: str) -> tuple[str, str]:
+        """The row of a name new in this interval: its own while the run has room, else "(other)"."""
+        key = (method, name)
+        if self.max_endpoints is None or name == OTHER_NAME or key in self._named:
+            return key
+        if len(self._named) < self.max_endpoints:
+            self._named.add(key)
+            return key
+        return method, OTHER_NAME
 
     def record(self, method: str, name: str, response_time_ms: float | None, response_length: int | None,
                exception: BaseException | str | None) -> None:
@@ -195,7 +212,10 @@ class Recorder:
         key = (method, name)
         entry = self._endpoints.get(key)
         if entry is None:
-            entry = self._endpoints[key] = _EndpointDelta()
+            key = self._admit(method, name)
+            entry = self._endpoints.get(key)
+            if entry is None:
+                entry = self._endpoints[key] = _EndpointDelta()
         entry.count += 1
         if response_length:
             entry.bytes += response_length
@@ -217,7 +237,7 @@ class Recorder:
             hist[bucket] = hist.get(bucket, 0) + 1
         if exception is not None:
             entry.failures += 1
-            error_key = (method, name, parse_error(exception))
+            error_key = (key[0], key[1], parse_error(exception))
             self._errors[error_key] = self._errors.get(error_key, 0) + 1
 
     def record_exception(self, message: str, traceback: str) -> None:
@@ -399,14 +419,16 @@ class RunStats:
     a snapshot merges with a few vectorised additions. `apply` is idempotent per slot (a
     snapshot whose seq is not above the slot's high-water mark is ignored; a slot's stream is
     ordered) and merging is addition, so the order in which slots interleave does not matter.
-    One exception: once MAX_ENDPOINTS names exist, which later names fold into "(other)"
-    depends on which arrived first — as in Locust.
+    One exception: once `max_endpoints` names exist (the run's cap, MAX_ENDPOINTS unless the
+    setting says otherwise), which later names fold into "(other)" depends on which arrived
+    first — as in Locust.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_endpoints: int = MAX_ENDPOINTS) -> None:
+        self.max_endpoints = max_endpoints
         self._rows: dict[tuple[str, str], int] = {}
         self._names: list[tuple[str, str]] = []
-        self._named = 0  # rows that count against MAX_ENDPOINTS (all but "(other)")
+        self._named = 0  # rows that count against max_endpoints (all but "(other)")
         self._allocate(8)
         self.errors: dict[tuple[str, str, str], int] = {}
         self.exceptions: dict[tuple[str, str], int] = {}
@@ -435,7 +457,9 @@ class RunStats:
         row = self._rows.get((method, name))
         if row is not None:
             return row
-        if self._named >= MAX_ENDPOINTS and name != OTHER_NAME:
+        if name == OTHER_NAME:
+            self.overflowed = True   # a pool folded names past the run's cap (Recorder), or this did
+        elif self._named >= self.max_endpoints:
             # Not remembered per name: a run with a million distinct URLs must not grow a
             # million-entry map (nor a million-entry persisted state).
             self.overflowed = True
@@ -760,7 +784,7 @@ class RunStats:
                 _pack(tick.rows, "<i8"), _pack(tick.scalars, "<i8"), _pack(tick.flat, "<i8"), _pack(tick.counts, "<u8"),
             ])
         state = {
-            "v": STATE_VERSION, "names": [list(key) for key in self._names],
+            "v": STATE_VERSION, "names": [list(key) for key in self._names], "max_endpoints": self.max_endpoints,
             "scalars": self._scalars[:used].astype("<i8").tobytes(),
             "flat": flat.astype("<i8").tobytes(), "counts": self._hist_flat[flat].astype("<u8").tobytes(),
             "errors": [[m, n, e, c] for (m, n, e), c in self.errors.items()],
@@ -778,7 +802,7 @@ class RunStats:
         version = state.get("v") if isinstance(state, dict) else None
         if version != STATE_VERSION:
             raise ValueError(f"Unknown RunStats state version {version!r} (expected {STATE_VERSION}).")
-        stats = cls()
+        stats = cls(int(state.get("max_endpoints") or MAX_ENDPOINTS))   # the cap the run started with
         for method, name in state["names"]:
             stats._add_row(method, name)
         used = len(stats._names)

@@ -64,6 +64,7 @@ def test_it_keeps_a_development_key_under_var(tmp_path):
     ("SECURE_HSTS_SECONDS", "a year", "is not an integer"),
     ("SWARMDECK_COMPARE_LEVEL", "95", "SWARMDECK_COMPARE_LEVEL='95' must be between 0.5 and 0.9999"),
     ("SWARMDECK_COMPARE_MIN_MS", "one", "SWARMDECK_COMPARE_MIN_MS='one' is not a number"),
+    ("SWARMDECK_MAX_ENDPOINTS", "10000", "SWARMDECK_MAX_ENDPOINTS='10000' must be at most 4000"),
 ])
 def test_it_fails_loudly_on_bad_values(name, value, message):
     result = manage("check", env={**PRODUCTION, name: value})
@@ -142,6 +143,9 @@ def test_it_reads_booleans_and_integers(monkeypatch):
     monkeypatch.setenv("COUNT", "-1")
     with pytest.raises(BadSetting, match="at least 0"):
         envint("COUNT", 1, minimum=0)
+    monkeypatch.setenv("COUNT", "4001")
+    with pytest.raises(BadSetting, match="at most 4000"):
+        envint("COUNT", 1, minimum=1, maximum=4000)
     monkeypatch.setenv("LEVEL", "0.95")
     assert envfloat("LEVEL", 0.99, minimum=0.5, maximum=0.9999) == 0.95
     assert envfloat("UNSET_LEVEL", 0.99) == 0.99

@@ -306,6 +306,46 @@ def test_it_does_not_overflow_at_the_cap():
     assert not stats.overflowed and len(stats.endpoints) == MAX_ENDPOINTS
 
 
+def test_a_pool_folds_names_past_the_runs_cap_as_the_collector_does():
+    def record(recorder):
+        for i in range(6):
+            recorder.record("GET", f"/item/{i}", 5.0 + i, 1, "HTTPError('404')" if i >= 4 else None)
+        recorder.record("POST", "/late", 5.0, 1, None)
+
+    pool, plain = Recorder(max_endpoints=4), Recorder()
+    record(pool)
+    record(plain)
+    folded = snapshot(pool, 0, 1)
+    assert [(e["method"], e["name"], e["count"]) for e in folded["endpoints"]] == [
+        ("GET", "/item/0", 1), ("GET", "/item/1", 1), ("GET", "/item/2", 1), ("GET", "/item/3", 1),
+        ("GET", "(other)", 2), ("POST", "(other)", 1)]
+    assert folded["errors"] == [{"method": "GET", "name": "(other)", "error": "HTTPError('404')", "count": 2}]
+    from_pool, from_plain = RunStats(max_endpoints=4), RunStats(max_endpoints=4)
+    from_pool.apply(wire.decode(wire.encode(folded)))
+    from_plain.apply(snapshot(plain, 0, 1))
+    assert from_pool.totals(1.0) == from_plain.totals(1.0) and from_pool.error_rows() == from_plain.error_rows()
+    assert from_pool.overflowed and from_plain.overflowed   # the page says so either way
+    # The pool remembers the run's names from one interval to the next: known ones keep their row.
+    pool.record("GET", "/item/2", 1.0, 1, None)
+    pool.record("GET", "/item/9", 1.0, 1, None)
+    assert [(e["name"], e["count"]) for e in snapshot(pool, 0, 2)["endpoints"]] == [("/item/2", 1), ("(other)", 1)]
+
+
+def test_the_cap_is_the_runs_and_survives_a_round_trip_through_bytes():
+    recorder = Recorder()
+    for i in range(1_000):
+        recorder.record("GET", f"/item/{i}", 5.0, 1, None)
+    stats = RunStats(max_endpoints=1_000)
+    stats.apply(snapshot(recorder, 0, 1))
+    assert not stats.overflowed and len(stats.endpoints) == 1_000
+    again = RunStats.from_bytes(stats.to_bytes())
+    assert again.max_endpoints == 1_000
+    recorder.record("GET", "/item/1000", 5.0, 1, None)
+    again.apply(snapshot(recorder, 0, 2))
+    rows = again.totals(1.0)
+    assert again.overflowed and len(rows) == 1_002 and rows[0]["name"] == "(other)" and rows[0]["requests"] == 1
+
+
 def test_it_continues_identically_after_a_round_trip_through_bytes():
     streams, _ = three_slots(np.random.default_rng(9), deltas=6)
     plain, restored = RunStats(), RunStats()
