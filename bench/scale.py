@@ -2,7 +2,7 @@
 page's WebSocket under N synthetic slots, next to Locust's own MasterRunner under N fake workers.
 
     .venv/bin/python bench/scale.py [--slots 100,300,1000] [--seconds 180] [--runs 10] [--warmup 15]
-                                    [--locust-interval 1.0] [--no-locust] [--keep-logs DIR]
+                                    [--locust-interval 1.0] [--no-locust] [--keep-logs DIR] [--profile DIR]
 
 What runs, all on loopback, started and stopped by this script (Ctrl-C included):
 - a private redis-server (controlcenter.embedded_redis: password, no persistence), stopped at the end;
@@ -12,7 +12,9 @@ What runs, all on loopback, started and stopped by this script (Ctrl-C included)
 - per N, a fresh collector: `manage.py collect` run through this file's `--role collector`, which
   is the same command (call_command("collect")) with two counters added in its process: every SQL
   statement it sends (a Django execute wrapper) and, for each persist, the time it committed
-  (when runs.persistence.push starts) with the sequence number stored for every slot;
+  (when runs.persistence.push starts) with the sequence number stored for every slot; with
+  --profile DIR, the collector's main thread under cProfile, written to DIR/collector-<N>.pstats
+  when it stops (`python -m pstats` reads it);
 - per N, R runs of N/R slots each: Run rows dispatched through runs.services.dispatch (Celery's
   send_task captured: the slot tasks' assignments, fencing tokens included, go to the synthetic
   slots instead of a broker);
@@ -241,8 +243,9 @@ def send_snapshot(redis, sim: SimRun, slot: int, token: str, base: dict, kind: s
 
 # -- role: the collector, counted ------------------------------------------------------------------
 
-def collector_role(out: Path, consumer: str) -> None:
-    """`manage.py collect`, with its SQL statements counted and each persist's commit time recorded."""
+def collector_role(out: Path, consumer: str, profile: Path | None = None) -> None:
+    """`manage.py collect`, with its SQL statements counted and each persist's commit time recorded
+    (and with `profile`, profiled: the stats go to that file when it stops)."""
     import django
 
     django.setup()
@@ -274,10 +277,19 @@ def collector_role(out: Path, consumer: str) -> None:
         return original_push(live, totals, ticks)
 
     persistence.push = push
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     try:
         call_command("collect", consumer=consumer)
     finally:
         handle.close()
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
 
 
 # -- the orchestrator --------------------------------------------------------------------------------
@@ -563,7 +575,7 @@ def statement_rate(records: list[dict], t0: float, t1: float) -> tuple[float, di
 
 
 def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user, scenario, slots: int,
-                    runs: int, seconds: float, warmup: float) -> SwarmdeckFigures:
+                    runs: int, seconds: float, warmup: float, profile: Path | None = None) -> SwarmdeckFigures:
     """N synthetic slots over R runs through the real collector; its figures over the window."""
     from runs import services
     from runs.models import Run
@@ -573,8 +585,10 @@ def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user,
     assignments = [(a["run"], a["slot"], a["token"]) for _, batch in dispatched for a in batch]
     generators = max(1, min(4, math.ceil(slots / SLOTS_PER_PROCESS)))
     persist_file = stack.dir / f"persists-{slots}.jsonl"
+    profiling = ["--profile", str(profile / f"collector-{slots}.pstats")] if profile else []
     collector = stack.start(f"collector-{slots}", [sys.executable, __file__, "--role", "collector",
-                                                   "--out", str(persist_file), "--consumer", f"scale-{slots}"])
+                                                   "--out", str(persist_file), "--consumer", f"scale-{slots}",
+                                                   *profiling])
     wait_until(lambda: "is reading" in stack.log(f"collector-{slots}") or collector.poll() is not None, 60,
                "the collector to start")
     if collector.poll() is not None:
@@ -749,7 +763,7 @@ def orchestrate(args: argparse.Namespace) -> None:
         print(f"Machine: {machine()}; logs in {stack.dir}")
         for slots in args.slots:
             figures = swarmdeck_phase(stack, client(), web, port, user, scenario, slots, min(args.runs, slots),
-                                      args.seconds, args.warmup)
+                                      args.seconds, args.warmup, args.profile)
             print_swarmdeck(figures)
             anchor = None
             if not args.no_locust:
@@ -775,17 +789,21 @@ def main() -> None:
     parser.add_argument("--locust-interval", type=float, default=1.0, help="fake Locust workers' report interval")
     parser.add_argument("--no-locust", action="store_true", help="skip the Locust anchor")
     parser.add_argument("--keep-logs", type=Path, help="copy the processes' logs to this directory at the end")
+    parser.add_argument("--profile", type=Path, help="profile each collector (cProfile) into this directory")
     parser.add_argument("--role", choices=["collector", "slots"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--consumer", help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "collector":
-        collector_role(args.out, args.consumer)
+        collector_role(args.out, args.consumer, args.profile)
     elif args.role == "slots":
         slots_role(args.spec)
     else:
         args.slots = [int(s) for s in args.slots.split(",") if s.strip()]
+        if args.profile:
+            args.profile = args.profile.resolve()
+            args.profile.mkdir(parents=True, exist_ok=True)
         orchestrate(args)
 
 

@@ -184,7 +184,7 @@ class Collector:
                  else RunStats(max_endpoints=services.max_endpoints()))  # the cap its pools were given
         slots = {s.index: SlotState(users=s.users, cpu=s.cpu, requests=s.requests, last_seq=s.last_seq,
                                     merged=s.snapshots, final=s.got_final, lost=s.status == RunSlot.Status.LOST,
-                                    done=s.status == RunSlot.Status.LOST)
+                                    done=s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED))
                  for s in RunSlot.objects.filter(run_id=run_id)}
         live = LiveRun(run_id=run_id, stats=stats, slots=slots, token=run.token, slots_requested=run.slots_requested,
                        masker=masker_for_run(run))  # the slot masked its secrets; so does the collector

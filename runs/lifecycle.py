@@ -53,7 +53,8 @@ class Lifecycle:
                 self.watch_running(run)
             elif run.status == Run.Status.STOPPING:
                 self.watch_stopping(run)
-        for run_id in [r for r in self.live if not Run.objects.filter(pk=r, status__in=Run.ACTIVE).exists()]:
+        active = set(Run.objects.filter(pk__in=list(self.live), status__in=Run.ACTIVE).values_list("pk", flat=True))
+        for run_id in [r for r in self.live if r not in active]:
             self.live.pop(run_id, None)  # cancelled or finished elsewhere
 
     def barrier(self, run: Run) -> None:
@@ -131,8 +132,28 @@ class Lifecycle:
             self.finish(run, live)
 
     def mark_lost(self, run: Run, live: LiveRun) -> None:
+        """Slots silent for LOST_AFTER_SECONDS are lost; a run whose every slot is lost (or failed) fails.
+
+        From what the collector holds in memory: the database is read only for the slots that went
+        silent (or, while the collector has not heard of every slot, for all of them), and asked
+        whether any slot is left only once every slot is done (this runs a few times a second per run)."""
         now = time.monotonic()
-        for slot in RunSlot.objects.filter(run=run, status=RunSlot.Status.RUNNING):
+        silent = [index for index, state in live.slots.items()
+                  if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS]
+        known = len(live.slots) >= run.slots_requested
+        if silent or not known:
+            running = RunSlot.objects.filter(run=run, status=RunSlot.Status.RUNNING).only("pk", "index", "host")
+            self.lose_silent(run, live, running if not known else running.filter(index__in=silent), now)
+        if known and not all(state.done for state in live.slots.values()):
+            return
+        if not RunSlot.objects.filter(run=run).exclude(
+                status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
+            self.persistence.persist_run(live, final=True)
+            self.fail(run, "Every slot was lost: " + run.reason)
+
+    def lose_silent(self, run: Run, live: LiveRun, slots, now: float) -> None:
+        """Mark lost each of `slots` (running RunSlot rows) that is still silent, and the run degraded."""
+        for slot in slots:
             state = live.slots.setdefault(slot.index, SlotState())
             if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS:
                 if RunSlot.objects.filter(pk=slot.pk, status=RunSlot.Status.RUNNING).update(
@@ -141,10 +162,6 @@ class Lifecycle:
                     state.lost = True
                     degrade(run, f"Slot {slot.index} on {slot.host or '?'} was lost "
                                  f"(silent for more than {protocol.LOST_AFTER_SECONDS} s).")
-        if not RunSlot.objects.filter(run=run).exclude(
-                status__in=[RunSlot.Status.LOST, RunSlot.Status.FAILED]).exists():
-            self.persistence.persist_run(live, final=True)
-            self.fail(run, "Every slot was lost: " + run.reason)
 
     def fail(self, run: Run, reason: str, detail: str = "") -> None:
         run.refresh_from_db(fields=["status", "history"])

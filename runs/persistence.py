@@ -28,6 +28,7 @@ log = logging.getLogger("swarmdeck.collector")
 
 TICK_GRACE = 2            # seconds a tick stays open for late slots before it is written
 PERSIST_EVERY = 1.0       # at the latest; a run is persisted (and pushed) as soon as every slot reported a second
+CRITERIA_EVERY = 2.0      # a scenario's criteria are read at most this often per collector: an edit applies within it
 # An outage, not a bad entry: these stop the iteration (the loop retries), everything else is
 # contained to the entry or the run it concerns.
 FAULTS = (redis_lib.ConnectionError, redis_lib.TimeoutError, OperationalError, InterfaceError)
@@ -41,6 +42,7 @@ class Persistence:
         self.live = live
         self.ack = ack
         self.guard = guard  # runs.leader.Lease.check: before each run's persist, and again before its commit
+        self._criteria: dict[int, tuple[float, list[Threshold]]] = {}  # scenario -> (read at, enabled criteria)
 
     def persist(self, force: bool) -> None:
         now = time.monotonic()
@@ -74,7 +76,8 @@ class Persistence:
         # A second is complete once every running slot reported it; one that went silent is
         # waited for TICK_GRACE seconds at most.
         up_to = None if final else max(int(elapsed) - TICK_GRACE, live.complete_tick())
-        seconds = [] if track_windows(live, run.scenario_id) else None
+        criteria = self.criteria(run.scenario_id)
+        seconds = [] if track_windows(live, run.scenario_id, criteria) else None
         ticks = live.stats.close_ticks(up_to, cumulative=True, seconds=seconds)
         # RPS over the time users ran, as the pools measured it (like Locust), not until this write.
         measured = max((s.elapsed for s in live.slots.values()), default=0.0)
@@ -111,8 +114,19 @@ class Persistence:
         if ticks:
             live.written_through = max(live.written_through, max(t["tick"] for t in ticks))
         if not final:
-            enforce_thresholds(run, totals, elapsed, live.windows)
+            enforce_thresholds(run, totals, elapsed, live.windows, criteria)
         push(live, totals, ticks)
+
+
+    def criteria(self, scenario_id: int) -> list[Threshold]:
+        """The scenario's enabled criteria, read at most every CRITERIA_EVERY s (every persist of a run uses them)."""
+        now = time.monotonic()
+        cached = self._criteria.get(scenario_id)
+        if cached is None or now - cached[0] >= CRITERIA_EVERY:
+            self._criteria = {key: value for key, value in self._criteria.items() if now - value[0] < CRITERIA_EVERY}
+            cached = self._criteria[scenario_id] = (now, list(Threshold.objects.filter(scenario_id=scenario_id,
+                                                                                        enabled=True)))
+        return cached[1]
 
 
 SLOT_FIELDS = ["users", "cpu", "requests", "last_seq", "snapshots", "got_final", "last_seen"]
@@ -192,24 +206,30 @@ def account_lost_snapshots(run_id: int, live: LiveRun) -> None:
         log.warning("Run %s: %s.", run_id, row["message"])
 
 
-def track_windows(live: LiveRun, scenario_id: int) -> bool:
-    """Have the run's rolling windows follow its windowed criteria as they are now; True when there is one."""
-    criteria = (Threshold.objects.filter(scenario_id=scenario_id, enabled=True, window_seconds__gt=0)
-                .exclude(metric=Threshold.Metric.P95_BASELINE))
-    live.windows.configure([windows.spec_of(criterion) for criterion in criteria])
+def track_windows(live: LiveRun, scenario_id: int, criteria: list[Threshold] | None = None) -> bool:
+    """Have the run's rolling windows follow its windowed criteria as they are now; True when there is one.
+    `criteria`: the scenario's enabled ones, when the caller has them (else they are read)."""
+    if criteria is None:
+        criteria = list(Threshold.objects.filter(scenario_id=scenario_id, enabled=True))
+    live.windows.configure([windows.spec_of(criterion) for criterion in criteria
+                            if criterion.window_seconds > 0 and criterion.metric != Threshold.Metric.P95_BASELINE])
     return live.windows.active
 
 
-def enforce_thresholds(run: Run, totals: list[dict], elapsed: float, tracker: windows.Tracker | None = None) -> None:
+def enforce_thresholds(run: Run, totals: list[dict], elapsed: float, tracker: windows.Tracker | None = None,
+                       criteria: list[Threshold] | None = None) -> None:
     """Stop a running run as soon as an abort-on-fail criterion is broken past its grace period:
     on the totals, or on its newest full window (`tracker`) for a windowed one.
 
     The broken criteria are stored on the run at once (verdict fail), so the verdict at the
-    end keeps the value that broke them; the stop goes through services like a user's.
+    end keeps the value that broke them; the stop goes through services like a user's. `criteria`: the
+    scenario's enabled ones, when the caller has them (else they are read).
     """
     if run.status != Run.Status.RUNNING or not run.started_at or elapsed <= 0:
         return
-    criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True, abort_on_fail=True))
+    if criteria is None:
+        criteria = list(Threshold.objects.filter(scenario_id=run.scenario_id, enabled=True))
+    criteria = [criterion for criterion in criteria if criterion.abort_on_fail]
     broken = thresholds.broken(criteria, totals, elapsed) if criteria else []
     if criteria and tracker is not None and tracker.active:
         broken += thresholds.broken_windows(criteria, tracker, elapsed, run.started_at)

@@ -1,5 +1,6 @@
 """A persist writes a run with the same number of statements whatever its number of slots (issue 13: the
-collector's database work per run per second is O(1)), and what it writes is each slot's own state."""
+collector's database work per run per second is O(1)), and what it writes is each slot's own state; so
+does a whole pass of the collector (read, merge, persist, push, lifecycle)."""
 
 import pytest
 from django.db import connection
@@ -11,6 +12,8 @@ from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import Persistence
 from tests.conftest import store_scenario
+from tests.runs.conftest import event, snapshot
+from workers import protocol
 from workers.stats import Recorder, RunStats
 
 
@@ -52,4 +55,33 @@ def test_a_persist_takes_as_many_statements_for_twenty_slots_as_for_two(project,
         rows = {slot.index: slot for slot in RunSlot.objects.filter(run=run)}
         assert [(rows[i].cpu, rows[i].requests, rows[i].users) for i in range(slots)] == [
             (10.0 + i, i + 1, 3) for i in range(slots)]
+    assert counts[2] == counts[20], counts
+
+
+def _statements_of_a_pass(collector, redis, run: Run, slots: int, seq: int) -> int:
+    """One collector pass that reads one snapshot from each slot, merges, persists, pushes and runs the lifecycle."""
+    for slot in range(slots):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, seq, seq - 1, 5))
+    collector.last_lifecycle = 0  # the lifecycle runs in this pass too
+    with CaptureQueriesContext(connection) as queries:
+        assert collector.process_one()
+    assert Run.objects.get(pk=run.pk).total_requests == slots * 6 * seq  # every snapshot was persisted
+    return len(queries.captured_queries)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_whole_pass_takes_as_many_statements_for_twenty_slots_as_for_two(project, alice, tasks, collector, redis):
+    """Read, merge, persist, push and the lifecycle: O(1) statements per run, whatever its number of slots."""
+    collector.process_one()  # the recovery read: nothing pending
+    counts = {}
+    for slots in (2, 20):
+        run = _running(project, alice, slots)
+        RunSlot.objects.filter(run=run).update(status=RunSlot.Status.RUNNING)
+        _statements_of_a_pass(collector, redis, run, slots, 1)  # the first pass also loads the run and its slots
+        counts[slots] = [_statements_of_a_pass(collector, redis, run, slots, seq) for seq in (2, 3)]
+        rows = RunSlot.objects.filter(run=run)
+        assert {(row.snapshots, row.last_seq, row.requests) for row in rows} == {(3, 3, 18)}
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.FINISHED)  # out of the next run's lifecycle
+        collector.last_lifecycle = 0
+        collector.process_one()
     assert counts[2] == counts[20], counts
