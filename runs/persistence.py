@@ -19,6 +19,7 @@ from django.utils import timezone
 from runs import live as live_updates
 from runs import services, thresholds, windows
 from runs import signals as run_signals
+from runs.batch_update import update_rows
 from runs.leader import LeadLost
 from runs.liverun import LiveRun
 from runs.models import Run, RunSlot, RunTick, Threshold
@@ -97,7 +98,7 @@ class Persistence:
                 class_users=class_users(live),
                 stats_updated_at=timezone.now(),
             )
-            RunSlot.objects.bulk_update(slot_updates(live), SLOT_FIELDS)  # one statement, however many slots
+            update_rows(RunSlot, SLOT_FIELDS, slot_values(live))  # one statement, however many slots
             RunTick.objects.bulk_create(
                 [RunTick(run_id=live.run_id, tick=t["tick"], users=t["users"], rps=t["rps"],
                          fails_per_s=t["fails_per_s"], p50_ms=t["p50_ms"], p95_ms=t["p95_ms"], p99_ms=t["p99_ms"],
@@ -132,15 +133,14 @@ class Persistence:
 SLOT_FIELDS = ["users", "cpu", "requests", "last_seq", "snapshots", "got_final", "last_seen"]
 
 
-def slot_updates(live: LiveRun) -> list[RunSlot]:
-    """The run's slots as the collector knows them, as RunSlot rows for one bulk_update (their keys read once)."""
+def slot_values(live: LiveRun) -> list[tuple]:
+    """The run's slots as the collector knows them: (pk, *SLOT_FIELDS) per RunSlot row (their keys read once)."""
     unknown = [index for index in live.slots if index not in live.slot_pks]
     if unknown:
         live.slot_pks.update(RunSlot.objects.filter(run_id=live.run_id, index__in=unknown).values_list("index", "pk"))
     now, monotonic = timezone.now(), time.monotonic()
-    return [RunSlot(pk=live.slot_pks[index], users=state.users, cpu=state.cpu, requests=state.requests,
-                    last_seq=state.last_seq, snapshots=state.merged, got_final=state.final,
-                    last_seen=now - timedelta(seconds=monotonic - state.last_seen))
+    return [(live.slot_pks[index], state.users, state.cpu, state.requests, state.last_seq, state.merged, state.final,
+             now - timedelta(seconds=monotonic - state.last_seen))
             for index, state in live.slots.items() if index in live.slot_pks]
 
 

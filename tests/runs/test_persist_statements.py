@@ -2,15 +2,18 @@
 collector's database work per run per second is O(1)), and what it writes is each slot's own state; so
 does a whole pass of the collector (read, merge, persist, push, lifecycle)."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from runs import services
+from runs.batch_update import update_rows
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
-from runs.persistence import Persistence
+from runs.persistence import SLOT_FIELDS, Persistence
 from tests.conftest import store_scenario
 from tests.runs.conftest import event, snapshot
 from workers import protocol
@@ -85,3 +88,18 @@ def test_a_whole_pass_takes_as_many_statements_for_twenty_slots_as_for_two(proje
         collector.last_lifecycle = 0
         collector.process_one()
     assert counts[2] == counts[20], counts
+
+
+@pytest.mark.django_db
+def test_one_statement_writes_each_rows_own_values_nulls_and_times_included(project, alice, tasks):
+    run = _running(project, alice, 3)
+    rows = list(RunSlot.objects.filter(run=run).order_by("index"))
+    seen = timezone.now() - timedelta(seconds=5)
+    values = [(row.pk, 7 + row.index, None if row.index == 1 else 12.5 + row.index, 10**12 + row.index, row.index,
+               2 * row.index, row.index == 2, seen + timedelta(seconds=row.index)) for row in rows]
+    with CaptureQueriesContext(connection) as queries:
+        update_rows(RunSlot, SLOT_FIELDS, values)
+    assert len(queries.captured_queries) == 1
+    written = [(row.pk, row.users, row.cpu, row.requests, row.last_seq, row.snapshots, row.got_final, row.last_seen)
+               for row in RunSlot.objects.filter(run=run).order_by("index")]
+    assert written == values
