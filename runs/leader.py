@@ -80,6 +80,11 @@ class Lease:
         log.info("Collector %s leads.", self.holder)
         return True
 
+    @property
+    def generation(self) -> int:
+        """1, 2, 3 ... one per lead this collector took: a new one means another collector may have led meanwhile."""
+        return self._generation
+
     def valid(self) -> bool:
         return self.held and time.monotonic() < self.valid_until
 

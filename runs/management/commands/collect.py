@@ -60,6 +60,7 @@ class Command(BaseCommand):
         backoff = 0.5
         outage_since: float | None = None
         standing_by = False
+        lead = 0  # the lease generation the collector's memory belongs to
         while not stopping:
             try:
                 if not lease.hold():
@@ -71,6 +72,9 @@ class Command(BaseCommand):
                     time.sleep(leader.POLL)
                     continue
                 standing_by = False
+                if lease.generation != lead:  # a new lead: another collector may have led since this one's memory
+                    lead = lease.generation
+                    collector.step_down()
                 if not collector.ready:
                     collector.setup()
                     log.info("Collector %s is reading %s.", collector.consumer, "sd:reports")
