@@ -196,6 +196,7 @@ class Collector:
         state = live.slots.setdefault(slot, SlotState())
         silent_for = time.monotonic() - state.last_seen
         state.last_seen = time.monotonic()
+        errors_before = len(live.stats.errors)
         if live.stats.apply(snapshot):
             if state.lost:
                 rejoin(live, slot, state, silent_for)
@@ -214,7 +215,9 @@ class Collector:
             live.newest_entry_ms = max(live.newest_entry_ms, _entry_ms(entry_id))
             live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
-            target_notices.warn_refused(live, snapshot)
+            # A refused host's first row is a new error row of the run: the snapshots that add none are not read.
+            if len(live.stats.errors) > errors_before or live.stats.errors_overflowed:
+                target_notices.warn_refused(live, snapshot)
         live.pending_acks.append(entry_id)
 
     def watch_cpu(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:
