@@ -10,6 +10,14 @@
      main-thread time of each update (one delta per second with 100 endpoint rows and one
      tick, rendered). Targets < 1 s and < 50 ms. Reference: the same page for a run with no
      data yet (the fixed cost of the page).
+  C. The same with 1,000 endpoints (the cap raised, SWARMDECK_MAX_ENDPOINTS), on the Statistics
+     tab (the table in view) and on the Charts tab. The deltas are the collector's change-only
+     pushes (runs/changes.py) in their worst case: every endpoint got requests that second, so
+     every row (and `current` for each) travels. Update = reading and merging the message plus
+     rendering it, measured by the page; next to it the main thread's busy time per second in
+     Chrome's trace (every task: the message, the render, style, layout and paint). Target
+     <= 50 ms. Also the size of one push: every row changed, 2 of 1,000 changed, and the old
+     push that re-sent every row.
 
 Needs Debian's chromium and Playwright (pip install playwright; no browser download):
 
@@ -62,6 +70,28 @@ BROWSER = r"""
 import json, sys, time
 from playwright.sync_api import sync_playwright
 
+
+def busy_per_second(trace):
+    # ms of main-thread tasks of the page's renderer in each second of the trace (deltas come once a second)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    main = {(e["pid"], e["tid"]) for e in events
+            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+    tasks = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in main
+             and e.get("name") in ("ThreadControllerImpl::RunTask", "RunTask") and e.get("dur")]
+    if not tasks:
+        return []
+    by_thread = {}
+    for e in tasks:
+        by_thread.setdefault((e["pid"], e["tid"]), []).append(e)
+    tasks = max(by_thread.values(), key=lambda group: sum(e["dur"] for e in group))  # the page's, not about:blank's
+    start = min(e["ts"] for e in tasks)
+    seconds = {}
+    for e in tasks:
+        index = int((e["ts"] - start) // 1_000_000)
+        seconds[index] = seconds.get(index, 0) + e["dur"] / 1000
+    return [round(seconds.get(i, 0.0), 2) for i in range(max(seconds) + 1)]
+
+
 job = json.loads(sys.argv[1])
 out = {}
 with sync_playwright() as p:
@@ -89,17 +119,22 @@ with sync_playwright() as p:
         loads = []
         for _ in range(job["repeats"]):
             page.goto("about:blank")
-            page.goto(job["url"] + "#charts")
+            page.goto(job["url"] + "#" + job.get("tab", "charts"))
             page.wait_for_function("performance.getEntriesByName('swarmdeck-first-render').length > 0")
             loads.append(page.evaluate("performance.getEntriesByName('swarmdeck-first-render')[0].startTime"))
         out["loads"] = loads
         page.evaluate('window.__long = []; new PerformanceObserver((list) => list.getEntries().forEach('
                       '(e) => window.__long.push(e.duration))).observe({entryTypes: ["longtask"]});')
+        browser.start_tracing(page=page, categories=["toplevel", "devtools.timeline"])
         print("ready", flush=True)
         sys.stdin.readline()          # the bench publishes deltas now, then says when it is done
+        trace = json.loads(browser.stop_tracing())
         out["timings"] = page.evaluate("window.swarmdeckLive.timings")
+        out["applied"] = page.evaluate("window.swarmdeckLive.applied")
         out["long_tasks"] = page.evaluate("window.__long")
         out["ticks"] = page.evaluate("window.swarmdeckLive.state.series.tick.length")
+        out["rows"] = page.evaluate("document.querySelectorAll('#stats-body tr').length")
+        out["busy"] = busy_per_second(trace)
     browser.close()
 print(json.dumps(out), flush=True)
 """
@@ -218,20 +253,42 @@ def page_load(stack: Stack, python: str, base: str, password: str, repeats: int,
         os.kill(collector, signal.SIGCONT)
 
 
+CASES = (("empty", 0, 0, "charts"), ("100 endpoints, 1 h", 100, 3600, "charts"),
+         ("empty, Statistics tab", 0, 0, "stats"), ("1,000 endpoints, 1 h, Statistics tab", 1000, 3600, "stats"),
+         ("1,000 endpoints, 1 h, Charts tab", 1000, 3600, "charts"))
+
+
+def next_second(totals: list[dict], current: dict, rng: random.Random) -> None:
+    """Every endpoint gets requests this second (the worst case for a change-only push): new rows."""
+    aggregate = totals[-1] if totals else None
+    for i, row in enumerate(totals[:-1]):
+        p50 = row["p50"] * rng.uniform(0.98, 1.02)
+        totals[i] = {**row, "requests": row["requests"] + 40, "failures": row["failures"] + 1, "p50": p50,
+                     "p90": p50 * 1.6, "p95": p50 * 2, "p99": p50 * 3, "mean_ms": p50 * 1.2}
+        current[f"GET {row['name']}"] = {"rps": 40.0, "fails_per_s": 1.0, "p50_ms": p50, "p95_ms": p50 * 2,
+                                         "p99_ms": p50 * 3}
+    if aggregate:
+        totals[-1] = {**aggregate, "requests": aggregate["requests"] + 40 * (len(totals) - 1)}
+
+
 def _page_load(python, base, password, repeats, ticks_to_push):
     from runs import live
+    from runs.changes import Pushed
     from runs.models import Run
 
     results = {}
-    for label, endpoints, seconds in (("empty", 0, 0), ("100 endpoints, 1 h", 100, 3600)):
+    for label, endpoints, seconds, tab in CASES:
         run, totals, current = synthetic_run(endpoints, seconds, Run.Status.RUNNING)
 
         def push(run=run, totals=totals, current=current, seconds=seconds):
+            rng, pushed = random.Random(11), Pushed()
+            pushed.delta(totals, [], live.slot_rows(run.pk))   # what the page's state already holds
             time.sleep(2)
             for i in range(ticks_to_push):
+                next_second(totals, current, rng)
                 meta = live.meta(Run.objects.get(pk=run.pk))
-                live.publish(run.pk, {"type": "delta", "meta": meta, "totals": totals, "errors": [],
-                                      "slots": live.slot_rows(run.pk), "current": current,
+                live.publish(run.pk, {"type": "delta", "meta": meta,
+                                      **pushed.delta(totals, [], live.slot_rows(run.pk)), "current": current,
                                       "series": {"tick": [seconds + i], "users": [500], "rps": [4000.0],
                                                  "fails_per_s": [80.0], "p50_ms": [5.0], "p95_ms": [9.5],
                                                  "p99_ms": [12.5]},
@@ -240,10 +297,37 @@ def _page_load(python, base, password, repeats, ticks_to_push):
             time.sleep(1)
 
         result = run_browser(python, {"kind": "page-load", "base": base, "login": ["admin", password],
-                                      "url": f"{base}/runs/{run.pk}/", "repeats": repeats}, interactive=push)
+                                      "url": f"{base}/runs/{run.pk}/", "repeats": repeats, "tab": tab},
+                             interactive=push)
         Run.objects.filter(pk=run.pk).update(status=Run.Status.FINISHED)
         results[label] = result
     return results
+
+
+def push_sizes(endpoints: int = 1000) -> dict:
+    """Bytes of one push's JSON at `endpoints` endpoints: every row changed, 2 changed, and those 2 as the push
+    was before (every row re-sent). `current` has the endpoints that got requests that second."""
+    from runs.changes import Pushed
+
+    rng = random.Random(5)
+    totals = [{"method": "GET", "name": f"/api/items/{i:04d}", "requests": 1000, "failures": 10, "min_ms": 1.0,
+               "max_ms": 90.0, "mean_ms": 12.0, **{k: rng.uniform(2, 50) for k in (
+                   "p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "p99.9", "p99.99", "p100")},
+               "avg_size": 512.0, "rps": 40.0, "failures_per_s": 0.4} for i in range(endpoints)]
+    totals.append({**totals[0], "method": "", "name": "Aggregated", "requests": 1000 * endpoints})
+    current = {f"GET {row['name']}": {"rps": 40.0, "fails_per_s": 0.4, "p50_ms": 5.0, "p95_ms": 9.0, "p99_ms": 12.0}
+               for row in totals[:-1]}
+    pushed = Pushed()
+    pushed.delta(totals, [], [])
+    every = [{**row, "requests": row["requests"] + 40} for row in totals]
+    all_changed = pushed.delta(every, [], [])
+    two = [{**row, "requests": row["requests"] + (40 if i in (3, 500) else 0)} for i, row in enumerate(every)]
+    two_changed = pushed.delta(two, [], [])
+    size = lambda message, now: len(json.dumps({**message, "current": now}))  # noqa: E731
+    two_current = {k: v for k, v in current.items() if k in (f"GET {totals[3]['name']}", f"GET {totals[500]['name']}")}
+    return {"every row changed": size(all_changed, current), "2 rows changed": size(two_changed, two_current),
+            "2 rows changed, as before (every row re-sent)": size({"totals": two, "errors": [], "slots": []},
+                                                                  two_current)}
 
 
 def main():
@@ -252,6 +336,7 @@ def main():
     parser.add_argument("--python", default=os.environ.get("PLAYWRIGHT_PYTHON", "/tmp/pw/bin/python"))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="swarmdeck-bench-live-"))
+    os.environ.setdefault("SWARMDECK_MAX_ENDPOINTS", "1000")   # case C's run has 1,000 names
     target = target_module.start()
     port = 18100 + os.getpid() % 800
     stack = None
@@ -275,13 +360,25 @@ def main():
         lines += ["", "B. Run page in Chromium (navigation start -> first render incl. charts; "
                       "update = render of one delta)"]
         for label, result in loads.items():
-            timings = result["timings"][2:]  # first the initial render, then the full state on connect
-            lines.append(f"   {label:<20} load median {statistics.median(result['loads']):7.0f} ms "
-                         f"(all: {', '.join(f'{v:.0f}' for v in result['loads'])})   update median "
-                         f"{statistics.median(timings):5.1f} ms  p95 {percentile(timings, 0.95):5.1f} ms  "
-                         f"max {max(timings):5.1f} ms  ({len(timings)} updates, {result['ticks']} ticks on the page; "
-                         f"main-thread tasks over 50 ms while updating: {len(result['long_tasks'])})")
-        lines.append("   targets: load < 1000 ms, update < 50 ms, with 100 endpoints and 1 hour of history")
+            # Left out, as before: the full state on connect and the first delta (warm-up).
+            renders, applies = result["timings"][2:], result["applied"][2:]
+            updates = [a + r for a, r in zip(applies, renders)]
+            busy = sorted(result["busy"])[-len(updates):] if result["busy"] else []  # as many seconds, the busiest
+            lines.append(f"   {label:<38} load median {statistics.median(result['loads']):6.0f} ms "
+                         f"(all: {', '.join(f'{v:.0f}' for v in result['loads'])})")
+            lines.append(f"   {'':<38} update (read + merge + render) median {statistics.median(updates):5.1f} ms  "
+                         f"p95 {percentile(updates, 0.95):5.1f} ms  max {max(updates):5.1f} ms  "
+                         f"(render alone: median {statistics.median(renders):5.1f} ms, max {max(renders):5.1f} ms)  "
+                         f"({len(updates)} updates, {result['ticks']} ticks, {result['rows']} table rows)")
+            if busy:
+                lines.append(f"   {'':<38} main thread busy, busiest {len(busy)} s (Chrome trace, all tasks): median "
+                             f"{statistics.median(busy):5.1f} ms  p95 {percentile(busy, 0.95):5.1f} ms  "
+                             f"max {max(busy):5.1f} ms;  tasks over 50 ms while updating: {len(result['long_tasks'])}")
+        lines.append("   targets: load < 1000 ms, update < 50 ms, with 100 endpoints and 1 hour of history;"
+                     " update <= 50 ms with 1,000 endpoints")
+        sizes = push_sizes()
+        lines += ["", "C. One push at 1,000 endpoints (JSON bytes, `current` included): " + ",  ".join(
+            f"{label} {size / 1024:.1f} KiB" for label, size in sizes.items())]
         print("\n".join(lines))
     finally:
         if stack:

@@ -44,7 +44,8 @@
   function key(row) { return row.method + " " + row.name; }
   function errorKey(row) { return JSON.stringify([row.method, row.name, row.error]); }
   function isAggregate(row) { return row.method === "" && row.name === "Aggregated"; }
-  // As Python orders them (runs.collector): by name then method; errors by count, most first.
+  // As Python orders them (workers.stats): by name then method; errors by count, most first. (JavaScript
+  // compares UTF-16 units, Python code points: the same order but for characters past U+FFFF.)
   function compare(a, b) { return a < b ? -1 : a > b ? 1 : 0; }
   function byName(a, b) { return compare(a.name, b.name) || compare(a.method, b.method); }
   function byCount(a, b) {
@@ -673,7 +674,7 @@
 
   window.swarmdeckLive = {get state() { return state; }, get socket() { return socket; }, timings: timings,
                           applied: applied, freshness: [], apply: apply, resyncs: resyncs,
-                          get lastSeq() { return lastSeq; },
+                          get lastSeq() { return lastSeq; }, get lastEpoch() { return lastEpoch; },
                           get charts() { return charts && charts.charts; }, get picked() { return picked.slice(); }};
   showTab((location.hash || "#stats").slice(1));
   render();
