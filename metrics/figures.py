@@ -3,7 +3,8 @@
 The collector keeps each live run's mergeable statistics in Run.stats_blob (workers.stats.RunStats);
 this module reads all exported runs in one query and decodes their blobs with the real RunStats, so
 the counts are exactly those of the run page. Endpoints are capped as in the endpoint table: at most
-workers.stats.MAX_ENDPOINTS names per run, later names counted as "(other)" (RunStats folds them).
+the run's cap of names (SWARMDECK_MAX_ENDPOINTS, 500 by default), later names counted as "(other)"
+(RunStats folds them).
 
 Latency buckets: Swarmdeck's histogram has 3,328 fine buckets (0.39 % wide); an exporter needs a
 fixed, small set of bounds so series stay stable. Each fine bucket counts under every bound at or

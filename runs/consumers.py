@@ -3,7 +3,8 @@
 Authorized in `connect`, before accepting: an anonymous user or one outside the run's project
 is closed without a byte of data (the Origin is checked earlier, by AllowedHostsOriginValidator
 in controlcenter/asgi.py). On connect the page first gets the full state from the database,
-then the collector's deltas as they come.
+then the collector's deltas as they come (only the rows that changed, numbered): a page that
+sees a gap in their numbers asks for the full state again ({"type": "refresh"}).
 
 Redis (the channel layer) going away must not surface as an exception out of the consumer: Daphne
 would answer a connecting page with HTTP 500 and log a traceback per socket. A socket that loses
@@ -115,7 +116,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         raise StopConsumer
 
     async def receive_json(self, content, **kwargs):
-        # The page only listens; stop and user changes are CSRF-protected POSTs.
+        # The page only listens; stop and user changes are CSRF-protected POSTs. It asks for the state
+        # when it missed a delta, and now and then while the run is queued.
         if content.get("type") == "refresh":
             await self.send_json(await self.state())
 
