@@ -1,22 +1,28 @@
 """One collector leads; any other waits as a hot standby and takes over within seconds.
 
 The lease is redis-py's Lock (SET NX with a TTL, renewals and release checked against the
-holder's token). Two rules keep it both kept and safe:
+holder's token). Three rules keep it both kept and safe:
 
-- It is renewed by a small thread (`_keep`, every TTL / 3 seconds), not by the loop, so a
-  long pass (a big XREADGROUP, its merge, the persists of many runs, a slow statement) does not
-  lose it. The thread renews only while the loop shows progress (`check` or `hold` within
-  STALL seconds): a loop stuck for good lets the lease expire and a standby take over.
+- A small thread renews it (`_keep`, every TTL / 3 s), not the loop, so a long pass (a big
+  XREADGROUP, its merge, the persists of many runs, a slow statement) does not lose it. The
+  thread renews only while the loop shows progress (`check` or `hold` within STALL s): a loop
+  stuck for good lets the lease expire and a standby take over.
 - The loop writes nothing unless the lease surely still holds: `check()` runs before each step
   that writes (each entry, each run's persist and again just before its commit, the lifecycle,
   the trim) and raises LeadLost unless the last successful renewal was *sent* less than
   TTL - TTL / 6 ago. Redis expires the key TTL after it received that renewal, so the check
-  needs nothing from the thread: a collector that was paused (SIGSTOP: its thread stopped too)
-  or cut off from Redis (its renewals fail) finds it stale on its first check after the pause or
-  the cut, before it writes, and steps down; the sixth of the TTL leaves a commit that started while the lease
-  was valid time to finish before a standby can take the key.
+  needs nothing from the thread: a collector that was paused (SIGSTOP stops its thread too) or
+  cut off from Redis (its renewals fail) finds the lease stale at its first check after the
+  pause or the cut, before it writes, and steps down. The sixth of the TTL is the time a step
+  that passed its check has to finish before a standby can take the key.
+- A lead taken anew (`generation`) starts from the database and the stream, not from memory:
+  another collector may have led in between.
 
-Bounding the passes (fewer entries per XREADGROUP, a time budget) was the alternative; it keeps
+What is left: a pause that falls between a check and the write right after it (microseconds
+for a commit) lets that one write land late; only a fencing token checked by the database
+would close that.
+
+Bounding the passes (fewer entries per XREADGROUP, a time budget) was the alternative: it keeps
 the renewal in the loop, but any one step that outlasts the TTL (a statement waiting on a lock,
 a big merge on a loaded machine) still loses the lead, and the budget would have to shrink with
 the TTL. The thread needs no bound on a step, only the check before it.
