@@ -233,9 +233,8 @@ def raise_priority(niceness: int) -> int:
     return os.nice(0)
 
 
-def lower_control_plane(launcher_pid: int, niceness: int, cpus: set[int] | None = None) -> int:
-    """Every process `make run` started but the load worker (and its pools) at `niceness`, and on `cpus` when
-    given; how many."""
+def lower_control_plane(launcher_pid: int, niceness: int) -> int:
+    """Every process `make run` started but the load worker (and its pools) at `niceness`; how many."""
     import psutil
 
     launcher = psutil.Process(launcher_pid)
@@ -246,20 +245,10 @@ def lower_control_plane(launcher_pid: int, niceness: int, cpus: set[int] | None 
         if process.pid not in spared:
             try:
                 process.nice(max(process.nice(), niceness))
-                if cpus:
-                    process.cpu_affinity(sorted(cpus))
                 lowered += 1
             except (psutil.Error, PermissionError):
                 pass
     return lowered
-
-
-def measuring_cpus(pin: bool) -> tuple[set[int], set[int]] | None:
-    """(the CPU of nginx and the load generator, the CPUs of everything else) with --pin on 2+ CPUs, else None."""
-    available = sorted(os.sched_getaffinity(0))
-    if not pin or len(available) < 2:
-        return None
-    return {available[-1]}, set(available[:-1])
 
 
 def main():
@@ -272,10 +261,6 @@ def main():
                         help="Niceness of the load worker and its pools; nginx runs 5 below, the rest of Swarmdeck 5 "
                              "above: as if the target, the load generator and the control plane each had a machine, "
                              "and other processes on a shared one disturbed them less (needs root below 0)")
-    parser.add_argument("--pin", action="store_true",
-                        help="Also pin nginx and the load worker (its pools inherit it) to the last CPU and the rest "
-                             "of Swarmdeck, this script included, to the others: the measured path shares its core "
-                             "with nothing the benchmark starts")
     parser.add_argument("--analyze", metavar="VAR_DIR",
                         help="Only compare the runs kept in an earlier benchmark's VAR_DIR (printed at the end)")
     args = parser.parse_args()
@@ -293,9 +278,6 @@ def main():
     # Priorities as if each had its own machine: nginx first, then the load worker and its pools, then the
     # control plane (web, collector, beat, Redis), all above whatever else shares this machine.
     raise_priority(args.nice - 5)
-    pinned = measuring_cpus(args.pin)
-    if pinned:
-        os.sched_setaffinity(0, pinned[0])  # inherited by nginx and the stack; the control plane moves off below
     work = Path(tempfile.mkdtemp(prefix="swarmdeck-bench-aa-"))
     target = target_module.start()
     niceness = raise_priority(args.nice)
@@ -303,9 +285,7 @@ def main():
     stack = None
     try:
         stack = Stack(work / "var", port=18000 + os.getpid() % 1000)
-        control_plane = lower_control_plane(stack.process.pid, niceness + 5, pinned[1] if pinned else None)
-        if pinned:
-            os.sched_setaffinity(0, pinned[1])
+        control_plane = lower_control_plane(stack.process.pid, niceness + 5)
         locustfile = work / "aa.py"
         waiters = args.users // 2
         locustfile.write_text(LOCUSTFILE.format(browsers=args.users - waiters, waiters=waiters))
@@ -334,9 +314,7 @@ def main():
             f"nginx target {target.url}; {args.users} users ({args.users - waiters} Browser at 40 req/s each: /ok, "
             f"/json, /static10k; {waiters} Waiter: /delay), {args.seconds} s per run, 1 slot, {os.cpu_count()} cores, "
             f"niceness: nginx {niceness - 5 if niceness == args.nice else niceness}, load worker {niceness}, "
-            f"control plane {niceness + 5} ({control_plane} processes)"
-            + (f"; CPU {sorted(pinned[0])} for nginx and the load worker, {sorted(pinned[1])} for the rest"
-               if pinned else ""),
+            f"control plane {niceness + 5} ({control_plane} processes)",
             f"{len(runs_a)} A runs + {len(runs_b)} B runs (interleaved) in {time.monotonic() - started:.0f} s; "
             f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         ]
