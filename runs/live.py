@@ -19,6 +19,7 @@ from typing import TypedDict
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from runs import tick_series
 from runs.markers import chart_markers
 from runs.models import Run, RunSlot, RunTick
 from scenarios.options import masked_params
@@ -72,7 +73,8 @@ class State(TypedDict):
     errors: list[dict]
     exceptions: list[dict]
     slots: list[dict]
-    series: Series
+    series: Series             # with users_min, p50_ms_min ... too when downsampled (runs/downsample.py)
+    series_width: int          # seconds per point of `series`: 1, or a long run's bucket width
     current: dict              # "METHOD name" -> figures of the latest complete second
 
 
@@ -139,12 +141,13 @@ def series_of(ticks: list[dict]) -> Series:
 
 def full_state(run: Run) -> State:
     """Everything the page shows, from the database: sent first on every (re)connect."""
-    ticks = list(RunTick.objects.filter(run=run).order_by("tick").values("tick", *SERIES_KEYS))
+    # A long run's series comes in at most 2,000 buckets of `series_width` seconds (runs/tick_series.py).
+    series, width = tick_series.run_series(run.pk)
     latest = RunTick.objects.filter(run=run).order_by("-tick").values_list("endpoints", flat=True).first()
     return {
         "type": "state", "meta": meta(run), "totals": run.totals or [], "errors": run.errors or [],
-        "exceptions": run.exceptions or [], "slots": slot_rows(run.pk), "series": series_of(ticks),
-        "current": latest or {},
+        "exceptions": run.exceptions or [], "slots": slot_rows(run.pk), "series": series,  # type: ignore[typeddict-item]
+        "series_width": width, "current": latest or {},
     }
 
 

@@ -1,0 +1,43 @@
+"""A run's chart series read from its RunTick rows, downsampled in the database when long.
+
+A run (or a window of it) spanning more than `max_points` seconds is read as one aggregate
+query grouped by tick // width (runs/downsample.py says what a bucket holds and what is exact),
+so a 7-day run's 604,800 rows never reach Python; a shorter one is read second by second,
+unchanged. Used by the live page's full state (runs/live.py) and its zoom (runs/views.py).
+"""
+
+from __future__ import annotations
+
+from django.db.models import ExpressionWrapper, F, IntegerField, Max, Min, Sum
+
+from runs.downsample import MAX_POINTS, Bucket, bucket_width, empty_series, series_of_buckets
+from runs.models import RunTick
+
+SERIES_KEYS = ("users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms")
+
+
+def run_series(run_id: int, max_points: int = MAX_POINTS, start: int | None = None,
+               end: int | None = None) -> tuple[dict[str, list], int]:
+    """The run's series from tick `start` to `end` (inclusive; None: the run's first/last) and the
+    width of its points in seconds (1: every second as recorded)."""
+    ticks = RunTick.objects.filter(run_id=run_id).order_by()
+    if start is not None:
+        ticks = ticks.filter(tick__gte=start)
+    if end is not None:
+        ticks = ticks.filter(tick__lte=end)
+    bounds = ticks.aggregate(first=Min("tick"), last=Max("tick"))
+    if bounds["first"] is None:
+        return {"tick": [], **{key: [] for key in SERIES_KEYS}}, 1
+    first, last = bounds["first"], bounds["last"]
+    width = bucket_width(first, last, max_points)
+    if width == 1:
+        rows = list(ticks.order_by("tick").values_list("tick", *SERIES_KEYS))
+        return {key: [row[i] for row in rows] for i, key in enumerate(("tick", *SERIES_KEYS))}, 1
+    bucket = ExpressionWrapper(F("tick") / width, output_field=IntegerField())
+    buckets: list[Bucket] = list(
+        ticks.annotate(bucket=bucket).values("bucket").annotate(
+            users_max=Max("users"), users_min=Min("users"), requests=Sum("rps"), failures=Sum("fails_per_s"),
+            p50_max=Max("p50_ms"), p50_min=Min("p50_ms"), p95_max=Max("p95_ms"), p95_min=Min("p95_ms"),
+            p99_max=Max("p99_ms"), p99_min=Min("p99_ms"),
+        ).order_by("bucket"))
+    return (series_of_buckets(buckets, width, first, last) if buckets else empty_series()), width

@@ -1,0 +1,73 @@
+"""Long runs: the live page's first paint downsampled in the database (runs/tick_series.py), with
+RunTick rows of known figures written directly."""
+
+import datetime as dt
+import json
+import math
+import random
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from runs import live
+from runs.downsample import downsample
+from runs.models import Run, RunTick
+
+
+def make_run(scenario, seconds, seed=1, start=0):
+    """A finished run with `seconds` RunTick rows of random figures (a few seconds missing); its rows too."""
+    started = timezone.now() - dt.timedelta(seconds=seconds + 5)
+    run = Run.objects.create(
+        project=scenario.project, scenario=scenario, version=scenario.current_version, status=Run.Status.FINISHED,
+        params={"users": 10, "spawn_rate": 1, "duration": seconds, "host": "http://shop.test", "slots": 1},
+        started_at=started, ended_at=started + dt.timedelta(seconds=seconds))
+    rng = random.Random(seed)
+    rows = []
+    for t in range(start, start + seconds):
+        if rng.random() < 0.01:
+            continue
+        p50 = None if rng.random() < 0.01 else round(rng.uniform(5, 50), 2)
+        rows.append({"tick": t, "users": rng.randint(0, 300), "rps": round(rng.uniform(0, 200), 2),
+                     "fails_per_s": rng.choice([0.0, 1.0, 2.5]), "p50_ms": p50,
+                     "p95_ms": None if p50 is None else p50 * 2, "p99_ms": None if p50 is None else p50 * 3})
+    RunTick.objects.bulk_create([RunTick(run=run, endpoints={"GET /": {"rps": r["rps"]}}, **r) for r in rows],
+                                batch_size=2000)
+    return run, rows
+
+
+def test_a_long_runs_state_is_downsampled_in_the_database_as_in_python(scenario):
+    run, rows = make_run(scenario, 10_000)
+    state = live.full_state(run)
+    series = state["series"]
+    assert state["series_width"] == 5
+    assert len(series["tick"]) == 2000
+    expected, width = downsample(rows, 2000)
+    assert width == 5
+    assert series["tick"] == expected["tick"]
+    for key in ("users", "users_min", "p50_ms", "p95_ms", "p99_ms", "p50_ms_min", "p95_ms_min", "p99_ms_min"):
+        assert series[key] == expected[key], key
+    for key in ("rps", "fails_per_s"):
+        assert series[key] == pytest.approx(expected[key], rel=1e-9)
+        assert math.fsum(v * 5 for v in series[key]) == pytest.approx(math.fsum(r[key] for r in rows), rel=1e-9)
+    assert max(series["users"]) == max(r["users"] for r in rows)
+    assert min(series["users_min"]) == min(r["users"] for r in rows)
+    assert state["current"] == {"GET /": {"rps": rows[-1]["rps"]}}
+    json.dumps(state)
+
+
+def test_a_short_runs_state_has_every_second(scenario):
+    run, rows = make_run(scenario, 1_500)
+    state = live.full_state(run)
+    assert state["series_width"] == 1
+    assert state["series"] == {key: [r[key] for r in rows]
+                               for key in ("tick", "users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms")}
+
+
+def test_the_run_page_embeds_the_downsampled_series(client, alice, scenario):
+    run, _ = make_run(scenario, 6_000)
+    client.force_login(alice)
+    response = client.get(reverse("runs-detail", args=[run.pk]))
+    assert response.status_code == 200
+    assert len(response.context["state"]["series"]["tick"]) == 2000
+    assert b'"series_width": 3' in response.content
