@@ -9,6 +9,7 @@ urlpatterns = [
     path("runs/<int:run_id>/stop/", views.run_stop, name="runs-stop"),
     path("runs/<int:run_id>/users/", views.run_users, name="runs-users"),
     path("runs/<int:run_id>/endpoint-series.json", views.run_endpoint_series, name="runs-endpoint-series"),
+    path("runs/<int:run_id>/series/", views.run_series, name="runs-series"),
     path("p/<slug:slug>/runs/", history_views.run_list, name="runs-list"),
     path("p/<slug:slug>/compare/", history_views.run_compare, name="runs-compare"),
     path("scenarios/<int:scenario_id>/trends/", history_views.scenario_trends, name="runs-trends"),

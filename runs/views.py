@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from runs import cluster, cluster_views, health, live, services
+from runs import cluster, cluster_views, health, live, services, tick_series
 from runs.access import get_run_for_user
 from runs.forms import LiveUsersForm, RunForm
 from runs.models import Run, RunTick
@@ -98,6 +98,30 @@ def run_status(request, run_id):
         "requests": run.total_requests, "failures": run.total_failures, "rps": run.rps, "p95_ms": run.p95_ms,
         "users": run.current_users, "elapsed": run.elapsed_seconds(), "queue_position": services.queue_position(run),
     })
+
+
+def _tick_param(value: str) -> int | None:
+    """A ?from= / ?to= tick: None when absent; ValueError when not a whole number of a sane size."""
+    if value == "":
+        return None
+    if len(value) > 12 or not value.lstrip("-").isdigit():
+        raise ValueError(value)
+    return int(value)
+
+
+def run_series(request, run_id):
+    """The run's series from tick ?from= to ?to= (inclusive; either may be left out), for the charts' zoom:
+    every second when the window spans at most 2,000 of them, else downsampled like the first paint
+    (runs/tick_series.py), with the width of its points in seconds."""
+    run, _ = get_run_for_user(request, run_id)
+    try:
+        start, end = _tick_param(request.GET.get("from", "")), _tick_param(request.GET.get("to", ""))
+    except ValueError:
+        return JsonResponse({"error": "from and to are tick numbers."}, status=400)
+    if start is not None and end is not None and end < start:
+        return JsonResponse({"error": "to is before from."}, status=400)
+    series, width = tick_series.run_series(run.pk, start=start, end=end)
+    return JsonResponse({"series": series, "series_width": width})
 
 
 MAX_CHART_ENDPOINTS = 8   # lines per chart a reader can still tell apart (SwarmCharts.colors.palette)

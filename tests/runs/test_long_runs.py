@@ -71,3 +71,43 @@ def test_the_run_page_embeds_the_downsampled_series(client, alice, scenario):
     assert response.status_code == 200
     assert len(response.context["state"]["series"]["tick"]) == 2000
     assert b'"series_width": 3' in response.content
+
+
+def test_the_zoom_sends_every_second_of_a_short_window(client, alice, scenario):
+    run, rows = make_run(scenario, 6_000)
+    client.force_login(alice)
+    response = client.get(reverse("runs-series", args=[run.pk]), {"from": 1000, "to": 2999})
+    assert response.status_code == 200
+    body = response.json()
+    window = [r for r in rows if 1000 <= r["tick"] <= 2999]
+    assert body["series_width"] == 1
+    assert body["series"]["tick"] == [r["tick"] for r in window]
+    assert body["series"]["p95_ms"] == [r["p95_ms"] for r in window]
+
+
+def test_the_zoom_downsamples_a_long_window(client, alice, scenario):
+    run, rows = make_run(scenario, 6_000)
+    client.force_login(alice)
+    body = client.get(reverse("runs-series", args=[run.pk]), {"from": 500, "to": 4999}).json()
+    expected, width = downsample([r for r in rows if 500 <= r["tick"] <= 4999], 2000)
+    assert body["series_width"] == width == 3
+    assert body["series"]["tick"] == expected["tick"] and body["series"]["tick"][0] == 500
+    assert body["series"]["users"] == expected["users"]
+    assert body["series"]["rps"] == pytest.approx(expected["rps"], rel=1e-9)
+
+
+def test_the_zoom_is_scoped_to_the_users_projects(client, alice, charlie, charlies_project, scenario):
+    run, rows = make_run(scenario, 10)
+    url = reverse("runs-series", args=[run.pk])
+    assert client.get(url).status_code == 302   # to the login page
+    client.force_login(charlie)
+    assert client.get(url).status_code == 404
+    client.force_login(alice)
+    assert client.get(url).json()["series"]["tick"] == [r["tick"] for r in rows]
+
+
+@pytest.mark.parametrize("query", [{"from": "x"}, {"to": "1e9"}, {"from": "10", "to": "5"}, {"from": "9" * 13}])
+def test_the_zoom_refuses_a_bad_window(client, alice, scenario, query):
+    run, _ = make_run(scenario, 10)
+    client.force_login(alice)
+    assert client.get(reverse("runs-series", args=[run.pk]), query).status_code == 400
