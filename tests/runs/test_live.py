@@ -314,3 +314,79 @@ def test_it_keeps_a_quiet_connection_open(redis, fake_workers, tasks, collector,
         await comm.disconnect()
 
     async_to_sync(scenario)()
+
+
+# -- change-only pushes ---------------------------------------------------------------------------
+
+ENDPOINTS = [f"/e/{i:02d}" for i in range(50)]
+
+
+def endpoints_snapshot(run, slot, seq, tick, names, failing=()):
+    recorder = Recorder()
+    for name in names:
+        recorder.record("GET", name, 5.0 + seq, 3, "HTTPError('500 Server Error')" if name in failing else None)
+    return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0, users=2,
+                                           cpu=10.0))
+
+
+async def deltas_through(comm, tick, timeout=8.0):
+    """The deltas up to the one that closes `tick`."""
+    deltas = []
+    while not deltas or tick not in deltas[-1]["series"]["tick"]:
+        deltas.append(await receive_until(comm, "delta", timeout))
+    return deltas
+
+
+def test_a_push_carries_only_the_endpoints_and_errors_that_changed(redis, fake_workers, tasks, collector, client,
+                                                                   alice, project):
+    run = running_run(redis, collector, alice, project)
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, endpoints_snapshot(run, slot, 1, 0, ENDPOINTS, ["/e/07"]))
+    spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=0).exists())
+    cookie = cookie_of(client, alice)
+
+    async def scenario():
+        comm = communicator(run.pk, cookie)
+        assert (await comm.connect())[0]
+        state = await comm.receive_json_from(timeout=5)
+        assert len(state["totals"]) == 51 and state["errors"][0]["count"] == 2
+
+        # A second in which only 2 of the 50 endpoints got requests, and none failed.
+        for slot in (0, 1):
+            await database_sync_to_async(event)(redis, run, slot, protocol.EVENT_SNAPSHOT,
+                                                endpoints_snapshot(run, slot, 2, 1, ["/e/03", "/e/41"]))
+        await drive(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=1).exists())
+        deltas = await deltas_through(comm, 1)
+        for delta in deltas:
+            assert [row["name"] for row in delta["totals"]] == ["/e/03", "/e/41", "Aggregated"]
+            assert delta["errors"] == [] and "removed" not in delta   # /e/07's error is as it was
+        assert [d["seq"] for d in deltas] == list(range(deltas[0]["seq"], deltas[0]["seq"] + len(deltas)))
+        assert len({d["epoch"] for d in deltas}) == 1
+        last = deltas[-1]
+        assert next(r for r in last["totals"] if r["name"] == "/e/03")["requests"] == 4
+        assert last["totals"][-1]["requests"] == 104 and last["current"]["GET /e/41"]["rps"] == 2.0
+
+        # The rows a page holds after the pushes are the database's: a new page gets them in its state.
+        again = communicator(run.pk, cookie)
+        assert (await again.connect())[0]
+        fresh = await again.receive_json_from(timeout=5)
+        requests = {row["name"]: row["requests"] for row in fresh["totals"]}
+        assert len(requests) == 51 and requests["/e/03"] == requests["/e/41"] == 4 and requests["/e/00"] == 2
+        await again.disconnect()
+        await comm.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_the_endpoint_cap_is_a_setting_the_pools_get(redis, fake_workers, tasks, collector, alice, project, settings):
+    settings.SWARMDECK_MAX_ENDPOINTS = 1_000
+    run = running_run(redis, collector, alice, project)
+    assert {args[0]["params"]["max_endpoints"] for _, args, _ in tasks} == {1_000}
+    recorder = Recorder()
+    for i in range(700):
+        recorder.record("GET", f"/items/{i}", 3.0, 10, None)
+    event(redis, run, 0, protocol.EVENT_SNAPSHOT,
+          wire.encode(recorder.take_delta(run=run.pk, slot=0, seq=1, tick=0, elapsed=1.0, users=2, cpu=10)))
+    spin(collector, lambda: Run.objects.get(pk=run.pk).total_requests == 700)
+    run.refresh_from_db()
+    assert len(run.totals) == 701 and not run.endpoints_overflowed   # 700 names + Aggregated

@@ -102,6 +102,20 @@ def test_it_applies_live_user_changes(pool_in, target):
     assert wire.decode(frames_until_eof(pool)[-1]["data"])["kind"] == "final"
 
 
+def test_it_folds_names_past_the_runs_cap_into_other(pool_in):
+    pool = pool_in("many_names", users=1, max_endpoints=3)   # the assignment's cap (SWARMDECK_MAX_ENDPOINTS)
+    assert next_frame(pool)["type"] == "ready"
+    pool.send({"type": "go", "delay": 0.0})
+    time.sleep(1.2)
+    pool.send({"type": "stop"})
+    counts = {}
+    for frame in frames_until_eof(pool):
+        for endpoint in wire.decode(frame["data"])["endpoints"]:
+            counts[endpoint["name"]] = counts.get(endpoint["name"], 0) + endpoint["count"]
+    assert set(counts) == {"/item/0", "/item/1", "/item/2", "(other)"}
+    assert counts["(other)"] == 7 * counts["/item/0"] > 0   # 7 of each task's 10 names
+
+
 def test_it_exits_when_its_slot_goes_away(pool_in, target):
     pool = pool_in("http_user", host=target.url)
     assert next_frame(pool)["type"] == "ready"
