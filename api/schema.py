@@ -94,7 +94,13 @@ def _options(prop: dict) -> list[dict]:
 
 
 def _description(prop: dict) -> str:
-    return prop.get("description", "")
+    """The property's description, then its alternatives' own (a duration's text form), then its allowed values."""
+    parts = [prop.get("description", "")]
+    parts += [option["description"] for option in _options(prop) if option is not prop and option.get("description")]
+    choices = [value for option in _options(prop) for value in option.get("enum", [])]
+    if choices:
+        parts.append("One of: " + ", ".join(str(value) for value in choices) + ".")
+    return " ".join(part for part in parts if part)
 
 
 def _limits(prop: dict) -> str:
