@@ -206,7 +206,7 @@ class Collector:
             state.classes = snapshot.get("classes") or {}
             if snapshot["kind"] == "delta":  # a final snapshot's CPU covers a fraction of a second: noise
                 state.cpu = min(100.0, max(0.0, float(snapshot["cpu"])))
-            state.requests += sum(int(e["count"]) for e in snapshot["endpoints"])
+            state.requests += _requests(snapshot)
             state.final = state.final or snapshot["kind"] == "final"
             state.elapsed = max(state.elapsed, float(snapshot.get("elapsed") or 0.0))
             if snapshot["kind"] == "delta":
@@ -317,6 +317,14 @@ def default_consumer() -> str:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _requests(snapshot: dict) -> int:
+    """The requests a snapshot counts, from its columns (as intake decodes it) or its endpoint dicts."""
+    columns = snapshot.get("columns")
+    if columns is not None:
+        return int(columns.scalars[:, 0].sum())
+    return sum(int(e["count"]) for e in snapshot["endpoints"])
 
 
 def _entry_ms(entry_id) -> int:

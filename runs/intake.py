@@ -73,9 +73,10 @@ def check_source(fields: dict, slot: int, slots: int, token: str) -> str:
 
 
 def snapshot(data: bytes, run_id: int, slot: int) -> dict:
-    """A decoded, range-checked snapshot of this run and slot, or Rejected."""
+    """A decoded, range-checked snapshot of this run and slot, or Rejected. Its endpoints are in
+    "columns" only (what RunStats.apply merges): no dict per endpoint."""
     try:
-        decoded = wire.decode(data)
+        decoded = wire.decode(data, endpoint_dicts=False)
     except wire.WireError as error:
         raise Rejected(f"undecodable snapshot: {error}") from None
     if decoded["run"] != run_id or decoded["slot"] != slot:
