@@ -209,7 +209,7 @@ def verdict_text(verdict: significance.Verdict, base_run: Run) -> str:
         lines.append(f"Not judged: {verdict.reason}.")
         return "\n".join(lines)
     change = significance.Estimate(verdict.change, verdict.low, verdict.high, base.level, 0, "")
-    why = "" if verdict.outcome != significance.SAME else (
+    why = "" if verdict.outcome not in (significance.SAME, significance.UNKNOWN) else (
         f" ({verdict.reason}; minimum effect {_number(verdict.figure, verdict.minimum).replace('%', ' pp')})")
     lines.append(f"Change {_number(verdict.figure, verdict.change, signed=True)} "
                  f"({_interval(verdict.figure, change, signed=True)}): {verdict.text}{why}")

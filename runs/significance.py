@@ -46,7 +46,9 @@ Verdict of a cell: **worse** or **better** when (1) the interval of the differen
 and (2) the change is at least the minimum effect: at least `min_ms` (1 ms) *and* `min_relative`
 (2 %) of the base value for response times, `min_failure_pp` (0.5 percentage points) for the
 failure ratio, `min_relative` for RPS. Otherwise **no significant change** (the hover text says
-which condition was not met). Request counts are not judged.
+which condition was not met), or **not judged** when the interval of the change includes zero because
+a run has too few samples to bound the figure (an open side): the data cannot tell, which is not "no
+change". Request counts are not judged.
 
 False-alarm rate: when two runs measure the same system, condition (1) alone flags a cell with
 probability about 1 - L (1 % at 99 %), half of them "better", half "worse" — if the intervals
@@ -416,7 +418,8 @@ def difference(base: Estimate, other: Estimate) -> tuple[float, float, float]:
 
 
 def judge(figure: str, base: Estimate, other: Estimate, rule: Rule = Rule()) -> Verdict:
-    """better / worse / same (no significant change) / unknown (a figure missing) for one cell."""
+    """better / worse / same (no significant change) / unknown (a figure missing, or too few samples to bound
+    it) for one cell."""
     if base.value is None or other.value is None:
         return Verdict(figure, UNKNOWN, base, other, reason="not measured in both runs")
     change, low, high = difference(base, other)
@@ -424,9 +427,9 @@ def judge(figure: str, base: Estimate, other: Estimate, rule: Rule = Rule()) -> 
     verdict = functools.partial(Verdict, figure, base=base, other=other, change=change, low=low, high=high,
                                 minimum=minimum)
     if low <= 0 <= high:
-        why = ("too few samples to bound it" if not (base.bounded and other.bounded)
-               else "the interval of the change includes zero")
-        return verdict(SAME, reason=why)
+        if not (base.bounded and other.bounded):  # the data cannot say either way: not "no change"
+            return verdict(UNKNOWN, reason="too few samples to bound it")
+        return verdict(SAME, reason="the interval of the change includes zero")
     if abs(change) < minimum:
         return verdict(SAME, reason="smaller than the minimum effect")
     lower_is_better = BETTER[figure] == "lower"

@@ -118,13 +118,14 @@ def test_a_20_percent_slowdown_with_enough_samples_is_flagged_worse():
     assert sig.compare(slower, base)["p95"].outcome == sig.BETTER_
 
 
-def test_few_samples_are_no_significant_change_even_for_a_20_percent_shift():
+def test_few_samples_are_not_judged_or_no_significant_change_even_for_a_20_percent_shift():
     rng = np.random.default_rng(RNG_SEED)
     base = sample_of(lognormal_us(rng, 12))
     slower = sample_of((lognormal_us(rng, 12) * 1.2).astype(np.int64))
     verdicts = sig.compare(base, slower)
     assert flagged(verdicts) == {}
-    assert verdicts["p99"].reason == "too few samples to bound it"
+    assert (verdicts["p99"].outcome, verdicts["p99"].reason) == (sig.UNKNOWN, "too few samples to bound it")
+    assert verdicts["p99"].text == "not judged"  # the data cannot tell, which is not "no change"
     assert verdicts["p50"].reason == "the interval of the change includes zero"
 
 
@@ -159,6 +160,7 @@ def test_rps_is_judged_on_its_per_second_variation():
     assert sig.compare(lower, steady)["rps"].outcome == sig.BETTER_
     assert sig.compare(steady, jumpy)["rps"].outcome == sig.SAME
     one_second = sample_of(latencies, rps=80.0, per_second={"rps": sig.PerSecond.of([80])})
+    assert sig.compare(steady, one_second)["rps"].outcome == sig.UNKNOWN
     assert sig.compare(steady, one_second)["rps"].reason == "too few samples to bound it"
 
 
