@@ -36,6 +36,14 @@ def _warn_unknown_endpoint(request, scenario, endpoint: str) -> None:
                                   "“no requests”: check it is written as METHOD name, as in the statistics table.")
 
 
+def _warn_window_longer_than_runs(request, scenario, threshold: Threshold) -> None:
+    """Allowed (a run may be longer than the default), but a run shorter than its window fails the criterion."""
+    if threshold.window_seconds and threshold.window_seconds > scenario.default_duration:
+        messages.warning(request, f"The window ({threshold.window_seconds} s) is longer than this scenario’s runs "
+                                  f"last by default ({scenario.default_duration} s): a run without a full window "
+                                  "fails the criterion (“no full window”). Shorten the window or run longer.")
+
+
 def _form_page(request, form, scenario, membership, threshold=None, status=200):
     return render(request, "runs/threshold_form.html", {
         "form": form, "scenario": scenario, "project": scenario.project, "membership": membership,
@@ -53,6 +61,7 @@ def threshold_create(request, scenario_id):
             threshold.save()
             messages.success(request, f"Criterion added: {threshold}.")
             _warn_unknown_endpoint(request, scenario, threshold.endpoint)
+            _warn_window_longer_than_runs(request, scenario, threshold)
             return redirect(f"{scenario.get_absolute_url()}#criteria")
         return _form_page(request, form, scenario, membership, status=400)
     return _form_page(request, form, scenario, membership)
@@ -66,6 +75,7 @@ def threshold_edit(request, threshold_id):
             threshold = form.save()
             messages.success(request, f"Criterion saved: {threshold}. Runs that already ended keep their verdict.")
             _warn_unknown_endpoint(request, scenario, threshold.endpoint)
+            _warn_window_longer_than_runs(request, scenario, threshold)
             return redirect(f"{scenario.get_absolute_url()}#criteria")
         return _form_page(request, form, scenario, membership, threshold, status=400)
     return _form_page(request, form, scenario, membership, threshold)

@@ -261,6 +261,7 @@ def evaluate_windowed(criterion, windows: Tracker | None, started_at: datetime |
     entry = window_entry(criterion, result, started_at)
     seconds = criterion.window_seconds
     if result is None:
+        entry["measured_text"] = f"no full {seconds} s window"
         entry["detail"] = f"No full {seconds} s window: the run was not watched for {seconds} whole seconds."
         return entry
     which = f"Worst {seconds} s window" if criterion.window == "any" else f"Last full {seconds} s window before the end"

@@ -178,6 +178,7 @@ def test_a_windowed_criterion_without_a_full_window_fails():
     entry = thresholds.evaluate([criterion("p95", 50, 10)], [], windows=tracker, started_at=GO)[0]
     assert entry["applicable"] and not entry["passed"] and entry["measured"] is None
     assert "No full 10 s window" in entry["detail"]
+    assert entry["measured_text"] == "no full 10 s window"  # not "no requests": the run had them
     assert thresholds.verdict_of([entry]) == "fail"
 
 
@@ -222,6 +223,17 @@ def test_the_form_sets_a_window_and_refuses_one_on_the_baseline_rule(client, ali
     assert "The baseline rule compares the p95 of whole runs: it has no window." in refused.content.decode()
     assert _post(client, scenario, window_seconds="90000").status_code == 400
     assert Threshold.objects.filter(scenario=scenario).count() == 2
+
+
+def test_the_form_warns_when_the_window_is_longer_than_the_scenarios_runs(client, alice, scenario):
+    scenario.default_duration = 10
+    scenario.save()
+    client.force_login(alice)
+    response = _post(client, scenario, window_seconds="60")
+    assert response.status_code == 302
+    shown = client.get(response.url).content.decode()
+    assert "The window (60 s) is longer than this scenario’s runs last by default (10 s)" in shown
+    assert "longer than" not in client.get(_post(client, scenario, window_seconds="5").url).content.decode()
 
 
 def test_the_run_page_and_the_api_show_the_window_a_criterion_judged(client, alice, scenario, settings):
