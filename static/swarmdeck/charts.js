@@ -31,7 +31,9 @@
  * SwarmCharts.run(elements, series, totals, live, {markers, endpoints}): `endpoints` picks what the
  * RPS and latency charts show: ["Aggregated"] (the default) or endpoint keys ("GET /ok") with
  * their columns in `endpointSeries` ({key: {rps, fails_per_s, p50_ms, p95_ms, p99_ms}}, aligned
- * with series.tick); run.setEndpoints(picked, endpointSeries) redraws them.
+ * with series.tick); run.setEndpoints(picked, endpointSeries) redraws them. `zoom: (from, to) => ...`
+ * (optional): a drag across a chart calls it with that window's ticks instead of zooming in (the live
+ * page fetches a long run's window, finer than its downsampled series).
  *
  * Lines that coincide (p95 = p99 when a second had few requests): a line without a dash of its own
  * that equals an earlier one somewhere (at a value other than 0) is dashed, with a different dash for
@@ -176,11 +178,19 @@
       legend: {live: true},
       // Off the chart, the legend shows the rest values, or else the latest ones, instead of dashes.
       hooks: {setCursor: [(u) => { if (u.cursor.idx == null) atRest(u); }],
-              setLegend: [(u) => nameEqualValues(u, scales, shownValue)]},
-      cursor: {drag: {x: true, y: false}},
+              setLegend: [(u) => nameEqualValues(u, scales, shownValue)],
+              setSelect: [(u) => zoomed(u)]},
+      // With `zoom`, a drag across the chart asks for that window (zoom(from, to)) instead of zooming in.
+      cursor: {drag: {x: true, y: false, setScale: !options.zoom}},
     };
     const data = options.data || [[], ...options.series.map(() => [])];
     setDashes(series, data);
+    function zoomed(u) {
+      if (!options.zoom || u.select.width < 2) return;
+      const from = u.posToVal(u.select.left, "x"), to = u.posToVal(u.select.left + u.select.width, "x");
+      u.setSelect({left: 0, top: 0, width: 0, height: 0}, false);
+      options.zoom(Math.max(0, Math.floor(from)), Math.ceil(to));
+    }
     // The number a legend row shows: the rest value off the chart, else the point's.
     const shownValue = (u, i, idx) => (idx == null ? (rest ? (rest.values || [])[i - 1] : null) : (u.data[i] || [])[idx]);
     const atRest = (u) => (rest ? u.setLegend({idx: null}) : showLatest(u));
@@ -337,13 +347,13 @@
     return out;
   }
 
-  function endpointCharts(elements, series, totals, live, picked, columns, markers, slots) {
+  function endpointCharts(elements, series, totals, live, picked, columns, markers, slots, zoom) {
     const f = endpointFigures(series, totals, live, picked, columns, slots);
     return {
       rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", markers: markers,
-        rest: f.rpsRest, series: f.rpsSeries, data: f.rpsData}),
+        rest: f.rpsRest, series: f.rpsSeries, data: f.rpsData, zoom: zoom}),
       latency: timeseries(elements.latency, {title: "Response times (ms)", unit: "ms", markers: markers,
-        rest: f.latencyRest, series: f.latencySeries, data: f.latencyData}),
+        rest: f.latencyRest, series: f.latencySeries, data: f.latencyData, zoom: zoom}),
     };
   }
 
@@ -361,6 +371,7 @@
     let markers = extra.markers || [];
     let picked = extra.endpoints && extra.endpoints.length ? extra.endpoints : ["Aggregated"];
     let columns = extra.endpointSeries || {};
+    const zoom = extra.zoom || null;
     let current = {series: series, totals: totals, live: live};
     const rest = runFigures(series, totals, live);
     // An endpoint keeps its colour family while picked; one unpicked frees its family.
@@ -381,27 +392,27 @@
       return {
         rps: timeseries(elements.rps, {title: "Requests and failures per second", unit: "/s", rest: figures.rps, markers: markers,
           series: [{label: "RPS", color: c.rps, fill: "rgba(37,99,235,.08)"}, {label: "Failures/s", color: c.fail}],
-          data: [s.tick, s.rps, s.fails_per_s]}),
+          data: [s.tick, s.rps, s.fails_per_s], zoom: zoom}),
         // Percentiles often coincide (few requests in a second: p95 = p99). Each line drawn over
         // another is dashed, so the one beneath shows through its gaps instead of vanishing.
         latency: timeseries(elements.latency, {title: "Response times (ms)", unit: "ms", rest: figures.latency, markers: markers,
           series: [{label: "p50", color: c.p50}, {label: "p95", color: c.p95, width: 2, dash: [10, 4]},
                    {label: "p99", color: c.p99, dash: [3, 5]}],
-          data: [s.tick, s.p50_ms, s.p95_ms, s.p99_ms]}),
+          data: [s.tick, s.p50_ms, s.p95_ms, s.p99_ms], zoom: zoom}),
       };
     }
     const charts = aggregatedOnly() ? aggregatedCharts(series, rest)
-      : endpointCharts(elements, series, totals, live, picked, columns, markers, slots);
+      : endpointCharts(elements, series, totals, live, picked, columns, markers, slots, zoom);
     charts.users = timeseries(elements.users, {title: "Users", rest: rest.users, markers: markers,
       series: [{label: "Users", color: c.users, fill: "rgba(5,150,105,.08)", integer: true}],
-      data: [series.tick, series.users]});
+      data: [series.tick, series.users], zoom: zoom});
 
     function rebuild() {
       charts.rps.destroy();
       charts.latency.destroy();
       const s = current.series;
       const built = aggregatedOnly() ? aggregatedCharts(s, runFigures(s, current.totals, current.live))
-        : endpointCharts(elements, s, current.totals, current.live, picked, columns, markers, slots);
+        : endpointCharts(elements, s, current.totals, current.live, picked, columns, markers, slots, zoom);
       charts.rps = built.rps;
       charts.latency = built.latency;
     }

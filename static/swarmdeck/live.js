@@ -22,6 +22,7 @@
   let socket = null, retry = 0, retryTimer = null, countdownTimer = null, clockSkew = 0;
   let sortKey = null, sortDir = 1, renderQueued = false;
   let charts = null;   // SwarmCharts.run, once the Charts tab was opened
+  let zoomed = null;   // a window of a long run the charts show instead: {from, to, series, width}
   // Endpoints picked on the Charts tab ("Aggregated" is the run's own series). A picked endpoint's
   // history is fetched once (runs-endpoint-series); its next seconds come from the deltas' `current`.
   const MAX_PICKED = 8;
@@ -396,16 +397,18 @@
   }
 
   function renderCharts() {
-    const s = state.series;
+    const s = zoomed ? zoomed.series : state.series;
     const panel = document.querySelector('[data-panel="charts"]');
     $("charts-empty").hidden = s.tick.length > 0;
     if (panel.hidden) return;   // drawn when the tab opens
     renderEndpointPicker();
+    renderResolution();
     const live = {active: state.meta.active, users: state.meta.users};
     const markers = state.meta.markers || [];
     if (!charts) {
       charts = SwarmCharts.run({rps: $("chart-rps"), latency: $("chart-latency"), users: $("chart-users")},
-                               s, state.totals, live, {markers: markers, endpoints: picked, endpointSeries: endpointColumns()});
+                               s, state.totals, live, {markers: markers, endpoints: picked, endpointSeries: endpointColumns(),
+                                                       zoom: (state.series_width || 1) > 1 ? zoomTo : null});
       markersSignature = JSON.stringify(markers);
     } else {
       charts.setData(s, state.totals, live, endpointColumns());
@@ -413,6 +416,36 @@
       if (signature !== markersSignature) { markersSignature = signature; charts.setMarkers(markers); }
     }
   }
+
+  // ---- a long run's resolution and zoom ------------------------------------------------------------
+  // A long run's series comes downsampled (state.series_width seconds per point, runs/downsample.py):
+  // a drag across a chart fetches that window, finer (runs-series); "Whole run" goes back to it.
+  function renderResolution() {
+    const width = zoomed ? zoomed.width : (state.series_width || 1);
+    $("chart-resolution").hidden = !zoomed && width === 1;
+    $("chart-zoom-reset").hidden = !zoomed;
+    const points = width > 1 ? "one point per " + int(width) + " s (users and response times: each point's highest)"
+      : "every second";
+    $("chart-resolution-text").textContent = zoomed
+      ? SwarmCharts.clock(zoomed.from) + " to " + SwarmCharts.clock(zoomed.to) + ": " + points + "."
+      : "Whole run: " + points + ". Drag across a chart to zoom in.";
+  }
+
+  async function zoomTo(from, to) {
+    const params = new URLSearchParams({from: String(from), to: String(to)});
+    try {
+      const response = await fetch(root.dataset.seriesUrl + "?" + params.toString(),
+                                   {credentials: "same-origin", headers: {"Accept": "application/json"}});
+      if (!response.ok) return;
+      const body = await response.json();
+      zoomed = {from: from, to: to, series: body.series, width: body.series_width};
+    } catch (error) {
+      return;   // the next drag asks again
+    }
+    renderCharts();
+  }
+
+  $("chart-zoom-reset").addEventListener("click", () => { zoomed = null; renderCharts(); });
 
   // ---- endpoints on the Charts tab ----------------------------------------------------------------
   function endpointKeys() {
@@ -432,14 +465,14 @@
     }).join("");
   }
 
-  // Columns of the picked endpoints aligned with state.series.tick (null: no request that second).
+  // Columns of the picked endpoints aligned with the charts' ticks (null: no request that second).
   function endpointColumns() {
     const columns = {};
     for (const k of picked) {
       if (k === "Aggregated") continue;
       const seconds = endpointTicks[k] || new Map();
       const column = {rps: [], fails_per_s: [], p50_ms: [], p95_ms: [], p99_ms: []};
-      for (const tick of state.series.tick) {
+      for (const tick of (zoomed ? zoomed.series : state.series).tick) {
         const f = seconds.get(tick);
         for (const name of Object.keys(column)) column[name].push(f ? (f[name] == null ? null : f[name]) : null);
       }

@@ -150,3 +150,70 @@ def test_the_html_report_legends_show_the_run_and_keep_p95_visible(client, alice
     report.write_bytes(client.get(reverse("runs-report-html", args=[ended_run.pk])).content)
     with chromium(chromium_path) as browser:
         check_legends_and_lines(open_page(browser, report.as_uri()), "report")
+
+
+LONG_SECONDS = 5_000   # 3 s per point for the first paint (at most 2,000 points)
+
+
+@pytest.fixture
+def long_run(scenario, alice):
+    started = timezone.now() - dt.timedelta(hours=2)
+    run = Run.objects.create(
+        project=scenario.project, scenario=scenario, version=scenario.current_version, status=Run.Status.FINISHED,
+        created_by=alice, params={"users": 20, "spawn_rate": 20, "duration": LONG_SECONDS, "slots": 1},
+        started_at=started, ended_at=started + dt.timedelta(seconds=LONG_SECONDS),
+        totals=[ENDPOINT, AGGREGATED], total_requests=2920, total_failures=58, rps=99.31, p50_ms=10.0,
+        p95_ms=40.0, p99_ms=40.0)
+    RunTick.objects.bulk_create([RunTick(run=run, tick=t, users=20, rps=100.0 + t % 7, fails_per_s=1.0, p50_ms=10.0,
+                                         p95_ms=40.0, p99_ms=50.0) for t in range(LONG_SECONDS)], batch_size=1000)
+    return run
+
+
+CHARTS = ("#chart-rps", "#chart-latency", "#chart-users")   # in page order, as LEGENDS_JS lists them
+
+
+def left_edge_x(page, chart="#chart-rps"):
+    """The x value the legend shows with the cursor at the chart's left edge."""
+    page.locator(f"{chart} .u-over").scroll_into_view_if_needed()
+    box = page.locator(f"{chart} .u-over").bounding_box()
+    page.mouse.move(box["x"] + 1, box["y"] + box["height"] / 2)
+    x = page.evaluate(LEGENDS_JS)[CHARTS.index(chart)]["x"]
+    page.mouse.move(1, 1)
+    return x
+
+
+def test_a_long_runs_charts_are_downsampled_and_a_drag_zooms_into_finer_data(live_server, client, alice, long_run,
+                                                                               chromium_path):
+    client.force_login(alice)
+    cookie = {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}
+    url = live_server.url + reverse("runs-detail", args=[long_run.pk]) + "#charts"
+    with chromium(chromium_path) as browser:
+        page = open_page(browser, url, [cookie])
+        page.wait_for_selector("#chart-rps canvas")
+        note = page.locator("#chart-resolution-text")
+        assert note.text_content().startswith("Whole run: one point per 3 s")
+        assert not page.locator("#chart-zoom-reset").is_visible()
+        assert left_edge_x(page) == "0:00"
+
+        # Drag across the middle fifth of the RPS chart: the charts show that window, every second.
+        page.locator("#chart-rps .u-over").scroll_into_view_if_needed()
+        box = page.locator("#chart-rps .u-over").bounding_box()
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.4, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+        page.mouse.move(box["x"] + box["width"] * 0.6, y, steps=5)
+        page.mouse.up()
+        page.wait_for_function("() => document.getElementById('chart-resolution-text').textContent.includes("
+                               "'every second')")
+        assert page.locator("#chart-zoom-reset").is_visible()
+        minutes, seconds = map(int, left_edge_x(page).split(":"))
+        assert 0.39 * LONG_SECONDS <= minutes * 60 + seconds <= 0.41 * LONG_SECONDS
+        minutes, seconds = map(int, left_edge_x(page, "#chart-users").split(":"))   # every chart follows
+        assert 0.39 * LONG_SECONDS <= minutes * 60 + seconds <= 0.41 * LONG_SECONDS
+
+        page.click("#chart-zoom-reset")
+        page.wait_for_function("() => document.getElementById('chart-resolution-text').textContent"
+                               ".startsWith('Whole run')")
+        assert left_edge_x(page) == "0:00"
+        assert page.errors == []
