@@ -7,7 +7,7 @@ from automation.models import Event, Schedule, Webhook
 from runs import labels as run_labels
 from runs.forms import clean_env_field, clean_labels_field, clean_option_fields, env_field, labels_field, option_fields
 from runs.services import host_problem
-from scenarios.forms import DurationField
+from scenarios.forms import HOST_ERRORS, DurationField
 from targets import policy as target_policy
 from workers.envvars import as_lines
 
@@ -20,7 +20,7 @@ class ScheduleForm(forms.ModelForm):
                                      "(weekdays at 06:30). Used when the timing is “Cron expression”.")
     timezone = forms.ChoiceField(choices=[(name, name) for name in TIMEZONES], initial="UTC", label="Time zone")
     duration = DurationField(required=False, help_text="e.g. 30s, 5m, 1h30m; empty: the scenario's default")
-    host = forms.URLField(required=False, max_length=500, assume_scheme="http",
+    host = forms.URLField(required=False, max_length=500, assume_scheme="http", error_messages=HOST_ERRORS,
                           help_text="Empty: the scenario's default host")
 
     class Meta:

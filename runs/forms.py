@@ -4,7 +4,7 @@ from runs import cluster, services
 from runs import labels as run_labels
 from runs.models import Threshold
 from scenarios import options as locust_options
-from scenarios.forms import DurationField
+from scenarios.forms import HOST_ERRORS, DurationField
 from scenarios.models import LocustfileVersion, Scenario
 from workers import envvars
 
@@ -119,7 +119,7 @@ class RunForm(forms.Form):
     users = forms.IntegerField(min_value=1, max_value=1_000_000, help_text="Peak number of concurrent users")
     spawn_rate = forms.FloatField(min_value=0.01, max_value=100_000, help_text="Users started per second")
     duration = DurationField(help_text="e.g. 30s, 5m, 1h30m")
-    host = forms.URLField(required=False, max_length=500, assume_scheme="http",
+    host = forms.URLField(required=False, max_length=500, assume_scheme="http", error_messages=HOST_ERRORS,
                           help_text="Base URL of the system under test")
     slots = forms.IntegerField(min_value=1, max_value=1000, label="Worker slots",
                                help_text="One CPU core each; users and spawn rate are split across them")
@@ -243,6 +243,8 @@ class ThresholdForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].widget.attrs.update({"list": "known-endpoints", "placeholder": "total"})
+        self.fields["metric"].error_messages["invalid_choice"] = (
+            "“%(value)s” is not a metric: use one of " + ", ".join(Threshold.Metric.values) + ".")
 
     def clean_endpoint(self):
         endpoint = " ".join((self.cleaned_data.get("endpoint") or "").split())

@@ -100,9 +100,13 @@ class LocustfileUploadMixin:
         return upload
 
 
+# A host field's error for what is not a URL Locust can test ("Enter a valid URL." says neither what nor how).
+HOST_ERRORS = {"invalid": "Enter an http:// or https:// URL with a host name, e.g. https://shop.example.com."}
+
+
 class ScenarioForm(forms.ModelForm):
     default_host = forms.URLField(
-        label="Host", required=False, max_length=500, assume_scheme="http",
+        label="Host", required=False, max_length=500, assume_scheme="http", error_messages=HOST_ERRORS,
         help_text="Base URL of the system under test, e.g. http://127.0.0.1:8089",
     )
     default_duration = DurationField(label="Duration", initial=60, help_text="e.g. 90, 30s, 5m, 1h30m")

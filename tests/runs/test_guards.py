@@ -23,7 +23,8 @@ def _post(client, scenario, **fields):
 @pytest.mark.parametrize("host, message", [
     ("ftp://127.0.0.1/", "is not an http:// or https:// URL"),
     ("http://127.0.0.1:9/ok?x=1", "Leave the query string and fragment out of the host"),
-    ("not a url", "Enter a valid URL."),
+    ("not a url", "Enter an http:// or https:// URL with a host name, e.g. https://shop.example.com."),
+    ("ftp://x", "Enter an http:// or https:// URL with a host name, e.g. https://shop.example.com."),
 ])
 def test_it_refuses_a_host_locust_cannot_load(redis, client, alice, scenario, host, message):
     client.force_login(alice)

@@ -347,7 +347,7 @@ def test_an_unknown_endpoint_is_allowed_but_warned(client, alice, scenario):
     ({"value": "abc"}, "value", "Enter a number"),
     ({"value": "-5"}, "value", "cannot be negative"),
     ({"metric": "failure_ratio", "value": "150"}, "value", "between 0 and 100"),
-    ({"metric": "bogus"}, "metric", "Select a valid choice"),
+    ({"metric": "bogus"}, "metric", "“bogus” is not a metric: use one of p50, p95, p99, mean, failure_ratio, rps"),
     ({"metric": "p95_baseline", "abort_on_fail": "on"}, "abort_on_fail", "cannot abort a run"),
     ({"metric": "p95_baseline", "baseline_runs": "0"}, "baseline_runs", "greater than or equal to 1"),
     ({"grace_seconds": "-1"}, "grace_seconds", "greater than or equal to 0"),
