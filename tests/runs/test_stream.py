@@ -72,6 +72,20 @@ def test_the_backlog_counts_unread_entries(redis, settings):
     assert "5 unread entries" in state.words()
 
 
+def test_the_backlog_without_a_lag_from_redis_is_exact_after_a_trim_and_never_below_the_truth(redis, settings):
+    """Redis 6 reports no lag: the count comes from the stream's length and its pending entries (entries are
+    never fetched to be counted); Redis 7 reports the lag, which is exact."""
+    settings.SWARMDECK_STREAM_ALARM_ENTRIES = 1000
+    _add(redis, 6)
+    redis.xack(protocol.REPORT_STREAM, GROUP, *_read(redis, 4))
+    _add(redis, 3)
+    stream.trim(redis)  # keeps the last delivered entry: the trim's minimum id
+    assert stream.backlog(redis).unread == 5
+    older, newer = _read(redis, 2)
+    redis.xack(protocol.REPORT_STREAM, GROUP, newer)  # the older one stays pending
+    assert 3 <= stream.backlog(redis).unread <= 4     # 3 unread; without a lag, an acked one kept counts too
+
+
 def test_no_stream_or_no_group_is_no_backlog(redis):
     redis.delete(protocol.REPORT_STREAM)
     assert stream.backlog(redis) is None
