@@ -181,6 +181,11 @@ def test_it_explains_an_empty_history(client, alice, scenario):
     make_run(scenario, alice)
     page = client.get(url, {"state": "cancelled"}).content.decode()
     assert "No runs match these filters" in page and "No runs yet" not in page
+    assert "Widen the date range" not in page and "clear the filters</a> to see all of Shop’s runs" in page
+    dated = client.get(url, {"state": "cancelled", "since": "2020-01-01"}).content.decode()
+    assert "Widen the date range, or" in dated
+    labelled = client.get(url, {"label": "env=nowhere"}).content.decode()
+    assert "remove a label filter with its ×, or" in labelled and "Widen" not in labelled
 
 
 # ---------------------------------------------------------------- trends
