@@ -45,8 +45,9 @@ def curl(base: str, path: str, method: str, operation: dict, parameters: list[di
     """A curl command for the operation with its example values, the key read from $SWARMDECK_TOKEN."""
     for parameter in parameters:
         path = path.replace(f"{{{parameter['name']}}}", str(parameter.get("example", parameter["name"])))
-    segments = ["curl -sS" + ("" if method == "get" else f" -X {method.upper()}"),
-                '-H "Authorization: Bearer $SWARMDECK_TOKEN"']
+    segments = ["curl -sS" + ("" if method == "get" else f" -X {method.upper()}")]
+    if operation.get("security"):  # a public operation (the schema) is read without a token
+        segments.append('-H "Authorization: Bearer $SWARMDECK_TOKEN"')
     media_type, schema, example = _body(document, operation)
     if media_type == "application/json" and example:
         segments += ["-H 'Content-Type: application/json'", "-d " + shlex.quote(json.dumps(example))]

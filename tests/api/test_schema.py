@@ -104,6 +104,8 @@ def test_curl_examples_use_the_example_values():
                                 "https://sd.example.com/api/runs/1/")
     assert "-F locustfile=@locustfile.py" in lines["create_scenario"]
     assert lines["download_stats_csv"].endswith(" -OJ https://sd.example.com/api/runs/1/stats.csv")
+    public = [row for row in schema.operations(document, "https://sd.example.com") if row["public"]]
+    assert public and all("Authorization" not in row["curl"] for row in public)  # the schema needs no token
 
 
 def _operation(document, path, method):
