@@ -142,7 +142,7 @@ def series_of(ticks: list[dict]) -> Series:
 def full_state(run: Run) -> State:
     """Everything the page shows, from the database: sent first on every (re)connect."""
     # A long run's series comes in at most 2,000 buckets of `series_width` seconds (runs/tick_series.py).
-    series, width = tick_series.run_series(run.pk)
+    series, width = tick_series.first_paint(run)
     latest = RunTick.objects.filter(run=run).order_by("-tick").values_list("endpoints", flat=True).first()
     return {
         "type": "state", "meta": meta(run), "totals": run.totals or [], "errors": run.errors or [],

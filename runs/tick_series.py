@@ -4,6 +4,9 @@ A run (or a window of it) spanning more than `max_points` seconds is read as one
 query grouped by tick // width (runs/downsample.py says what a bucket holds and what is exact),
 so a 7-day run's 604,800 rows never reach Python; a shorter one is read second by second,
 unchanged. Used by the live page's full state (runs/live.py) and its zoom (runs/views.py).
+
+That query still visits every row's index entry (about 1 s for 7 days on SQLite), so an ended
+run's first paint is cached: its ticks no longer change (runs/evidence.py caches its batches so).
 """
 
 from __future__ import annotations
@@ -11,9 +14,25 @@ from __future__ import annotations
 from django.db.models import ExpressionWrapper, F, IntegerField, Max, Min, Sum
 
 from runs.downsample import MAX_POINTS, Bucket, bucket_width, empty_series, series_of_buckets
-from runs.models import RunTick
+from runs.models import Run, RunTick
 
 SERIES_KEYS = ("users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms")
+CACHE_SECONDS = 24 * 3600
+
+
+def first_paint(run: Run) -> tuple[dict[str, list], int]:
+    """run_series() of the whole run, from the cache for a long run that ended."""
+    if run.status not in Run.TERMINAL or not run.stats_updated_at:
+        return run_series(run.pk)
+    from django.core.cache import cache
+
+    name = f"swarmdeck:first-paint:v1:{run.pk}:{run.stats_updated_at.timestamp()}"
+    found = cache.get(name)
+    if found is None:
+        found = run_series(run.pk)
+        if found[1] > 1:   # a short run is read as fast as from the cache
+            cache.set(name, found, CACHE_SECONDS)
+    return found
 
 
 def run_series(run_id: int, max_points: int = MAX_POINTS, start: int | None = None,

@@ -111,3 +111,32 @@ def test_the_zoom_refuses_a_bad_window(client, alice, scenario, query):
     run, _ = make_run(scenario, 10)
     client.force_login(alice)
     assert client.get(reverse("runs-series", args=[run.pk]), query).status_code == 400
+
+
+def test_an_ended_long_runs_first_paint_is_read_once(scenario):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cache.clear()
+    run, _ = make_run(scenario, 6_000)
+    Run.objects.filter(pk=run.pk).update(stats_updated_at=timezone.now())
+    run.refresh_from_db()
+    with CaptureQueriesContext(connection) as first:
+        state = live.full_state(run)
+    with CaptureQueriesContext(connection) as second:
+        again = live.full_state(run)
+    assert again["series"] == state["series"] and again["series_width"] == 3
+
+    def series_reads(queries):   # the bounds (MIN/MAX of tick) and the buckets (GROUP BY)
+        return [q["sql"] for q in queries
+                if "runs_runtick" in q["sql"] and ("MIN(" in q["sql"] or "GROUP BY" in q["sql"])]
+
+    assert len(series_reads(first.captured_queries)) == 2
+    assert series_reads(second.captured_queries) == []
+    # A run still going is read anew on every connect: its ticks grow.
+    Run.objects.filter(pk=run.pk).update(status=Run.Status.RUNNING)
+    run.refresh_from_db()
+    with CaptureQueriesContext(connection) as running:
+        live.full_state(run)
+    assert [q["sql"] for q in running.captured_queries if "GROUP BY" in q["sql"]]
