@@ -1,0 +1,271 @@
+"""Long runs (issue 13): a finished 7-day run of 20 endpoints, each figure next to a 1-hour run's.
+
+Run: .venv/bin/python bench/long_run.py [--days 7] [--repeats 5]
+(DATABASE_URL=... to use that database instead of a temporary SQLite file; the benchmark's project
+is deleted again at the end)
+
+Fabricates in the database, with executemany INSERTs in chunks of 5,000 rows (a few distinct tick
+payloads, encoded once: the database stores every row in full anyway):
+  - a finished run of `--days` days: one RunTick row per second (604,800 for 7 days), each with
+    20 endpoint entries in `endpoints` and 21 rows in `cumulative`, as the collector writes them;
+  - the reference: the same run of 1 hour (3,600 rows); and a 10-minute run to compare with.
+Then it measures, with Django's test client logged in as a member (server time: URL resolution,
+queries, template; no network), the median of `--repeats` requests after one warm-up:
+  - the run page GET /runs/<id>/ (the live page, its full state embedded): time and size, cold
+    (the cache cleared before each request) and with the ended run's downsampled series cached;
+  - the WebSocket initial state: runs.live.full_state(run) json-encoded as the consumer sends it
+    on every (re)connect: time and size, cold and cached;
+  - the compare page with that run and the 10-minute one;
+  - the zoom: GET /runs/<id>/series/?from=&to= for one day of the run, and one hour of it;
+  - for scale, the old first paint: reading every RunTick row's series columns into Python (once).
+"""
+
+import argparse
+import json
+import os
+import random
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ENDPOINTS = 20
+CHUNK = 5_000
+VARIANTS = 16
+TARGET_MS = 1000
+
+LOCUSTFILE = b'''\
+from locust import HttpUser, between, task
+
+
+class Shopper(HttpUser):
+    wait_time = between(1, 3)
+
+    @task
+    def browse(self):
+        self.client.get("/products")
+'''
+
+
+def setup_django() -> str:
+    """Django on DATABASE_URL, else on a fresh SQLite file in a temporary VAR_DIR; returns a description."""
+    os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(32))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "controlcenter.settings"
+    where = "DATABASE_URL"
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="swarmdeck-bench-long-run-")
+        where = f"temporary SQLite in {os.environ['VAR_DIR']}"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    call_command("migrate", verbosity=0)
+    setup_test_environment()  # lets the test client's "testserver" host through ALLOWED_HOSTS
+    return where
+
+
+def endpoint_name(e: int) -> tuple[str, str]:
+    return ("POST" if e % 5 == 0 else "GET"), f"/api/v1/resource-{e}/{{id}}"
+
+
+PERCENTILE_NAMES = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "p99.9", "p99.99", "p100")
+FACTORS = (1, 1.2, 1.3, 1.4, 1.8, 2.2, 3, 4, 6, 8, 10)
+
+
+def totals_of(seconds: int, rng: random.Random) -> list[dict]:
+    rows = []
+    for e in range(ENDPOINTS):
+        method, name = endpoint_name(e)
+        base = 5 + 3 * e
+        requests = 20 * seconds
+        rows.append({"method": method, "name": name, "requests": requests, "failures": rng.randint(0, seconds // 100),
+                     "min_ms": 1.0, "max_ms": base * 20, "mean_ms": base * 1.2,
+                     **{key: base * f for key, f in zip(PERCENTILE_NAMES, FACTORS)},
+                     "avg_size": 1200, "rps": 20.0, "failures_per_s": 0.01})
+    total = sum(row["requests"] for row in rows)
+    rows.append({**rows[0], "method": "", "name": "Aggregated", "requests": total, "rps": total / seconds})
+    return rows
+
+
+def payloads(rng: random.Random) -> list[tuple[str, str]]:
+    """VARIANTS (endpoints, cumulative) pairs, JSON-encoded, in the collector's shapes."""
+    out = []
+    for _ in range(VARIANTS):
+        endpoints = {f"{m} {n}": {"rps": round(rng.uniform(10, 30), 2), "fails_per_s": 0.0,
+                                  "p50_ms": round(rng.uniform(5, 300), 1), "p95_ms": round(rng.uniform(20, 900), 1),
+                                  "p99_ms": round(rng.uniform(50, 1500), 1)}
+                     for m, n in map(endpoint_name, range(ENDPOINTS))}
+        cumulative = [[m, n, rng.randint(10**6, 10**7), rng.randint(0, 10**4), round(rng.uniform(5, 300), 4), 1.0,
+                       round(rng.uniform(1000, 5000), 4), 1200.0,
+                       *(round(rng.uniform(5, 300) * f, 4) for f in FACTORS)]
+                      for m, n in [*map(endpoint_name, range(ENDPOINTS)), ("", "Aggregated")]]
+        out.append((json.dumps(endpoints), json.dumps(cumulative)))
+    return out
+
+
+def insert_ticks(run_id: int, seconds: int, rng: random.Random) -> None:
+    """One RunTick row per second, CHUNK rows per executemany and transaction."""
+    from django.db import connection, transaction
+
+    variants = payloads(rng)
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    sql = ("INSERT INTO runs_runtick (run_id, tick, users, rps, fails_per_s, p50_ms, p95_ms, p99_ms, endpoints,"
+           f" cumulative) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s{cast}, %s{cast})")
+    for start in range(0, seconds, CHUNK):
+        rows = []
+        for t in range(start, min(start + CHUNK, seconds)):
+            wave = 1 + 0.3 * ((t // 3600) % 24 < 12)   # a daily cycle, so buckets differ
+            p50 = 20 * wave + rng.uniform(-2, 2)
+            endpoints, cumulative = variants[t % VARIANTS]
+            rows.append((run_id, t, 400 if t > 60 else t * 400 // 60, 400 * wave + rng.uniform(-40, 40),
+                         rng.uniform(0, 2), p50, p50 * 4, p50 * 7, endpoints, cumulative))
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+
+def build(slug: str, days: float):
+    """The project's user, the long run, the 1-hour reference run and the 10-minute one."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from runs.models import Run
+    from scenarios import analysis, bundles
+    from scenarios.services import create_project, create_scenario
+
+    rng = random.Random(13)
+    user = get_user_model().objects.create_user(f"{slug}-user", password=secrets.token_urlsafe(12))
+    project = create_project(user, name="Bench long run", slug=slug)
+    bundle = bundles.read_upload("locustfile.py", LOCUSTFILE)
+    scenario = create_scenario(project, fields={"name": "Soak"}, bundle=bundle, raw=LOCUSTFILE,
+                               filename="locustfile.py", findings=analysis.analyze(bundle.sources), user=user)
+    runs = {}
+    for label, seconds in (("long", int(days * 86_400)), ("hour", 3_600), ("short", 600)):
+        totals = totals_of(seconds, rng)
+        ended = timezone.now()
+        run = Run.objects.create(
+            project=project, scenario=scenario, version=scenario.current_version, status=Run.Status.FINISHED,
+            params={"users": 400, "spawn_rate": 10, "duration": seconds, "host": "http://shop.test", "slots": 2,
+                    "user_classes": ["Shopper"], "tags": [], "exclude_tags": []},
+            created_by=user, totals=totals, total_requests=totals[-1]["requests"], total_failures=1000,
+            rps=totals[-1]["rps"], p50_ms=20.0, p95_ms=80.0, p99_ms=150.0, stats_updated_at=ended,
+            started_at=ended - timedelta(seconds=seconds), ended_at=ended,
+        )
+        insert_ticks(run.pk, seconds, rng)
+        runs[label] = run
+    return project, user, runs
+
+
+def timed(call, repeats: int) -> tuple[float, int]:
+    """Median ms of `repeats` calls after one warm-up, and the size in bytes of the last result."""
+    call()
+    samples, size = [], 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        size = call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), size
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=float, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    where = setup_django()
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from runs import live
+    from runs.models import Run, RunTick
+
+    slug = f"bench-long-{secrets.token_hex(3)}"
+    built = time.perf_counter()
+    project, user, runs = build(slug, args.days)
+    build_s = time.perf_counter() - built
+    try:
+        client = Client()
+        client.force_login(user)
+
+        def get(url: str, cold: bool = False):
+            def call() -> int:
+                if cold:
+                    cache.clear()   # an ended run's downsampled series is cached (runs/tick_series.py)
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.status_code)
+                return len(response.content)
+            return call
+
+        def state(run: Run, cold: bool = False):
+            def call() -> int:
+                if cold:
+                    cache.clear()
+                fresh = Run.objects.get(pk=run.pk)   # as the consumer reads it on connect
+                return len(json.dumps(live.full_state(fresh)).encode())
+            return call
+
+        def compare(run: Run) -> str:
+            return reverse("runs-compare", args=[slug]) + f"?runs={run.pk},{runs['short'].pk}"
+
+        long, hour = runs["long"], runs["hour"]
+        last = RunTick.objects.filter(run=long).count() - 1
+        zoom_day = reverse("runs-series", args=[long.pk]) + f"?from={last // 2}&to={last // 2 + 86_399}"
+        zoom_hour = reverse("runs-series", args=[long.pk]) + f"?from={last // 2}&to={last // 2 + 3_599}"
+        zoom_ref = reverse("runs-series", args=[hour.pk]) + "?from=0&to=3599"
+        page_long, page_hour = reverse("runs-detail", args=[long.pk]), reverse("runs-detail", args=[hour.pk])
+        rows = [
+            ("run page GET /runs/<id>/, cold", get(page_long, cold=True), get(page_hour, cold=True)),
+            ("WebSocket initial state (full_state + JSON), cold", state(long, cold=True), state(hour, cold=True)),
+            ("run page, ended run's series cached", get(page_long), get(page_hour)),
+            ("WebSocket initial state, cached", state(long), state(hour)),
+            ("compare page, with the 10-minute run", get(compare(long)), get(compare(hour))),
+            ("zoom: one day  /runs/<id>/series/", get(zoom_day), get(zoom_ref)),
+            ("zoom: one hour /runs/<id>/series/", get(zoom_hour), get(zoom_ref)),
+        ]
+        width = live.full_state(long)["series_width"]
+        points = len(live.full_state(long)["series"]["tick"])
+        print(f"Long run: {args.days:g} days, {last + 1:,} RunTick rows with {ENDPOINTS} endpoint entries and "
+              f"{ENDPOINTS + 1} cumulative rows each; reference: the same for 1 hour (3,600 rows); "
+              f"{connection.vendor}, {where}")
+        print(f"First paint: {points:,} points per series (buckets of {width} s). Server time through Django's "
+              f"test client, median of {args.repeats} after a warm-up\n")
+        print(f"{'':<52}{f'{args.days:g}-day run':>22}{'1-hour run (ref.)':>24}")
+        verdicts = []
+        for label, long_call, ref_call in rows:
+            long_ms, long_bytes = timed(long_call, args.repeats)
+            ref_ms, ref_bytes = timed(ref_call, args.repeats)
+            print(f"{label:<52}{long_ms:>9.1f} ms{long_bytes / 1024:>8.0f} KiB{ref_ms:>11.1f} ms"
+                  f"{ref_bytes / 1024:>8.0f} KiB")
+            verdicts.append(long_ms)
+        verdict = "MET" if max(verdicts[:2]) < TARGET_MS else "NOT MET"
+        print(f"{'target: run page and initial state, cold':<52}{'< ' + str(TARGET_MS) + ' ms':>14}  -> {verdict}\n")
+        t0 = time.perf_counter()
+        every = list(RunTick.objects.filter(run=long).order_by("tick")
+                     .values("tick", "users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms"))
+        old_ms = (time.perf_counter() - t0) * 1000
+        old_bytes = len(json.dumps({key: [row[key] for row in every] for key in every[0]}).encode())
+        print(f"For scale, the old first paint's series: every row read into Python {old_ms:,.0f} ms, "
+              f"{old_bytes / 1024 / 1024:.1f} MiB of JSON ({len(every):,} points per series)")
+        print(f"Data built in {build_s:.1f} s; finished in {time.perf_counter() - started:.1f} s.")
+    finally:
+        Run.objects.filter(project=project).delete()  # runs protect their locustfile versions
+        project.delete()
+        user.delete()
+        if not os.environ.get("DATABASE_URL"):
+            shutil.rmtree(os.environ["VAR_DIR"], ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
