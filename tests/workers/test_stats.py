@@ -2,6 +2,7 @@
 
 import itertools
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -362,6 +363,53 @@ def test_it_continues_identically_after_a_round_trip_through_bytes():
     assert state(restored) == state(plain)
     assert restored.close_ticks(None) == plain.close_ticks(None)
     assert RunStats.from_bytes(restored.to_bytes()).to_bytes() == restored.to_bytes()
+
+
+def _version_1(stats: RunStats) -> bytes:
+    """The state as runs stored it before version 2: plain msgpack, int64 positions, uint64 counts."""
+    used = len(stats._names)
+    flat = np.flatnonzero(stats._hist_flat[: used * NUM_BUCKETS])
+    ticks = []
+    for number, tick in sorted(stats._ticks.items()):
+        tick.compact()
+        ticks.append([number, [[slot, seq, users] for slot, (seq, users) in tick.users.items()],
+                      *(part[0].astype(dtype).tobytes() if part else b"" for part, dtype in (
+                          (tick.rows, "<i8"), (tick.scalars, "<i8"), (tick.flat, "<i8"), (tick.counts, "<u8")))])
+    return msgpack.packb({
+        "v": 1, "names": [list(key) for key in stats._names], "scalars": stats._scalars[:used].astype("<i8").tobytes(),
+        "flat": flat.astype("<i8").tobytes(), "counts": stats._hist_flat[flat].astype("<u8").tobytes(),
+        "errors": [[m, n, e, c] for (m, n, e), c in stats.errors.items()],
+        "exceptions": [[m, t, c] for (m, t), c in stats.exceptions.items()],
+        "slots": [[slot, x.last_seq, x.users, x.cpu, x.tick, x.final] for slot, x in stats.slots.items()],
+        "overflowed": stats.overflowed, "closed_through": stats.closed_through,
+        "late_snapshots": stats.late_snapshots, "ticks": ticks}, use_bin_type=True)
+
+
+def test_it_reads_the_state_runs_stored_before_and_stores_a_fraction_of_it():
+    streams, _ = three_slots(np.random.default_rng(11), deltas=6)
+    stats = RunStats()
+    for seq in range(6):
+        for slot in range(3):
+            stats.apply(streams[slot][seq])
+    stats.close_ticks(2)  # seconds 3 to 5 stay open: they are in the state too
+    before = _version_1(stats)
+    for restored in (RunStats.from_bytes(before), RunStats.from_bytes(stats.to_bytes())):
+        assert state(restored) == state(stats) and restored.open_ticks == [3, 4, 5]
+        assert restored.close_ticks(None) == RunStats.from_bytes(before).close_ticks(None)
+    assert len(stats.to_bytes()) * 3 < len(before)
+
+
+def test_counts_past_32_bits_survive_the_state():
+    stats = RunStats()
+    for seq in (1, 2):  # 3 billion in one bucket each second: 6 billion in all
+        stats.apply({"slot": 0, "seq": seq, "tick": seq - 1, "kind": "delta", "users": 1, "cpu": 1.0,
+                     "errors": [], "exceptions": [], "endpoints": [{
+                         "method": "GET", "name": "/hot", "count": 3 * 10**9, "failures": 0, "total_us": 3 * 10**11,
+                         "bytes": 0, "min_us": 100, "max_us": 100,
+                         "hist": (np.array([100], dtype=np.uint16), np.array([3 * 10**9], dtype=np.uint32))}]})
+    restored = RunStats.from_bytes(stats.to_bytes())
+    assert int(restored.endpoint_histogram("GET", "/hot")[100]) == 6 * 10**9
+    assert restored.close_ticks(None) == stats.close_ticks(None)
 
 
 def test_it_rejects_state_of_another_version():
