@@ -777,25 +777,22 @@ class RunStats:
     # -- persistence ---------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Everything, high-water marks and open ticks included; histograms sparse, their positions as
-        uint32 gaps and their counts as uint32 (uint64 once one is that large), the whole deflated
-        (zlib, level 1). Every persist writes it, every second for every live run: for a run of 50
-        endpoints about 100 KiB instead of the 780 KiB of plain int64 arrays (version 1), which were
-        most of what its UPDATE cost the database (TOAST, WAL)."""
+        gaps and their counts each in the narrowest unsigned type that holds them (uint16 mostly), the
+        whole deflated (zlib, level 1). Every persist writes it, every second for every live run: for
+        a run of 50 endpoints about 70 KiB instead of the 780 KiB of plain int64 arrays (version 1),
+        which were most of what its UPDATE cost the database (TOAST, WAL)."""
         used = len(self._names)
         flat = np.flatnonzero(self._hist_flat[: used * NUM_BUCKETS])
-        counts = self._hist_flat[flat]
-        sparse = [(number, tick, *_sorted_parts(tick)) for number, tick in sorted(self._ticks.items())]
-        wide = max([int(counts.max()) if len(counts) else 0]
-                   + [int(c.max()) for *_, c in sparse if len(c)]) > np.iinfo(np.uint32).max
-        count_dtype = "<u8" if wide else "<u4"
-        ticks = [[number, [[slot, seq, users] for slot, (seq, users) in tick.users.items()],
-                  _pack(tick.rows, "<i8"), _pack(tick.scalars, "<i8"), _gaps(tick_flat),
-                  tick_counts.astype(count_dtype).tobytes()]
-                 for number, tick, tick_flat, tick_counts in sparse]
+        ticks = []
+        for number, tick in sorted(self._ticks.items()):
+            tick_flat, tick_counts = _sorted_parts(tick)
+            ticks.append([number, [[slot, seq, users] for slot, (seq, users) in tick.users.items()],
+                          _pack(tick.rows, "<i8"), _pack(tick.scalars, "<i8"), _narrow(_gaps(tick_flat)),
+                          _narrow(tick_counts)])
         state = {
             "v": STATE_VERSION, "names": [list(key) for key in self._names], "max_endpoints": self.max_endpoints,
-            "scalars": self._scalars[:used].astype("<i8").tobytes(), "count_dtype": count_dtype,
-            "flat": _gaps(flat), "counts": counts.astype(count_dtype).tobytes(),
+            "scalars": self._scalars[:used].astype("<i8").tobytes(),
+            "flat": _narrow(_gaps(flat)), "counts": _narrow(self._hist_flat[flat]),
             "errors": [[m, n, e, c] for (m, n, e), c in self.errors.items()],
             "exceptions": [[m, t, c] for (m, t), c in self.exceptions.items()],
             "slots": [[slot, s.last_seq, s.users, s.cpu, s.tick, s.final] for slot, s in self.slots.items()],
@@ -818,14 +815,13 @@ class RunStats:
         version = state.get("v") if isinstance(state, dict) else None
         if version not in (1, STATE_VERSION):
             raise ValueError(f"Unknown RunStats state version {version!r} (expected {STATE_VERSION}).")
-        positions = _positions_v1 if version == 1 else _positions
-        count_dtype = state.get("count_dtype", "<u8")
+        positions, counts_of = (_positions_v1, _counts_v1) if version == 1 else (_positions, _widened)
         stats = cls(int(state.get("max_endpoints") or MAX_ENDPOINTS))   # the cap the run started with
         for method, name in state["names"]:
             stats._add_row(method, name)
         used = len(stats._names)
         stats._scalars[:used] = np.frombuffer(state["scalars"], dtype="<i8").reshape(used, 6)
-        stats._hist_flat[positions(state["flat"])] = np.frombuffer(state["counts"], dtype=count_dtype)
+        stats._hist_flat[positions(state["flat"])] = counts_of(state["counts"])
         stats.errors = {(m, n, e): c for m, n, e, c in state["errors"]}
         stats.exceptions = {(m, t): c for m, t, c in state["exceptions"]}
         stats.slots = {slot: SlotState(seq, users, cpu, tick, final)
@@ -839,7 +835,7 @@ class RunStats:
             tick.rows = [np.frombuffer(rows, dtype="<i8").astype(np.intp)]
             tick.scalars = [np.frombuffer(scalars, dtype="<i8").reshape(-1, 6).copy()]
             tick.flat = [positions(flat)]
-            tick.counts = [np.frombuffer(counts, dtype=count_dtype).astype(np.uint64)]
+            tick.counts = [counts_of(counts)]
             stats._ticks[number] = tick
         return stats
 
@@ -860,17 +856,35 @@ def _sorted_parts(tick: _Tick) -> tuple[np.ndarray, np.ndarray]:
     return flat, counts
 
 
-def _gaps(positions: np.ndarray) -> bytes:
-    """Sorted positions (below 2**32: at most 4,000 endpoints x NUM_BUCKETS) as uint32 gaps, which deflate well."""
-    return np.diff(np.asarray(positions, dtype=np.int64), prepend=0).astype("<u4").tobytes()
+def _gaps(positions: np.ndarray) -> np.ndarray:
+    """Sorted, distinct positions as the gaps between them (small numbers, which deflate well)."""
+    return np.diff(np.asarray(positions, dtype=np.int64), prepend=0)
 
 
-def _positions(gaps: bytes) -> np.ndarray:
-    return np.cumsum(np.frombuffer(gaps, dtype="<u4"), dtype=np.int64).astype(np.intp)
+def _narrow(values: np.ndarray) -> list:
+    """Non-negative integers as [dtype, bytes] in the narrowest of uint16, uint32, uint64 that holds them."""
+    top = int(values.max()) if len(values) else 0
+    dtype = "<u2" if top < 2**16 else "<u4" if top < 2**32 else "<u8"
+    return [dtype, values.astype(dtype).tobytes()]
+
+
+def _widened(packed: list) -> np.ndarray:
+    dtype, data = packed
+    if dtype not in ("<u2", "<u4", "<u8"):
+        raise ValueError(f"Unknown array type {dtype!r} in a RunStats state.")
+    return np.frombuffer(data, dtype=dtype).astype(np.uint64)
+
+
+def _positions(packed: list) -> np.ndarray:
+    return np.cumsum(_widened(packed), dtype=np.int64).astype(np.intp)
 
 
 def _positions_v1(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i8").astype(np.intp)
+
+
+def _counts_v1(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<u8").astype(np.uint64)
 
 
 def _ms(us) -> float | None:
