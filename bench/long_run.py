@@ -118,7 +118,7 @@ def insert_ticks(run_id: int, seconds: int, rng: random.Random) -> None:
     variants = payloads(rng)
     cast = "::jsonb" if connection.vendor == "postgresql" else ""
     sql = ("INSERT INTO runs_runtick (run_id, tick, users, rps, fails_per_s, p50_ms, p95_ms, p99_ms, endpoints,"
-           f" cumulative) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s{cast}, %s{cast})")
+           f" cumulative, seconds) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s{cast}, %s{cast}, 1)")
     for start in range(0, seconds, CHUNK):
         rows = []
         for t in range(start, min(start + CHUNK, seconds)):

@@ -200,6 +200,9 @@ SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_00
 # Seconds a run's claim and control keys stay in Redis once it ended: long enough for a late slot task
 # to read its stop; then they expire (until the end, they are bounded by workers.protocol.RUN_KEY_TTL_SECONDS).
 SWARMDECK_RUN_KEYS_AFTER_END = envint("SWARMDECK_RUN_KEYS_AFTER_END", 300, minimum=1)
+# Days a finished run keeps its per-second RunTick rows; older ones are compacted to per-minute rows by
+# `manage.py compact_ticks` (runs/retention.py; run it daily). 0: keep every second forever.
+SWARMDECK_TICK_RETENTION_DAYS = envint("SWARMDECK_TICK_RETENTION_DAYS", 0, minimum=0)
 # Distinct endpoint names a run keeps apart (workers.stats); later ones count as "(other)" of their method.
 # The pools get it with their assignment and fold the same way, so a snapshot has at most this many names
 # plus its "(other)" rows: under the 5,000 a snapshot may carry (workers.wire.MAX_ENDPOINTS).

@@ -10,7 +10,9 @@ point sits at its first covered second. What is exact in aggregate:
 
 - rps and fails_per_s: the bucket's requests (failures) over the seconds it covers, seconds
   without a row counting as none. So each bucket's area (value x seconds) is exactly the
-  requests (failures) of its seconds, and the series' area is the run's total, exactly.
+  requests (failures) of its seconds, and the series' area is the run's total, exactly. A row
+  compacted to per-minute (`seconds` > 1, runs/retention.py) brings its rate x seconds, all in
+  the bucket of its first second: the total stays exact.
 - users: the bucket's maximum, and its minimum in `users_min`: both exact.
 - p50_ms, p95_ms, p99_ms: the highest per-second percentile in the bucket, and the lowest in
   `*_min`. These bound every second's figure exactly; they are not the percentile of the
@@ -99,7 +101,8 @@ def aggregate(ticks: Iterable[Mapping], width: int) -> list[Bucket]:
         rows = grouped[number]
         bucket: Bucket = {
             "bucket": number, "users_max": max(r["users"] for r in rows), "users_min": min(r["users"] for r in rows),
-            "requests": math.fsum(r["rps"] for r in rows), "failures": math.fsum(r["fails_per_s"] for r in rows),
+            "requests": math.fsum(r["rps"] * r.get("seconds", 1) for r in rows),
+            "failures": math.fsum(r["fails_per_s"] * r.get("seconds", 1) for r in rows),
             "p50_max": None, "p50_min": None, "p95_max": None, "p95_min": None, "p99_max": None, "p99_min": None,
         }
         for key in PERCENTILE_KEYS:

@@ -8,11 +8,12 @@ Callers scope the runs to the user first; nothing here checks access.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import statistics
 
-from django.db.models import Max, Min
+from django.db.models import F, Max, Min
 
 from runs.models import Run, RunTick
 from runs.significance import MAX_BATCHES, EndpointSample, PerSecond
@@ -62,7 +63,8 @@ def per_second(run_id: int, keys: list[Key]) -> dict[Key, dict[str, PerSecond]]:
     number of requests count. A second without a row, or without the endpoint in it, counts 0
     requests. The Aggregated mean of a second is the endpoints' means weighted by their requests.
     """
-    bounds = RunTick.objects.filter(run_id=run_id).order_by().aggregate(first=Min("tick"), last=Max("tick"))
+    bounds = RunTick.objects.filter(run_id=run_id).order_by().aggregate(
+        first=Min("tick"), last=Max(F("tick") + F("seconds") - 1))
     if bounds["first"] is None:
         return {}
     ticks, width = seconds_to_read(bounds["first"], bounds["last"])
@@ -74,10 +76,7 @@ def per_second(run_id: int, keys: list[Key]) -> dict[Key, dict[str, PerSecond]]:
     for key in every:
         series[key]["rps"] = [0.0] * seconds
     aggregate = series[AGGREGATED_KEY]
-    picked = RunTick.objects.filter(run_id=run_id).order_by("tick")
-    picked = (picked.filter(tick__gte=ticks[0], tick__lte=ticks[-1]) if width == 1 else picked.filter(tick__in=ticks))
-    for tick, rps, p50, p95, p99, endpoints in picked.values_list("tick", "rps", "p50_ms", "p95_ms", "p99_ms",
-                                                                  "endpoints"):
+    for tick, rps, p50, p95, p99, endpoints in _read_seconds(run_id, ticks, width):
         at = position[tick]
         aggregate["rps"][at], aggregate["p50"][at], aggregate["p95"][at], aggregate["p99"][at] = rps, p50, p95, p99
         weighted, timed = 0.0, 0.0
@@ -102,6 +101,22 @@ def per_second(run_id: int, keys: list[Key]) -> dict[Key, dict[str, PerSecond]]:
                                  per_batch=per_batch, width=width)
             for figure in LATENCY_FIGURES}}
     return found
+
+
+def _read_seconds(run_id: int, ticks: list[int], width: int):
+    """(tick, rps, p50, p95, p99, endpoints) of each of `ticks` (sorted) that has a row. A row compacted
+    to per-minute (runs/retention.py) stands for each of its seconds, with the minute's average rates
+    and its highest percentiles."""
+    rows = RunTick.objects.filter(run_id=run_id).order_by("tick")
+    figures = ("tick", "rps", "p50_ms", "p95_ms", "p99_ms", "endpoints")
+    if not rows.filter(seconds__gt=1).exists():
+        rows = rows.filter(tick__gte=ticks[0], tick__lte=ticks[-1]) if width == 1 else rows.filter(tick__in=ticks)
+        yield from rows.values_list(*figures)
+        return
+    covering = rows.filter(tick__gt=ticks[0] - F("seconds"), tick__lte=ticks[-1])
+    for start, seconds, *values in covering.values_list("tick", "seconds", *figures[1:]):
+        for at in range(bisect.bisect_left(ticks, start), bisect.bisect_left(ticks, start + seconds)):
+            yield (ticks[at], *values)
 
 
 CACHE_SECONDS = 24 * 3600

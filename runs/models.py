@@ -220,14 +220,17 @@ class RunTick(models.Model):
     # with requests in it (the others' rows carry forward), then Aggregated; for the history CSV.
     # Empty in rows written before it was kept.
     cumulative = models.JSONField(default=list)
+    # The seconds this row stands for, from `tick`: 1 as the collector writes it; 60 (less at the run's
+    # ends) once compacted to per-minute (runs/retention.py), its rates then that minute's averages.
+    seconds = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["tick"]
         constraints = [models.UniqueConstraint(fields=["run", "tick"], name="one_row_per_run_and_second")]
         # Covers the series columns, so a long run's chart buckets (runs/tick_series.py) read this index
         # alone, not every row with its endpoint JSON (a 7-day run: 604,800 rows of several KB).
-        indexes = [models.Index(fields=["run", "tick", "users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms"],
-                                name="runtick_series")]
+        indexes = [models.Index(fields=["run", "tick", "users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms",
+                                        "seconds"], name="runtick_series_seconds")]
 
 
 class Threshold(models.Model):

@@ -191,7 +191,7 @@ def stats_csv(run: Run) -> str:
 
 
 def _ticks(run: Run, with_endpoints: bool = False) -> list[dict]:
-    fields = ["tick", *SERIES_KEYS] + (["endpoints", "cumulative"] if with_endpoints else [])
+    fields = ["tick", "seconds", *SERIES_KEYS] + (["endpoints", "cumulative"] if with_endpoints else [])
     return list(RunTick.objects.filter(run=run).order_by("tick").values(*fields))
 
 
@@ -210,9 +210,9 @@ def stats_history_csv(run: Run) -> str:
             ordered = [latest[k] for k in sorted(latest, key=lambda k: (k[1], k[0]))]
             rows.extend(_history_rows(start + tick["tick"], tick, [*ordered, aggregated]))
             continue
-        # A tick is one second, so its rate is its count.
-        requests += int(round(tick["rps"] or 0))
-        failures += int(round(tick["fails_per_s"] or 0))
+        # A tick is one second, so its rate is its count; a compacted one (runs/retention.py) `seconds` at that rate.
+        requests += int(round((tick["rps"] or 0) * tick["seconds"]))
+        failures += int(round((tick["fails_per_s"] or 0) * tick["seconds"]))
         percentiles = [_whole_ms(tick[TICK_PERCENTILES[label]]) if label in TICK_PERCENTILES else NA
                        for label in PERCENTILE_LABELS]
         rows.append([start + tick["tick"], tick["users"], "", AGGREGATED, f"{tick['rps'] or 0:2f}",

@@ -11,7 +11,7 @@ run's first paint is cached: its ticks no longer change (runs/evidence.py caches
 
 from __future__ import annotations
 
-from django.db.models import ExpressionWrapper, F, IntegerField, Max, Min, Sum
+from django.db.models import ExpressionWrapper, F, FloatField, IntegerField, Max, Min, Sum
 
 from runs.downsample import MAX_POINTS, Bucket, bucket_width, empty_series, series_of_buckets
 from runs.models import Run, RunTick
@@ -44,18 +44,22 @@ def run_series(run_id: int, max_points: int = MAX_POINTS, start: int | None = No
         ticks = ticks.filter(tick__gte=start)
     if end is not None:
         ticks = ticks.filter(tick__lte=end)
-    bounds = ticks.aggregate(first=Min("tick"), last=Max("tick"))
+    bounds = ticks.aggregate(first=Min("tick"), last=Max(F("tick") + F("seconds") - 1), coarsest=Max("seconds"))
     if bounds["first"] is None:
         return {"tick": [], **{key: [] for key in SERIES_KEYS}}, 1
-    first, last = bounds["first"], bounds["last"]
+    first, last, coarsest = bounds["first"], bounds["last"], bounds["coarsest"]
     width = bucket_width(first, last, max_points)
-    if width == 1:
+    if width <= coarsest:
+        # Rows as recorded: every second, or per-minute rows (runs/retention.py) when buckets would be finer.
         rows = list(ticks.order_by("tick").values_list("tick", *SERIES_KEYS))
-        return {key: [row[i] for row in rows] for i, key in enumerate(("tick", *SERIES_KEYS))}, 1
+        return {key: [row[i] for row in rows] for i, key in enumerate(("tick", *SERIES_KEYS))}, coarsest
     bucket = ExpressionWrapper(F("tick") / width, output_field=IntegerField())
     buckets: list[Bucket] = list(
         ticks.annotate(bucket=bucket).values("bucket").annotate(
-            users_max=Max("users"), users_min=Min("users"), requests=Sum("rps"), failures=Sum("fails_per_s"),
+            users_max=Max("users"), users_min=Min("users"),
+            # A compacted row (runs/retention.py) stands for `seconds` seconds at its average rates.
+            requests=Sum(ExpressionWrapper(F("rps") * F("seconds"), output_field=FloatField())),
+            failures=Sum(ExpressionWrapper(F("fails_per_s") * F("seconds"), output_field=FloatField())),
             p50_max=Max("p50_ms"), p50_min=Min("p50_ms"), p95_max=Max("p95_ms"), p95_min=Min("p95_ms"),
             p99_max=Max("p99_ms"), p99_min=Min("p99_ms"),
         ).order_by("bucket"))
