@@ -1,6 +1,6 @@
 """Long runs (issue 13): a finished 7-day run of 20 endpoints, each figure next to a 1-hour run's.
 
-Run: .venv/bin/python bench/long_run.py [--days 7] [--repeats 5]
+Run: .venv/bin/python bench/long_run.py [--days 7] [--repeats 5] [--compact]
 (DATABASE_URL=... to use that database instead of a temporary SQLite file; the benchmark's project
 is deleted again at the end)
 
@@ -17,7 +17,9 @@ queries, template; no network), the median of `--repeats` requests after one war
     on every (re)connect: time and size, cold and cached;
   - the compare page with that run and the 10-minute one;
   - the zoom: GET /runs/<id>/series/?from=&to= for one day of the run, and one hour of it;
-  - for scale, the old first paint: reading every RunTick row's series columns into Python (once).
+  - for scale, the old first paint: reading every RunTick row's series columns into Python (once);
+  - with --compact: the time to compact the long run to per-minute rows (runs/retention.py), and the
+    run page, initial state and compare page after it.
 """
 
 import argparse
@@ -180,6 +182,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compact", action="store_true",
+                        help="Then compact the long run to per-minute rows (runs/retention.py) and measure again")
     args = parser.parse_args()
     started = time.perf_counter()
     where = setup_django()
@@ -258,6 +262,18 @@ def main():
         old_bytes = len(json.dumps({key: [row[key] for row in every] for key in every[0]}).encode())
         print(f"For scale, the old first paint's series: every row read into Python {old_ms:,.0f} ms, "
               f"{old_bytes / 1024 / 1024:.1f} MiB of JSON ({len(every):,} points per series)")
+        if args.compact:
+            from runs import retention
+
+            t0 = time.perf_counter()
+            removed, written = retention.compact_run(long.pk)
+            compact_s = time.perf_counter() - t0
+            print(f"\nRetention: compact_run of the long run {compact_s:.1f} s ({removed:,} rows -> {written:,})")
+            for label, call in (("run page, cold, after compaction", get(page_long, cold=True)),
+                                ("WebSocket initial state, cold, after compaction", state(long, cold=True)),
+                                ("compare page, after compaction", get(compare(long)))):
+                ms, size = timed(call, args.repeats)
+                print(f"{label:<52}{ms:>9.1f} ms{size / 1024:>8.0f} KiB")
         print(f"Data built in {build_s:.1f} s; finished in {time.perf_counter() - started:.1f} s.")
     finally:
         Run.objects.filter(project=project).delete()  # runs protect their locustfile versions
