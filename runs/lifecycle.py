@@ -45,7 +45,9 @@ class Lifecycle:
     def advance(self) -> None:
         registry.collector_present(self.redis, self.consumer)
         admit()
-        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS).order_by("created_at"):
+        # Not the statistics: the persists write them, a few times a second they would travel for nothing.
+        runs = Run.objects.filter(status__in=Run.HOLDING_SLOTS).defer("stats_blob", "totals", "errors", "exceptions")
+        for run in runs.order_by("created_at"):
             self.guard()
             if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):
                 self.barrier(run)
