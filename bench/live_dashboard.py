@@ -337,6 +337,7 @@ def main():
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="swarmdeck-bench-live-"))
     os.environ.setdefault("SWARMDECK_MAX_ENDPOINTS", "1000")   # case C's run has 1,000 names
+    os.environ["SWARMDECK_ALLOW_LOOPBACK_TARGETS"] = "1"  # the target is nginx on loopback, like the tests'
     target = target_module.start()
     port = 18100 + os.getpid() % 800
     stack = None

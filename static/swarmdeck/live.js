@@ -314,11 +314,15 @@
     return rows;
   }
 
-  // Each table row is kept by its key (tr[data-key]) with its cells and the text they show; an
-  // update writes only the cells whose text changed, so a selection in the others stays.
-  const CELL_CLASSES = ["", "mono", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num", "num"];
-  const FAILURES_CELL = 3;
-  const tableRowsByKey = new Map();   // key -> {tr, cells, texts, row, rps, fails, bad}
+  // Each table row is kept by its key (tr[data-key]) with its cells, the values they show and their
+  // text; an update formats only the values that changed and writes only the text that did, so a
+  // selection in the other cells stays.
+  function text(value) { return value == null ? "" : String(value); }
+  const CELLS = [["method", text, ""], ["name", text, "mono"], ["requests", int, "num"], ["failures", int, "num"],
+                 ["p50", ms, "num"], ["p90", ms, "num"], ["p95", ms, "num"], ["p99", ms, "num"], ["mean_ms", ms, "num"],
+                 ["min_ms", ms, "num"], ["max_ms", ms, "num"], ["avg_size", int, "num"]];
+  const CURRENT_RPS = CELLS.length, CURRENT_FAILS = CELLS.length + 1, FAILURES_CELL = 3;
+  const tableRowsByKey = new Map();   // key -> {tr, cells, nodes, values, texts, row, rps, fails, bad}
 
   function tableRow(k, aggregate) {
     let entry = tableRowsByKey.get(k);
@@ -326,36 +330,49 @@
       const tr = document.createElement("tr");
       tr.dataset.key = k;
       if (aggregate) tr.className = "aggregate";
-      const cells = CELL_CLASSES.map((css) => {
+      const cells = [...CELLS.map((cell) => cell[2]), "num", "num"].map((css) => {
         const td = tr.appendChild(document.createElement("td"));
         if (css) td.className = css;
         return td;
       });
-      entry = {tr: tr, cells: cells, texts: cells.map(() => null), row: null, rps: undefined, fails: undefined, bad: false};
+      // Each cell's text node is written in place (nodeValue): cheaper than a new node per change.
+      const nodes = cells.map((td) => td.appendChild(document.createTextNode("")));
+      entry = {tr: tr, cells: cells, nodes: nodes, values: CELLS.map(() => undefined), texts: cells.map(() => null),
+               row: null, rps: undefined, fails: undefined, bad: false};
       tableRowsByKey.set(k, entry);
     }
     return entry;
   }
 
+  function write(entry, i, shown) {
+    if (shown === entry.texts[i]) return;
+    entry.nodes[i].nodeValue = shown;
+    entry.texts[i] = shown;
+  }
+
   function updateRow(entry, r, currentRps, currentFails) {
     // A row the last delta did not carry is the same object: its cells are as they were.
-    if (entry.row === r && entry.rps === currentRps && entry.fails === currentFails) return;
-    entry.row = r;
-    entry.rps = currentRps;
-    entry.fails = currentFails;
-    const texts = [r.method, r.name, int(r.requests), int(r.failures), ms(r.p50), ms(r.p90), ms(r.p95), ms(r.p99),
-                   ms(r.mean_ms), ms(r.min_ms), ms(r.max_ms), int(r.avg_size),
-                   currentRps == null ? "–" : fmt(currentRps), currentFails == null ? "–" : fmt(currentFails)];
-    for (let i = 0; i < texts.length; i++) {
-      if (texts[i] !== entry.texts[i]) {
-        entry.cells[i].textContent = texts[i];
-        entry.texts[i] = texts[i];
+    if (entry.row !== r) {
+      entry.row = r;
+      for (let i = 0; i < CELLS.length; i++) {
+        const value = r[CELLS[i][0]];
+        if (value === entry.values[i]) continue;
+        entry.values[i] = value;
+        write(entry, i, CELLS[i][1](value));
+      }
+      const bad = Boolean(r.failures);
+      if (bad !== entry.bad) {
+        entry.cells[FAILURES_CELL].classList.toggle("bad", bad);
+        entry.bad = bad;
       }
     }
-    const bad = Boolean(r.failures);
-    if (bad !== entry.bad) {
-      entry.cells[FAILURES_CELL].classList.toggle("bad", bad);
-      entry.bad = bad;
+    if (currentRps !== entry.rps) {
+      entry.rps = currentRps;
+      write(entry, CURRENT_RPS, currentRps == null ? "–" : fmt(currentRps));
+    }
+    if (currentFails !== entry.fails) {
+      entry.fails = currentFails;
+      write(entry, CURRENT_FAILS, currentFails == null ? "–" : fmt(currentFails));
     }
   }
 
