@@ -36,6 +36,7 @@ from workers.stats import RunStats
 log = logging.getLogger("swarmdeck.collector")
 
 LIFECYCLE_EVERY = 0.25
+STATISTICS = ("stats_blob", "totals", "errors", "exceptions")  # a run's heavy fields, which only persists write
 CPU_WARN_PERCENT = 90.0   # a pool above this for CPU_WARN_SECONDS may be what limits the results
 CPU_WARN_SECONDS = 5
 
@@ -94,6 +95,9 @@ class Collector:
         if self.recovering and not entries:
             self.recovering = False
             log.info("Collector %s caught up with its pending entries.", self.consumer)
+        # A full batch (or the recovery read) leaves entries waiting: whatever slots sent meanwhile is
+        # not read yet, so none of them can be judged silent (runs/lifecycle.py, mark_lost).
+        self.lifecycle.behind = self.recovering or len(entries) >= self.batch
         for entry_id, fields in entries:
             self.guard()
             self.handle(entry_id, fields)
@@ -249,8 +253,8 @@ class Collector:
         RunSlot.objects.filter(run_id=live.run_id, index=slot, status=RunSlot.Status.PENDING).update(
             status=RunSlot.Status.READY, worker=str(payload.get("worker", ""))[:200],
             host=str(payload.get("host", ""))[:200], pid=payload.get("pid"), last_seen=timezone.now())
-        run = Run.objects.get(pk=live.run_id)
-        if run.status == Run.Status.DISPATCHING:
+        run = Run.objects.filter(pk=live.run_id, status=Run.Status.DISPATCHING).defer(*STATISTICS).first()
+        if run is not None:  # the first slot ready (the others find the run starting: nothing read)
             transition(run, Run.Status.DISPATCHING, Run.Status.STARTING, "first slot ready")
         log.info("Run %s: slot %s ready on %s.", live.run_id, slot, payload.get("host"))
 

@@ -36,6 +36,7 @@ class Lifecycle:
                  live_run: Callable[[int], LiveRun | None], persistence: Persistence,
                  guard: Callable[[], None] = lambda: None):
         self.guard = guard  # runs.leader.Lease.check, before each run's step
+        self.behind = False  # the collector's last read left entries unread: no slot can be judged silent
         self.redis = redis
         self.consumer = consumer
         self.live = live
@@ -138,12 +139,15 @@ class Lifecycle:
 
         From what the collector holds in memory: the database is read only for the slots that went
         silent (or, while the collector has not heard of every slot, for all of them), and asked
-        whether any slot is left only once every slot is done (this runs a few times a second per run)."""
+        whether any slot is left only once every slot is done (this runs a few times a second per run).
+        While the collector is behind (`behind`), no slot is silent: what it sent waits in the stream,
+        and a collector that fell behind must not lose every slot, then rejoin each one."""
         now = time.monotonic()
-        silent = [index for index, state in live.slots.items()
-                  if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS]
+        silent = [] if self.behind else [
+            index for index, state in live.slots.items()
+            if not state.final and not state.done and now - state.last_seen > protocol.LOST_AFTER_SECONDS]
         known = len(live.slots) >= run.slots_requested
-        if silent or not known:
+        if (silent or not known) and not self.behind:
             running = RunSlot.objects.filter(run=run, status=RunSlot.Status.RUNNING).only("pk", "index", "host")
             self.lose_silent(run, live, running if not known else running.filter(index__in=silent), now)
         if known and not all(state.done for state in live.slots.values()):

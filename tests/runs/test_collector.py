@@ -237,3 +237,27 @@ def test_a_snapshot_that_arrives_after_its_second_was_written_is_counted_and_sai
     late = [w for w in run.warnings if w["kind"] == "late_data"]
     assert len(late) == 1 and late[0]["count"] == 1
     assert late[0]["message"].startswith("data truncated: 1 snapshot arrived after their second was written")
+
+
+def test_a_collector_that_is_behind_judges_no_slot_silent_until_it_caught_up(redis, fake_workers, tasks, alice,
+                                                                               project, monkeypatch):
+    monkeypatch.setattr(protocol, "LOST_AFTER_SECONDS", 1)
+    collector = Collector("test-collector", batch=2, block_ms=50)  # two entries a read: easily behind
+    collector.setup()
+    run = start(project, alice, duration=600)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    for seq in (1, 2, 3, 4, 5, 6):  # slot 1 is waiting in the stream behind slot 0's entries
+        event(redis, run, 0, protocol.EVENT_SNAPSHOT, snapshot(run, 0, seq, seq - 1, 1))
+    event(redis, run, 1, protocol.EVENT_SNAPSHOT, snapshot(run, 1, 1, 0, 1))
+    time.sleep(1.5)  # longer than LOST_AFTER_SECONDS since either slot was last read
+    for _ in range(3):  # full reads: behind, so nobody is silent
+        collector.last_lifecycle = 0
+        collector.process_one()
+        assert collector.lifecycle.behind
+        assert not RunSlot.objects.filter(run=run, status=RunSlot.Status.LOST).exists()
+    spin(collector, lambda: not collector.lifecycle.behind)
+    assert collector.live[run.pk].slots[1].merged == 1 and not collector.live[run.pk].slots[1].lost
+    time.sleep(1.5)  # now really silent, and the collector is caught up
+    spin(collector, lambda: RunSlot.objects.filter(run=run, status=RunSlot.Status.LOST).count() == 2)
