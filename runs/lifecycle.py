@@ -36,7 +36,7 @@ class Lifecycle:
                  live_run: Callable[[int], LiveRun | None], persistence: Persistence,
                  guard: Callable[[], None] = lambda: None):
         self.guard = guard  # runs.leader.Lease.check, before each run's step
-        self.behind = False  # the collector's last read left entries unread: no slot can be judged silent
+        self.behind = False  # the collector's last read left entries unread: no slot can be judged silent or late
         self.redis = redis
         self.consumer = consumer
         self.live = live
@@ -124,7 +124,9 @@ class Lifecycle:
                       or s.status in (RunSlot.Status.LOST, RunSlot.Status.FAILED)
                       for s in slots)
         limit = float(run.params.get("stop_timeout", services.DEFAULT_STOP_TIMEOUT)) + FINISH_GRACE
-        overdue = run.stopping_at and (timezone.now() - run.stopping_at).total_seconds() > limit
+        # A collector that is behind has not read what the slots sent since: their finals may be in the stream.
+        overdue = (not self.behind and run.stopping_at
+                   and (timezone.now() - run.stopping_at).total_seconds() > limit)
         if settled or overdue:
             if overdue and not settled:
                 late = [s.index for s in slots if not live.slots.get(s.index, SlotState()).final

@@ -261,3 +261,27 @@ def test_a_collector_that_is_behind_judges_no_slot_silent_until_it_caught_up(red
     assert collector.live[run.pk].slots[1].merged == 1 and not collector.live[run.pk].slots[1].lost
     time.sleep(1.5)  # now really silent, and the collector is caught up
     spin(collector, lambda: RunSlot.objects.filter(run=run, status=RunSlot.Status.LOST).count() == 2)
+
+
+def test_a_collector_that_is_behind_waits_for_the_finals_past_the_stop_grace(redis, fake_workers, tasks, alice,
+                                                                             project, monkeypatch):
+    monkeypatch.setattr(lifecycle, "FINISH_GRACE", 0.5)
+    collector = Collector("test-collector", batch=2, block_ms=50)
+    collector.setup()
+    run = start(project, alice, duration=600, stop_timeout=0.5)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    services.request_stop(Run.objects.get(pk=run.pk), note="test", audit_action=None)
+    for seq in range(1, 9):  # the slots' last seconds, still to be read, then their finals
+        for slot in (0, 1):
+            event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, seq, seq - 1, 1))
+    time.sleep(1.2)  # past stop_timeout + FINISH_GRACE before the collector read any of it
+    for slot in (0, 1):
+        event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, 9, 8, 1, kind="final", users=0))
+        event(redis, run, slot, protocol.EVENT_DONE, {"exit_code": 0})
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status in Run.TERMINAL)
+    run.refresh_from_db()
+    assert run.status == Run.Status.FINISHED and not run.degraded, run.reason
+    assert run.total_requests == 2 * 9 * 2  # every second of both slots: 1 request and 1 failure each
+    assert not RunSlot.objects.filter(run=run, status=RunSlot.Status.LOST).exists()
