@@ -32,7 +32,9 @@ fake workers speaking Locust's rpc protocol, each sending a `stats` report of th
 endpoints every --locust-interval seconds (1 s by default: the same snapshots/s as the slots).
 
 What it prints, per N, over a window of --seconds after the runs are running and --warmup passed:
-- collector CPU: utime + stime of its process (/proc/<pid>/stat), % of one core;
+- collector CPU: utime + stime of its process (/proc/<pid>/stat), % of one core; next to it the
+  machine's (/proc/stat, every process, other users' too) and that of the slot processes, the
+  private Redis, the web process and every PostgreSQL process (a shared cluster);
 - snapshots/s ingested: snapshots whose sequence number was stored by a persist in the window
   (offered: snapshots the synthetic slots created in it);
 - persist lag: per snapshot created in the window, from its creation (the synthetic slot's clock
@@ -305,6 +307,7 @@ class Stack:
             self.undo.append(lambda: shutil.copytree(self.dir, keep_logs, dirs_exist_ok=True,
                                                      ignore=shutil.ignore_patterns("redis-var", "var")))
         self.env: dict[str, str] = {}
+        self.redis_pid = 0
 
     def start(self, name: str, argv: list[str], env: dict | None = None, stdout=None) -> subprocess.Popen:
         log = (self.dir / f"{name}.log").open("a")
@@ -344,6 +347,7 @@ def start_redis(stack: Stack) -> str:
 
     process, url = embedded_redis.start(stack.dir / "redis-var", appendonly=False)
     stack.undo.append(lambda: embedded_redis.stop(process))
+    stack.redis_pid = process.pid
     return url
 
 
@@ -489,6 +493,40 @@ class Sample:
     redis_memory: int = 0
     stream_length: int = 0
     web_rss: float = 0.0
+    cpu: dict = field(default_factory=dict)  # CPU seconds so far: the machine's, and per group of processes
+
+
+def machine_busy() -> float:
+    """CPU seconds the machine spent busy so far, all cores and processes (/proc/stat: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on the machine (its backends serve other users of the cluster too)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def group_cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def cpu_now(groups: dict[str, list[int]]) -> dict[str, float]:
+    return {"machine": machine_busy(), **{name: group_cpu(pids) for name, pids in groups.items()}}
 
 
 def pg_stats() -> dict:
@@ -502,18 +540,20 @@ def pg_stats() -> dict:
                     row))
 
 
-def watch(redis, collector: subprocess.Popen, web: subprocess.Popen, seconds: float) -> tuple[Sample, Sample, list]:
+def watch(redis, collector: subprocess.Popen, web: subprocess.Popen, seconds: float,
+          groups: dict[str, list[int]]) -> tuple[Sample, Sample, list]:
     """Samples over the window: its two ends (CPU, pg_stat_database) and Redis memory / web RSS each second."""
     from workers import protocol
 
-    first = Sample(time.time(), cpu_seconds(collector.pid), pg_stats())
+    groups = {**groups, "postgres": postgres_pids()}
+    first = Sample(time.time(), cpu_seconds(collector.pid), pg_stats(), cpu=cpu_now(groups))
     samples = []
     end = first.t + seconds
     while time.time() < end:
         time.sleep(min(1.0, max(0.0, end - time.time())))
         memory = int(redis.info("memory")["used_memory"])
         samples.append(Sample(time.time(), 0.0, {}, memory, int(redis.xlen(protocol.REPORT_STREAM)), rss_mib(web.pid)))
-    last = Sample(time.time(), cpu_seconds(collector.pid), pg_stats())
+    last = Sample(time.time(), cpu_seconds(collector.pid), pg_stats(), cpu=cpu_now(groups))
     return first, last, samples
 
 
@@ -538,6 +578,7 @@ class SwarmdeckFigures:
     stream_max: int
     web_rss: float
     accounted: str
+    cpu: dict   # % of one core over the window: the machine's (all processes) and per group
 
 
 def persist_records(path: Path) -> list[dict]:
@@ -606,7 +647,9 @@ def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user,
     wait_until(lambda: Run.objects.filter(pk__in=run_ids, status=Run.Status.RUNNING).count() == len(run_ids),
                120, "every run to be running", interval=0.5)
     time.sleep(warmup)
-    first, last, samples = watch(redis, collector, web, seconds)
+    slot_pids = [process.pid for name, process in stack.processes if name.startswith(f"slots-{slots}-")]
+    first, last, samples = watch(redis, collector, web, seconds,
+                                 {"slots": slot_pids, "redis": [stack.redis_pid], "web": [web.pid]})
     for run in Run.objects.filter(pk__in=run_ids):
         services.request_stop(run, note="benchmark window over", audit_action=None)
     wait_until(lambda: Run.objects.filter(pk__in=run_ids, status__in=Run.TERMINAL).count() == len(run_ids),
@@ -646,6 +689,7 @@ def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user,
         redis_mib=max(s.redis_memory for s in samples) / 2**20, stream_max=max(s.stream_length for s in samples),
         web_rss=max(s.web_rss for s in samples),
         accounted=f"{stored:,} of {sent_requests:,} requests in the totals, {finished}/{len(run_ids)} runs finished",
+        cpu={name: 100 * (last.cpu[name] - first.cpu[name]) / span for name in first.cpu},
     )
 
 
@@ -717,6 +761,9 @@ def print_swarmdeck(f: SwarmdeckFigures) -> None:
     print(f"Swarmdeck, {f.slots} slots in {f.runs} runs ({f.slots // f.runs} each; {f.generators} slot processes), "
           f"{f.seconds:.0f} s window")
     print(f"  collector CPU                 {f.collector_cpu:8.1f} % of one core")
+    print(f"  machine CPU (all processes)   {f.cpu['machine']:8.1f} % of one core, of {100 * (os.cpu_count() or 1)}: "
+          f"slot processes {f.cpu['slots']:.1f}, Redis {f.cpu['redis']:.1f}, web {f.cpu['web']:.1f}, "
+          f"PostgreSQL (every backend, other users' too) {f.cpu['postgres']:.1f}")
     print(f"  snapshots/s ingested          {f.ingested:8.1f}   (offered {f.offered:.1f})")
     print(f"  persist lag p50/p95/max       {lag} s")
     print(f"  freshness p50/p95/max         {fresh} s   ({f.pushes} pushes to the reader, {f.push_kib:.0f} KiB each)")
@@ -736,12 +783,14 @@ def print_locust(f: LocustFigures, interval: float) -> None:
 
 def print_summary(rows: list[tuple[SwarmdeckFigures, LocustFigures | None]]) -> None:
     print()
-    print(f"{'slots':>6} {'coll CPU%':>9} {'ingest/s':>9} {'offered':>8} {'lag p95':>8} {'fresh p95':>9} "
-          f"{'stmts/s':>8} {'Redis MiB':>9} {'web MiB':>8} | {'Locust CPU%':>11} {'reports/s':>9} {'offered':>8}")
+    print(f"{'slots':>6} {'coll CPU%':>9} {'mach CPU%':>9} {'ingest/s':>9} {'offered':>8} {'lag p95':>8} "
+          f"{'fresh p95':>9} {'stmts/s':>8} {'Redis MiB':>9} {'web MiB':>8} | "
+          f"{'Locust CPU%':>11} {'reports/s':>9} {'offered':>8}")
     for s, lf in rows:
         locust = (f"{lf.cpu:>11.1f} {lf.handled:>9.1f} {lf.offered:>8.1f}" if lf else f"{'-':>11} {'-':>9} {'-':>8}")
-        print(f"{s.slots:>6} {s.collector_cpu:>9.1f} {s.ingested:>9.1f} {s.offered:>8.1f} {s.lag[1]:>8.2f} "
-              f"{s.freshness[1]:>9.2f} {s.statements:>8.1f} {s.redis_mib:>9.1f} {s.web_rss:>8.1f} | {locust}")
+        print(f"{s.slots:>6} {s.collector_cpu:>9.1f} {s.cpu['machine']:>9.1f} {s.ingested:>9.1f} {s.offered:>8.1f} "
+              f"{s.lag[1]:>8.2f} {s.freshness[1]:>9.2f} {s.statements:>8.1f} {s.redis_mib:>9.1f} "
+              f"{s.web_rss:>8.1f} | {locust}")
 
 
 def _interrupt(signum, frame) -> None:  # noqa: ARG001
