@@ -50,11 +50,17 @@ class WireError(ValueError):
 
 def encode(snapshot: dict) -> bytes:
     """Snapshot dict -> bytes. Histograms may be numpy arrays or sequences of ints."""
+    return msgpack.packb(message(snapshot), use_bin_type=True)
+
+
+def message(snapshot: dict) -> dict:
+    """The msgpack map `encode` packs. Its header fields (kind, run, slot, seq, tick, elapsed, users, cpu) can
+    be set again on a copy: the benchmarks' synthetic slots build it once per recorded delta."""
     try:
         columns = columns_of(snapshot["endpoints"])
     except (ValueError, OverflowError) as error:
         raise WireError(f"Cannot encode the endpoints: {error}") from error
-    message = {
+    return {
         "v": VERSION, "kind": snapshot["kind"], "run": snapshot["run"], "slot": snapshot["slot"],
         "seq": snapshot["seq"], "tick": snapshot["tick"], "elapsed": float(snapshot["elapsed"]),
         "users": snapshot["users"], "cpu": float(snapshot["cpu"]),
@@ -67,7 +73,6 @@ def encode(snapshot: dict) -> bytes:
         "errors": [(e["method"], e["name"], e["error"], e["count"]) for e in snapshot["errors"]],
         "exceptions": [(x["message"], x["traceback"], x["count"]) for x in snapshot["exceptions"]],
     }
-    return msgpack.packb(message, use_bin_type=True)
 
 
 def decode(data: bytes, *, endpoint_dicts: bool = True) -> dict:
