@@ -127,12 +127,12 @@ def _queue(run: Run) -> dict:
     return {"queue_position": place["position"], "queue": place}
 
 
+SLOT_FIELDS = ("index", "host", "worker", "status", "users", "cpu", "requests", "error", "note")
+
+
 def slot_rows(run_id: int) -> list[dict]:
-    return [
-        {"index": s.index, "host": s.host, "worker": s.worker, "status": s.status, "users": s.users, "cpu": s.cpu,
-         "requests": s.requests, "error": s.error, "note": s.note}
-        for s in RunSlot.objects.filter(run_id=run_id).order_by("index")
-    ]
+    """The run's slots as the page shows them: plain rows, not models (every push of a 100-slot run reads them)."""
+    return list(RunSlot.objects.filter(run_id=run_id).order_by("index").values(*SLOT_FIELDS))
 
 
 def series_of(ticks: list[dict]) -> Series:
