@@ -96,8 +96,9 @@ class Collector:
             self.recovering = False
             log.info("Collector %s caught up with its pending entries.", self.consumer)
         # A full batch (or the recovery read) leaves entries waiting: whatever slots sent meanwhile is
-        # not read yet, so none of them can be judged silent (runs/lifecycle.py, mark_lost).
-        self.lifecycle.behind = self.recovering or len(entries) >= self.batch
+        # not read yet, so none of them can be judged silent or late (runs/lifecycle.py), and no
+        # second is written before every slot reported it (runs/persistence.py).
+        self.lifecycle.behind = self.persistence.behind = self.recovering or len(entries) >= self.batch
         for entry_id, fields in entries:
             self.guard()
             self.handle(entry_id, fields)

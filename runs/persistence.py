@@ -44,6 +44,7 @@ class Persistence:
         self.ack = ack
         self.guard = guard  # runs.leader.Lease.check: before each run's persist, and again before its commit
         self._criteria: dict[int, tuple[float, list[Threshold]]] = {}  # scenario -> (read at, enabled criteria)
+        self.behind = False  # the collector's last read left entries unread (runs/collector.py)
 
     def persist(self, force: bool) -> None:
         now = time.monotonic()
@@ -75,8 +76,14 @@ class Persistence:
             return
         elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0.0
         # A second is complete once every running slot reported it; one that went silent is
-        # waited for TICK_GRACE seconds at most.
-        up_to = None if final else max(int(elapsed) - TICK_GRACE, live.complete_tick())
+        # waited for TICK_GRACE seconds at most, unless the collector is behind: then what the slots
+        # sent for it may still be in the stream, and only complete seconds are written.
+        if final:
+            up_to = None
+        elif self.behind:
+            up_to = live.complete_tick()
+        else:
+            up_to = max(int(elapsed) - TICK_GRACE, live.complete_tick())
         criteria = self.criteria(run.scenario_id)
         seconds = [] if track_windows(live, run.scenario_id, criteria) else None
         ticks = live.stats.close_ticks(up_to, cumulative=True, seconds=seconds)

@@ -14,7 +14,7 @@ from audit.models import AuditEntry
 from runs import lifecycle, reports, services
 from runs.collector import Collector
 from runs.markers import chart_markers
-from runs.models import Run, RunSlot
+from runs.models import Run, RunSlot, RunTick
 from tests.runs.conftest import event, ready_both, snapshot, spin, start
 from workers import protocol
 
@@ -285,3 +285,22 @@ def test_a_collector_that_is_behind_waits_for_the_finals_past_the_stop_grace(red
     assert run.status == Run.Status.FINISHED and not run.degraded, run.reason
     assert run.total_requests == 2 * 9 * 2  # every second of both slots: 1 request and 1 failure each
     assert not RunSlot.objects.filter(run=run, status=RunSlot.Status.LOST).exists()
+
+
+def test_a_collector_that_is_behind_writes_each_second_with_every_slot_in_it(redis, fake_workers, tasks, alice,
+                                                                              project):
+    collector = Collector("test-collector", batch=2, block_ms=50)
+    collector.setup()
+    run = start(project, alice, duration=600)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.DISPATCHING)
+    ready_both(redis, run)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).status == Run.Status.RUNNING)
+    # The users started a minute ago; the collector is reading the slots' first seconds only now.
+    Run.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(seconds=60))
+    for seq in range(1, 7):
+        for slot in (0, 1):
+            event(redis, run, slot, protocol.EVENT_SNAPSHOT, snapshot(run, slot, seq, seq - 1, 3 + slot))
+    spin(collector, lambda: RunTick.objects.filter(run=run).count() >= 5)
+    assert collector.live[run.pk].stats.late_snapshots == 0
+    for tick in RunTick.objects.filter(run=run, tick__lt=5):
+        assert tick.rps == (3 + 1) + (4 + 1), tick.tick  # both slots' requests, each with its failure
