@@ -345,19 +345,20 @@ class Steady(FastHttpUser):
 """
 
 
-def test_real_runs_compare_as_no_change_between_equals_and_worse_after_a_20_percent_slowdown(
+def test_real_runs_compare_as_no_change_between_equals_and_worse_after_a_slowdown(
         cluster, target, alice, project, client):
-    """A/A and A/B on the real stack: the compare page's verdicts on the figures a machine's noise barely moves
-    (bench/aa_false_alarms.py measures the false-alarm rate of every figure over 190 pairs)."""
+    """A/A and A/B on the real stack: the compare page's verdicts on the figures a machine's noise barely moves.
+    The slowdown is 10 ms -> 100 ms, which no busy machine hides (bench/aa_false_alarms.py measures a 20 % one, and
+    the false-alarm rate of every figure, over 190 pairs)."""
     scenarios = {path: store_scenario(project, alice, name=f"Steady {path}", content=STEADY.format(path=path).encode())
-                 for path in ("/delay/10ms", "/delay/12ms")}
+                 for path in ("/delay/10ms", "/delay/100ms")}
     runs = []
-    for path in ("/delay/10ms", "/delay/10ms", "/delay/12ms"):
+    for path in ("/delay/10ms", "/delay/10ms", "/delay/100ms"):
         run = services.start_run(scenarios[path], user=alice, params={"users": 4, "spawn_rate": 100, "duration": 4,
                                                                       "slots": 1, "host": target.url})
         run = services.wait_until_done(run, timeout=90)
         assert run.status == Run.Status.FINISHED, run.reason
-        assert run.total_requests > 300  # 4 users, about 50 requests/s each, for 4 s
+        assert run.total_requests > 100  # 4 users, about 50 (or 10) requests/s each, for 4 s
         runs.append(run)
     client.force_login(alice)
     response = client.get(reverse("runs-compare", args=[project.slug]), {"runs": ",".join(str(r.pk) for r in runs)})
