@@ -42,13 +42,14 @@ class Shopper(HttpUser):
 '''
 
 
-def setup_django() -> str:
-    """Django on DATABASE_URL, else on a fresh SQLite file in a temporary VAR_DIR; returns a description."""
+def setup_django(prefix: str = "swarmdeck-bench-compare-") -> str:
+    """Django on DATABASE_URL, else on a fresh SQLite file in a temporary VAR_DIR (named `prefix`...); returns a
+    description. bench/long_run.py uses it too."""
     os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(32))
     os.environ["DJANGO_SETTINGS_MODULE"] = "controlcenter.settings"
     where = "DATABASE_URL"
     if not os.environ.get("DATABASE_URL"):
-        os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="swarmdeck-bench-compare-")
+        os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix=prefix)
         where = f"temporary SQLite in {os.environ['VAR_DIR']}"
     import django
 

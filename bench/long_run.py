@@ -30,53 +30,19 @@ import secrets
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.compare import LOCUSTFILE, endpoint_name  # noqa: E402  (its scenario and endpoint names)
+from bench.compare import setup_django as _setup_django  # noqa: E402
+
 ENDPOINTS = 20
 CHUNK = 5_000
 VARIANTS = 16
 TARGET_MS = 1000
-
-LOCUSTFILE = b'''\
-from locust import HttpUser, between, task
-
-
-class Shopper(HttpUser):
-    wait_time = between(1, 3)
-
-    @task
-    def browse(self):
-        self.client.get("/products")
-'''
-
-
-def setup_django() -> str:
-    """Django on DATABASE_URL, else on a fresh SQLite file in a temporary VAR_DIR; returns a description."""
-    os.environ.setdefault("SECRET_KEY", "bench-" + secrets.token_urlsafe(32))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "controlcenter.settings"
-    where = "DATABASE_URL"
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["VAR_DIR"] = tempfile.mkdtemp(prefix="swarmdeck-bench-long-run-")
-        where = f"temporary SQLite in {os.environ['VAR_DIR']}"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
-
-    call_command("migrate", verbosity=0)
-    setup_test_environment()  # lets the test client's "testserver" host through ALLOWED_HOSTS
-    return where
-
-
-def endpoint_name(e: int) -> tuple[str, str]:
-    return ("POST" if e % 5 == 0 else "GET"), f"/api/v1/resource-{e}/{{id}}"
-
 
 PERCENTILE_NAMES = ("p50", "p66", "p75", "p80", "p90", "p95", "p98", "p99", "p99.9", "p99.99", "p100")
 FACTORS = (1, 1.2, 1.3, 1.4, 1.8, 2.2, 3, 4, 6, 8, 10)
@@ -186,7 +152,7 @@ def main():
                         help="Then compact the long run to per-minute rows (runs/retention.py) and measure again")
     args = parser.parse_args()
     started = time.perf_counter()
-    where = setup_django()
+    where = _setup_django("swarmdeck-bench-long-run-")
     from django.core.cache import cache
     from django.db import connection
     from django.test import Client
