@@ -197,6 +197,12 @@ SWARMDECK_BASE_URL = envstr("SWARMDECK_BASE_URL", f"http://127.0.0.1:{envint('PO
 SWARMDECK_WEBHOOK_ALLOW_PRIVATE = envbool("SWARMDECK_WEBHOOK_ALLOW_PRIVATE", False)
 # Unread report-stream entries past which every page raises an alarm (nothing is trimmed unread).
 SWARMDECK_STREAM_ALARM_ENTRIES = envint("SWARMDECK_STREAM_ALARM_ENTRIES", 100_000, minimum=1)
+# Collector shards (runs/shards.py): each run is owned by one, by its id; one collector leads each shard (start
+# at least this many `manage.py collect`, one more as a hot standby). Change it only while no run is active.
+try:
+    SWARMDECK_COLLECTOR_SHARDS = envint("SWARMDECK_COLLECTOR_SHARDS", 1, minimum=1, maximum=64)
+except BadSetting as error:
+    raise ImproperlyConfigured(str(error)) from None
 # Seconds a run's claim and control keys stay in Redis once it ended: long enough for a late slot task
 # to read its stop; then they expire (until the end, they are bounded by workers.protocol.RUN_KEY_TTL_SECONDS).
 SWARMDECK_RUN_KEYS_AFTER_END = envint("SWARMDECK_RUN_KEYS_AFTER_END", 300, minimum=1)

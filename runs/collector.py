@@ -8,8 +8,10 @@ One loop (`Collector.process_one`) does three things:
    sequence, ends with the same totals;
 3. move runs along their lifecycle (runs/lifecycle.py): admission, start barrier, deadline, lost
    slots, finish.
-Only the leader does any of it (runs/leader.py): `guard` (the lease's check) runs before each
-step that writes, and raises runs.leader.LeadLost once the collector cannot be sure it leads.
+A collector works on one shard's stream and runs (runs/shards.py; one shard unless
+SWARMDECK_COLLECTOR_SHARDS says more). Only the shard's leader does any of it (runs/leader.py):
+`guard` (the lease's check) runs before each step that writes, and raises runs.leader.LeadLost
+once the collector cannot be sure it leads.
 """
 
 import logging
@@ -21,7 +23,7 @@ import redis as redis_lib
 from django.utils import timezone
 
 from runlogs import store as run_logs
-from runs import intake, services
+from runs import intake, services, shards
 from runs.lifecycle import Lifecycle, degrade, rejoin, transition
 from runs.live import publish, publish_meta
 from runs.liverun import LiveRun, SlotState
@@ -43,8 +45,11 @@ CPU_WARN_SECONDS = 5
 
 class Collector:
     def __init__(self, consumer: str | None = None, *, batch: int = 500, block_ms: int = 200,
-                 guard: Callable[[], None] = lambda: None):
+                 guard: Callable[[], None] = lambda: None, shard: int = 0):
         self.redis = client()
+        self.shard = shard            # runs/shards.py: this collector reads its stream and drives its runs only
+        self.stream = shards.stream(shard)
+        self.foreign: set[int] = set()   # runs of another shard named on this shard's stream (logged once each)
         self.guard = guard  # before each step that writes: raises LeadLost unless this collector surely leads
         self.consumer = consumer or default_consumer()
         self.batch = batch
@@ -56,7 +61,8 @@ class Collector:
         self.ready = False
         self.malformed = 0
         self.persistence = Persistence(self.live, ack=self.ack, guard=guard)
-        self.lifecycle = Lifecycle(self.redis, self.consumer, self.live, self.live_run, self.persistence, guard=guard)
+        self.lifecycle = Lifecycle(self.redis, self.consumer, self.live, self.live_run, self.persistence, guard=guard,
+                                   shard=shard)
 
     def step_down(self) -> None:
         """Another collector leads: forget what is in memory (it lives in the database and the
@@ -69,17 +75,17 @@ class Collector:
     # -- stream ------------------------------------------------------------------------------
     def setup(self) -> None:
         try:
-            self.redis.xgroup_create(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, id="0", mkstream=True)
+            self.redis.xgroup_create(self.stream, protocol.COLLECTOR_GROUP, id="0", mkstream=True)
         except redis_lib.ResponseError as error:
             if "BUSYGROUP" not in str(error):
                 raise
         # Entries another collector (an earlier incarnation on another host) read but never acked:
         # their ids only (the recovery read below fetches them), not a backlog's gigabytes at once.
         self.guard()
-        self.redis.xautoclaim(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, self.consumer,
+        self.redis.xautoclaim(self.stream, protocol.COLLECTOR_GROUP, self.consumer,
                               min_idle_time=0, start_id="0-0", count=100_000, justid=True)
         # Redis may have restarted without its data: what slots poll is rebuilt from the database.
-        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS):
+        for run in Run.objects.filter(status__in=Run.HOLDING_SLOTS, collector_shard=self.shard):
             services.restore_control(run)
         self.ready = True
 
@@ -89,7 +95,7 @@ class Collector:
         # The recovery read moves on past what it has seen: entries it could not ack yet (their
         # run waits for a persist) are not handed back again and again.
         start = self.recovery_cursor if self.recovering else ">"
-        response = self.redis.xreadgroup(protocol.COLLECTOR_GROUP, self.consumer, {protocol.REPORT_STREAM: start},
+        response = self.redis.xreadgroup(protocol.COLLECTOR_GROUP, self.consumer, {self.stream: start},
                                          count=self.batch, block=None if self.recovering else self.block_ms)
         entries = response[0][1] if response else []
         if self.recovering and not entries:
@@ -176,14 +182,21 @@ class Collector:
 
     def ack(self, ids) -> None:
         if ids:
-            self.redis.xack(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, *ids)
+            self.redis.xack(self.stream, protocol.COLLECTOR_GROUP, *ids)
 
     def live_run(self, run_id: int) -> LiveRun | None:
         live = self.live.get(run_id)
         if live is not None:
             return live
-        run = Run.objects.filter(pk=run_id).only("status", "stats_blob", "token", "params", "project_id").first()
+        run = Run.objects.filter(pk=run_id).only("status", "stats_blob", "token", "params", "project_id",
+                                                 "collector_shard").first()
         if run is None or run.status in Run.TERMINAL:
+            return None
+        if run.collector_shard != self.shard:  # another collector owns it: merging here would write it twice
+            if run_id not in self.foreign:
+                self.foreign.add(run_id)
+                log.warning("Run %s belongs to collector shard %s: its entries on shard %s's stream are dropped.",
+                            run_id, run.collector_shard, self.shard)
             return None
         stats = (RunStats.from_bytes(bytes(run.stats_blob)) if run.stats_blob
                  else RunStats(max_endpoints=services.max_endpoints()))  # the cap its pools were given

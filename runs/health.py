@@ -55,6 +55,25 @@ def collector_alive() -> bool:
         return False
 
 
+def shards_without_leader() -> list[int]:
+    """The collector shards (runs/shards.py) whose lease no collector renewed lately; [] with one shard,
+    where collector_alive says it. Each leader's holder key outlives its lease by a few TTLs."""
+    from runs import leader, shards
+
+    if shards.count() == 1:
+        return []
+    try:
+        held = _client().exists(*[f"{leader.key(k)}:holder" for k in range(shards.count())])
+        if held == shards.count():
+            return []
+        pipe = _client().pipeline(transaction=False)
+        for k in range(shards.count()):
+            pipe.exists(f"{leader.key(k)}:holder")
+        return [k for k, present in enumerate(pipe.execute()) if not present]
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return []
+
+
 def problems() -> list[str]:
     """What a person using Swarmdeck must know right now, in words; empty when all is well."""
     if not redis_reachable():
@@ -63,8 +82,13 @@ def problems() -> list[str]:
     if not collector_alive():
         return ["The collector is not running: queued runs wait and live numbers stop until it is back "
                 "(make run restarts it by itself; elsewhere, start manage.py collect)."]
+    orphans = shards_without_leader()
+    if orphans:
+        return [f"No collector leads shard{'s' if len(orphans) > 1 else ''} {', '.join(map(str, orphans))} of "
+                f"SWARMDECK_COLLECTOR_SHARDS: {'their' if len(orphans) > 1 else 'its'} runs neither start nor update. "
+                "Start another `manage.py collect` (each takes a free shard)."]
     try:
-        state = stream.backlog(_client())
+        state = stream.backlog_of_all(_client())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return []
     return [state.words()] if state is not None and state.alarming else []

@@ -40,10 +40,15 @@ from redis.exceptions import LockError
 
 log = logging.getLogger("swarmdeck.collector")
 
-KEY = "sd:leader:collector"
+KEY = "sd:leader:collector"   # shard 0's; shard k's is key(k) (runs/shards.py)
 TTL = float(os.environ.get("SWARMDECK_LEADER_TTL", 3))   # a dead leader is replaced within this (+ a poll)
 STALL = float(os.environ.get("SWARMDECK_LEADER_STALL", max(30.0, 10 * TTL)))  # a loop silent this long lets go
 POLL = 0.5                                                 # how often a standby tries to take over
+
+
+def key(shard: int = 0) -> str:
+    """The lease of collector shard `shard`: one leader each."""
+    return KEY if shard == 0 else f"{KEY}:{int(shard)}"
 
 
 class LeadLost(Exception):
@@ -51,14 +56,17 @@ class LeadLost(Exception):
 
 
 class Lease:
-    def __init__(self, redis: redis_lib.Redis, holder: str, *, ttl: float = TTL, stall: float = STALL):
+    def __init__(self, redis: redis_lib.Redis, holder: str, *, ttl: float = TTL, stall: float = STALL,
+                 shard: int = 0):
         self.holder = holder
+        self.shard = shard
+        self.key = key(shard)
         self.redis = redis
         self.ttl = ttl
         self.renew_every = ttl / 3
         self.safety = ttl / 6     # the loop stops writing this long before the key could expire in Redis
         self.stall = stall
-        self.lock = redis.lock(KEY, timeout=ttl, blocking=False, thread_local=False)
+        self.lock = redis.lock(self.key, timeout=ttl, blocking=False, thread_local=False)
         self.held = False
         self.valid_until = 0.0    # monotonic: the lease surely holds until then
         self.progress = 0.0       # monotonic: the loop's last sign of life
@@ -81,9 +89,9 @@ class Lease:
             generation = self._generation
             self.held, self.valid_until = True, now + self.ttl - self.safety
             self._stop = threading.Event()
-        self.redis.set(f"{KEY}:holder", self.holder, ex=int(self.ttl * 10))
+        self.redis.set(f"{self.key}:holder", self.holder, ex=int(self.ttl * 10))
         threading.Thread(target=self._keep, args=(generation, self._stop), name="lease-keeper", daemon=True).start()
-        log.info("Collector %s leads.", self.holder)
+        log.info("Collector %s leads%s.", self.holder, f" shard {self.shard}" if self.shard else "")
         return True
 
     @property
@@ -113,6 +121,7 @@ class Lease:
             sent = time.monotonic()
             try:
                 self.lock.reacquire()
+                self.redis.set(f"{self.key}:holder", self.holder, ex=int(self.ttl * 10))  # who leads, for pages
             except LockError:
                 self._lose(generation, "another collector took its lead (it was paused or cut off from Redis)")
                 return

@@ -15,7 +15,7 @@ import redis as redis_lib
 from django.utils import timezone
 
 from runs import live as live_updates
-from runs import services, thresholds
+from runs import services, shards, thresholds
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
 from runs.persistence import Persistence, account_lost_snapshots
@@ -34,7 +34,8 @@ class Lifecycle:
 
     def __init__(self, redis: redis_lib.Redis, consumer: str, live: dict[int, LiveRun],
                  live_run: Callable[[int], LiveRun | None], persistence: Persistence,
-                 guard: Callable[[], None] = lambda: None):
+                 guard: Callable[[], None] = lambda: None, shard: int = 0):
+        self.shard = shard   # runs/shards.py: the runs of this shard only; admission on shard 0's leader
         self.guard = guard  # runs.leader.Lease.check, before each run's step
         self.behind = False  # the collector's last read left entries unread: no slot can be judged silent or late
         self.redis = redis
@@ -45,9 +46,11 @@ class Lifecycle:
 
     def advance(self) -> None:
         registry.collector_present(self.redis, self.consumer)
-        admit()
+        if shards.admits(self.shard):
+            admit()
         # Not the statistics: the persists write them, a few times a second they would travel for nothing.
-        runs = Run.objects.filter(status__in=Run.HOLDING_SLOTS).defer("stats_blob", "totals", "errors", "exceptions")
+        runs = Run.objects.filter(status__in=Run.HOLDING_SLOTS, collector_shard=self.shard).defer(
+            "stats_blob", "totals", "errors", "exceptions")
         for run in runs.order_by("created_at"):
             self.guard()
             if run.status in (Run.Status.DISPATCHING, Run.Status.STARTING):

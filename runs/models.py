@@ -63,6 +63,9 @@ class Run(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Which collector shard owns the run from its dispatch on (runs/shards.py): its slots write to that shard's
+    # stream, and the collector leading that shard merges, persists and drives it.
+    collector_shard = models.PositiveSmallIntegerField(default=0, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, help_text="The go time: users start on all slots")
     stopping_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)

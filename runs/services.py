@@ -13,7 +13,7 @@ from django.utils import timezone
 from audit.log import record
 from controlcenter.celery import app as celery_app
 from controlcenter.env import envint
-from runs import cluster, health, live
+from runs import cluster, health, live, shards
 from runs import labels as run_labels
 from runs import signals as run_signals
 from runs.models import Run, RunSlot
@@ -231,7 +231,8 @@ def dispatch(run: Run) -> bool:
     token = Run.new_token()
     with transaction.atomic():
         claimed = Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.DISPATCHING, token=token, dispatched_at=timezone.now())
+            status=Run.Status.DISPATCHING, token=token, dispatched_at=timezone.now(),
+            collector_shard=shards.for_run(run.pk))
         if not claimed:
             return False
         run.refresh_from_db()
@@ -274,6 +275,7 @@ def assignments(run: Run) -> list[dict]:
     return [
         {
             "run": run.pk, "slot": index, "slots": slots, "token": run.token, "bundle": bundle,
+            "stream": shards.stream(run.collector_shard),  # its collector shard's report stream
             "params": {
                 "users": users[index],
                 "spawn_rate": float(params["spawn_rate"]) / slots,

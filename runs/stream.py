@@ -51,21 +51,21 @@ def _id(value: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _group(redis) -> dict | None:
-    for group in redis.xinfo_groups(protocol.REPORT_STREAM):
+def _group(redis, name: str) -> dict | None:
+    for group in redis.xinfo_groups(name):
         if _text(group["name"]) == protocol.COLLECTOR_GROUP:
             return group
     return None
 
 
-def backlog(redis) -> Backlog | None:
+def backlog(redis, name: str = protocol.REPORT_STREAM) -> Backlog | None:
     """The stream's unread entries, or None when there is no stream or group yet."""
-    if not redis.exists(protocol.REPORT_STREAM):
+    if not redis.exists(name):
         return None
-    group = _group(redis)
+    group = _group(redis, name)
     if group is None:
         return None
-    entries = int(redis.xlen(protocol.REPORT_STREAM))
+    entries = int(redis.xlen(name))
     lag = group.get("lag")
     # Redis before 7 reports no lag (nor does 7 after a trim it cannot see past). Counting the entries
     # after the last delivered id would fetch them whole (XRANGE has no ids-only form): at a thousand
@@ -77,41 +77,53 @@ def backlog(redis) -> Backlog | None:
     if lag is None:
         last = _text(group["last-delivered-id"])
         kept = 0
-        if last != "0-0" and redis.xrange(protocol.REPORT_STREAM, min=last, max=last):
-            pending_last = redis.xpending_range(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP, min=last,
+        if last != "0-0" and redis.xrange(name, min=last, max=last):
+            pending_last = redis.xpending_range(name, protocol.COLLECTOR_GROUP, min=last,
                                                 max=last, count=1)
             kept = 0 if pending_last else 1
         lag = max(0, entries - int(group.get("pending") or 0) - kept)
     return Backlog(entries=entries, unread=int(lag), used_memory=int(redis.info("memory")["used_memory"]))
 
 
-def safe_min_id(redis) -> str | None:
+def backlog_of_all(redis) -> Backlog | None:
+    """Every collector shard's stream together (runs/shards.py), or None when none has a group yet."""
+    from runs import shards
+
+    states = [state for state in (backlog(redis, name) for name in shards.streams()) if state is not None]
+    if not states:
+        return None
+    return Backlog(entries=sum(s.entries for s in states), unread=sum(s.unread for s in states),
+                   used_memory=states[0].used_memory)
+
+
+def safe_min_id(redis, name: str = protocol.REPORT_STREAM) -> str | None:
     """The oldest entry id the collectors' group still needs; entries before it were acked."""
-    group = _group(redis)
+    group = _group(redis, name)
     if group is None:
         return None
     oldest = _text(group["last-delivered-id"])
-    pending = redis.xpending(protocol.REPORT_STREAM, protocol.COLLECTOR_GROUP)
+    pending = redis.xpending(name, protocol.COLLECTOR_GROUP)
     if pending["pending"]:
         oldest = min(oldest, _text(pending["min"]), key=_id)
     return None if oldest == "0-0" else oldest
 
 
-def trim(redis) -> int:
+def trim(redis, name: str = protocol.REPORT_STREAM) -> int:
     """Delete what was acked; returns how many entries went."""
-    if not redis.exists(protocol.REPORT_STREAM):
+    if not redis.exists(name):
         return 0
-    oldest = safe_min_id(redis)
+    oldest = safe_min_id(redis, name)
     if oldest is None:
         return 0
-    return int(redis.xtrim(protocol.REPORT_STREAM, minid=oldest, approximate=False))
+    return int(redis.xtrim(name, minid=oldest, approximate=False))
 
 
 class Keeper:
     """The leader's periodic trim, and one log line each time the backlog starts and stops alarming."""
 
-    def __init__(self, redis):
+    def __init__(self, redis, name: str = protocol.REPORT_STREAM):
         self.redis = redis
+        self.name = name   # the stream of the shard this collector leads
         self.next_at = 0.0
         self.alarmed = False
 
@@ -120,8 +132,8 @@ class Keeper:
         if now < self.next_at:
             return
         self.next_at = now + TRIM_SECONDS
-        trim(self.redis)
-        state = backlog(self.redis)
+        trim(self.redis, self.name)
+        state = backlog(self.redis, self.name)
         alarming = state is not None and state.alarming
         if alarming and not self.alarmed:
             log.warning("%s", state.words())

@@ -12,6 +12,10 @@ Redis layout (all keys prefixed with ``sd:``)
                                      workers.wire.encode for snapshots, msgpack dict otherwise).
                                      The collector rejects (and counts on the run) any entry
                                      whose token, slot or content does not check out.
+``sd:reports:<k>``                   The same for shard k > 0 of SWARMDECK_COLLECTOR_SHARDS: a run of shard
+                                     k (Run.collector_shard, set at dispatch) has its slots write here
+                                     (the assignment's ``stream``), and the collector leading shard k
+                                     reads it (runs/shards.py).
 ``sd:run:<run>:slot:<i>:claim``      SET NX by the slot task that runs slot i (value: worker
                                      name and pid). A redelivered or duplicate task finds it
                                      taken and returns at once.
@@ -56,6 +60,7 @@ import os
 
 PREFIX = "sd:"
 REPORT_STREAM = "sd:reports"
+MAX_SHARDS = 64
 COLLECTOR_GROUP = "collectors"
 LOADGEN_QUEUE = "loadgen"
 SLOT_TASK = "workers.run_slot"
@@ -116,3 +121,19 @@ WORKERS_DRAINING = "sd:workers:draining"
 # A running collector is in this sorted set for COLLECTOR_TTL_SECONDS after each lifecycle pass.
 COLLECTORS = "sd:collectors"
 COLLECTOR_TTL_SECONDS = 10
+
+
+def report_stream(shard: int = 0) -> str:
+    """The report stream of collector shard `shard`: shard 0 keeps the name of an unsharded cluster."""
+    return REPORT_STREAM if shard == 0 else f"{REPORT_STREAM}:{int(shard)}"
+
+
+def shard_of_stream(name: str) -> int | None:
+    """The shard a report stream's name belongs to, or None for a name that is not one (a forged assignment)."""
+    if name == REPORT_STREAM:
+        return 0
+    prefix, _, number = name.rpartition(":")
+    if prefix != REPORT_STREAM or not number.isdigit() or number.startswith("0"):
+        return None
+    shard = int(number)
+    return shard if 0 < shard < MAX_SHARDS else None

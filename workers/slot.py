@@ -3,7 +3,8 @@
 Plain classes, testable without Celery (workers.tasks.run_slot is a thin wrapper). Needs
 REDIS_URL and nothing else; never imports Django, runs/ or scenarios/, nor locust.
 
-Events XADDed to protocol.REPORT_STREAM (fields type, run, slot, data):
+Events XADDed to the run's report stream (the assignment's `stream`: protocol.report_stream of the
+run's collector shard; fields type, run, slot, data):
     ready     msgpack {host, pid (of the pool), worker, user_classes}
     snapshot  wire bytes, exactly as the pool produced them (kind "delta" or "final")
     error     msgpack {stage: claim|import|start|run, message, detail}
@@ -73,6 +74,19 @@ def redis_client(url: str | None = None) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3, health_check_interval=15)
 
 
+def report_stream(assignment: dict, run_id: int) -> str:
+    """The stream the run's collector shard reads (protocol.report_stream); shard 0's for an assignment of an
+    unsharded control plane, and for a name that is no report stream (its collector refuses a foreign run)."""
+    name = assignment.get("stream")
+    if name is None:
+        return protocol.REPORT_STREAM
+    if not isinstance(name, str) or protocol.shard_of_stream(name) is None:
+        log.warning("Run %s: the assignment names %r, which is no report stream; reporting to %s.", run_id,
+                    str(name)[:80], protocol.REPORT_STREAM)
+        return protocol.REPORT_STREAM
+    return name
+
+
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -101,8 +115,10 @@ class Outbox:
     never control events or final snapshots. The collector counts every dropped snapshot from the
     sequence numbers and says so on the run ("data truncated: ...")."""
 
-    def __init__(self, redis: redis_lib.Redis, run: int, slot: int, token: str = "", limit: int | None = None):
+    def __init__(self, redis: redis_lib.Redis, run: int, slot: int, token: str = "", limit: int | None = None,
+                 stream: str = protocol.REPORT_STREAM):
         self.redis = redis
+        self.stream = stream  # the report stream of the run's collector shard
         self.run = run
         self.slot = slot
         self.token = token
@@ -155,7 +171,7 @@ class Outbox:
                     return
                 fields = {k: v for k, v in self.pending[0].items() if not k.startswith("_")}
             try:
-                self.redis.xadd(protocol.REPORT_STREAM, fields)  # never capped: the collector trims what it acked
+                self.redis.xadd(self.stream, fields)  # never capped: the collector trims what it acked
             except UNDELIVERABLE as error:
                 self.failures += 1
                 if self.failures == 1 or self.failures % 20 == 0:
@@ -311,6 +327,7 @@ class Slot:
         self.index = int(assignment["slot"])
         self.slots = int(assignment.get("slots") or 1)
         self.token = str(assignment.get("token") or "")
+        self.stream = report_stream(assignment, self.run_id)
         self.params = dict(assignment.get("params") or {})
         self.share = float(self.params.get("share") or 1.0 / self.slots)
         timeouts = assignment.get("timeouts") or {}
@@ -429,7 +446,7 @@ class Slot:
             self.settle_claim()
             return "cancelled"
         self.control_users = (control.get("users"), control.get("spawn_rate"))
-        self.outbox = Outbox(self.redis, self.run_id, self.index, self.token)
+        self.outbox = Outbox(self.redis, self.run_id, self.index, self.token, stream=self.stream)
         self.log_pump = logs.Pump(self.logs, lambda batch: self.outbox.put(
             protocol.EVENT_LOG, msgpack.packb(batch, use_bin_type=True), droppable=True))
         exit_code = -1

@@ -62,10 +62,10 @@ class Process:
         self.handle.close()
 
 
-def start_collector(**extra_env: str) -> Process:
+def start_collector(consumer: str = "e2e-collector", **extra_env: str) -> Process:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "controlcenter.settings", "DATABASE_URL": database_url(),
            "PYTHONUNBUFFERED": "1", "SWARMDECK_IMPORT_TIMEOUT": "10", **extra_env}
-    return Process("collector", [sys.executable, "manage.py", "collect", "--consumer", "e2e-collector"], env)
+    return Process("collector", [sys.executable, "manage.py", "collect", "--consumer", consumer], env)
 
 
 def start_worker(host: str, concurrency: int = 1, **extra_env: str) -> Process:
@@ -112,6 +112,7 @@ def fresh_run_keys():
     for key in redis.scan_iter(match="sd:run:*", count=1000):
         redis.delete(key)
     redis.xtrim(protocol.REPORT_STREAM, maxlen=0)
+    redis.delete(*[protocol.report_stream(shard) for shard in range(1, 4)])  # the shard tests' streams
     yield
 
 
@@ -149,12 +150,13 @@ def collector(redis):
     return instance
 
 
-def event(redis, run, slot, kind, data, token=None):
+def event(redis, run, slot, kind, data, token=None, stream=None):
     """An entry as a slot XADDs it, with the fencing token of the run's dispatch."""
     payload = data if isinstance(data, bytes) else msgpack.packb(data)
-    if token is None:
-        token = Run.objects.values_list("token", flat=True).get(pk=run.pk)
-    redis.xadd(protocol.REPORT_STREAM, {"type": kind, "run": run.pk, "slot": slot, "token": token, "data": payload})
+    dispatched, shard = Run.objects.values_list("token", "collector_shard").get(pk=run.pk)
+    token = dispatched if token is None else token
+    redis.xadd(stream or protocol.report_stream(shard),  # the run's collector shard's, as its assignment says
+               {"type": kind, "run": run.pk, "slot": slot, "token": token, "data": payload})
 
 
 def snapshot(run, slot, seq, tick, requests, kind="delta", users=2, classes=None):

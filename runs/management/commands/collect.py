@@ -8,11 +8,11 @@ import signal
 import time
 
 import redis
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError, connections
 
 from metrics import otlp
-from runs import leader, stream
+from runs import leader, shards, stream
 from runs.collector import Collector, default_consumer
 from runs.redis import client
 from workers import registry
@@ -36,13 +36,23 @@ def _what(error: Exception) -> str:
     return "Redis is unreachable"
 
 
+def _led_by_others(leases: dict) -> str:
+    if shards.count() == 1:
+        return "another collector leads"
+    if len(leases) == 1:
+        return f"another collector leads shard {next(iter(leases))}"
+    return f"other collectors lead all {len(leases)} shards"
+
+
 class Command(BaseCommand):
     help = "Run the collector: merge stats from the report stream, persist them, drive every run's lifecycle."
 
     def add_arguments(self, parser):
         parser.add_argument("--consumer", help="Consumer name in the Redis consumer group (default: per host)")
+        parser.add_argument("--shard", type=int, help="Lead only this collector shard (default: whichever of the "
+                                                      "SWARMDECK_COLLECTOR_SHARDS is free, lowest first)")
 
-    def handle(self, *args, consumer=None, **options):
+    def handle(self, *args, consumer=None, shard=None, **options):
         stopping = False
 
         def on_signal(signum, frame):
@@ -51,10 +61,17 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        lease = leader.Lease(client(), consumer or default_consumer())
-        collector = Collector(lease.holder, guard=lease.check)
-        keeper = stream.Keeper(collector.redis)
-        otlp_export = otlp.from_environment(lease.valid)  # OTEL_EXPORTER_OTLP_ENDPOINT set
+        if shard is not None and not 0 <= shard < shards.count():
+            raise CommandError(f"--shard {shard}: SWARMDECK_COLLECTOR_SHARDS is {shards.count()}, so the shards are "
+                               f"0 to {shards.count() - 1}.")
+        holder = consumer or default_consumer()
+        leases = {k: leader.Lease(client(), holder, shard=k)
+                  for k in ([shard] if shard is not None else range(shards.count()))}
+        lease = leases[min(leases)]
+        collector = Collector(holder, guard=lease.check, shard=lease.shard)
+        keeper = stream.Keeper(collector.redis, collector.stream)
+        # OTEL_EXPORTER_OTLP_ENDPOINT set: it reads every active run, so only shard 0's leader exports.
+        otlp_export = otlp.from_environment(lambda: lease.valid() and shards.admits(lease.shard))
         if otlp_export:
             otlp_export.start()
         backoff = 0.5
@@ -64,20 +81,27 @@ class Command(BaseCommand):
         while not stopping:
             try:
                 if not lease.hold():
-                    if not standing_by:
-                        standing_by = True
-                        log.info("Collector %s stands by: another collector leads.", collector.consumer)
-                        collector.step_down()
-                    registry.collector_present(collector.redis, collector.consumer)
-                    time.sleep(leader.POLL)
-                    continue
+                    taken = next((other for k, other in sorted(leases.items()) if other is not lease and other.hold()),
+                                 None)
+                    if taken is None:
+                        if not standing_by:
+                            standing_by = True
+                            log.info("Collector %s stands by: %s.", collector.consumer, _led_by_others(leases))
+                            collector.step_down()
+                        registry.collector_present(collector.redis, collector.consumer)
+                        time.sleep(leader.POLL)
+                        continue
+                    lease = taken  # a shard of its own from now on: a collector of that shard, memory empty
+                    collector = Collector(holder, guard=lease.check, shard=lease.shard)
+                    keeper = stream.Keeper(collector.redis, collector.stream)
+                    lead = 0
                 standing_by = False
                 if lease.generation != lead:  # a new lead: another collector may have led since this one's memory
                     lead = lease.generation
                     collector.step_down()
                 if not collector.ready:
                     collector.setup()
-                    log.info("Collector %s is reading %s.", collector.consumer, "sd:reports")
+                    log.info("Collector %s is reading %s.", collector.consumer, collector.stream)
                 collector.process_one()
                 lease.check()
                 keeper.tend()
