@@ -18,7 +18,7 @@ from runs import live as live_updates
 from runs import services, shards, thresholds
 from runs.liverun import LiveRun, SlotState
 from runs.models import Run, RunSlot
-from runs.persistence import Persistence, account_lost_snapshots
+from runs.persistence import FAULTS, Persistence, account_lost_snapshots
 from runs.windows import Tracker
 from workers import protocol, registry
 
@@ -216,7 +216,23 @@ class Lifecycle:
                 status=RunSlot.Status.FINISHED)
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
             services.announce_end(run)
+            keep_first_paint(run.pk)
         self.live.pop(run.pk, None)
+
+
+def keep_first_paint(run_id: int) -> None:
+    """A long run's downsampled series, read once now that it ended (runs/tick_series.py): its page never reads
+    every tick again. A failure here costs its first view that read, nothing else."""
+    from runs import tick_series
+
+    try:
+        run = Run.objects.defer("stats_blob", "totals", "errors", "exceptions").get(pk=run_id)
+        if run.stats_updated_at:
+            tick_series.kept(run)
+    except FAULTS:
+        raise
+    except Exception:  # noqa: BLE001 - the run has finished: its page reads the ticks instead
+        log.exception("Run %s: its series could not be kept for its page.", run_id)
 
 
 def duration_reached(run: Run, slack: float = 0.0) -> bool:

@@ -236,6 +236,16 @@ class RunTick(models.Model):
                                         "seconds"], name="runtick_series_seconds")]
 
 
+class RunSeries(models.Model):
+    """A long run's first-paint series once it ended (runs/tick_series.py): computed when it finishes, or at its
+    first view, and kept, so that no page after a restart reads its RunTick rows again (604,800 of them for 7 days)."""
+
+    run = models.OneToOneField(Run, on_delete=models.CASCADE, primary_key=True, related_name="kept_series")
+    stats_updated_at = models.DateTimeField(help_text="The run's stats_updated_at the series was read at")
+    width = models.PositiveIntegerField(help_text="Seconds per point")
+    series = models.JSONField()
+
+
 class Threshold(models.Model):
     """A pass/fail criterion of a scenario, evaluated on each run's totals (runs/thresholds.py).
 

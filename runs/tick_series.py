@@ -6,7 +6,9 @@ so a 7-day run's 604,800 rows never reach Python; a shorter one is read second b
 unchanged. Used by the live page's full state (runs/live.py) and its zoom (runs/views.py).
 
 That query still visits every row's index entry (about 1 s for 7 days on SQLite), so an ended
-run's first paint is cached: its ticks no longer change (runs/evidence.py caches its batches so).
+long run's first paint is read once, when it finishes (the collector, runs/lifecycle.py) or at its
+first view, and kept in RunSeries: its ticks no longer change (runs/evidence.py caches its batches
+so). Pages read that row, and their process caches it.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from __future__ import annotations
 from django.db.models import ExpressionWrapper, F, FloatField, IntegerField, Max, Min, Sum
 
 from runs.downsample import MAX_POINTS, Bucket, bucket_width, empty_series, series_of_buckets
-from runs.models import Run, RunTick
+from runs.models import Run, RunSeries, RunTick
 
 SERIES_KEYS = ("users", "rps", "fails_per_s", "p50_ms", "p95_ms", "p99_ms")
 CACHE_SECONDS = 24 * 3600
 
 
 def first_paint(run: Run) -> tuple[dict[str, list], int]:
-    """run_series() of the whole run, from the cache for a long run that ended."""
+    """run_series() of the whole run; for a long run that ended, the series kept in RunSeries (read once, when it
+    finished or at its first view) and cached."""
     if run.status not in Run.TERMINAL or not run.stats_updated_at:
         return run_series(run.pk)
     from django.core.cache import cache
@@ -29,10 +32,24 @@ def first_paint(run: Run) -> tuple[dict[str, list], int]:
     name = f"swarmdeck:first-paint:v1:{run.pk}:{run.stats_updated_at.timestamp()}"
     found = cache.get(name)
     if found is None:
-        found = run_series(run.pk)
+        found = kept(run)
         if found[1] > 1:   # a short run is read as fast as from the cache
             cache.set(name, found, CACHE_SECONDS)
     return found
+
+
+def kept(run: Run) -> tuple[dict[str, list], int]:
+    """The ended run's whole series from RunSeries, read from its ticks and kept there when it is long (a
+    point per several seconds) and not kept yet for its latest statistics."""
+    stored = RunSeries.objects.filter(run_id=run.pk, stats_updated_at=run.stats_updated_at).values_list(
+        "series", "width").first()
+    if stored is not None:
+        return stored[0], stored[1]
+    series, width = run_series(run.pk)
+    if width > 1:
+        RunSeries.objects.update_or_create(run_id=run.pk, defaults={
+            "stats_updated_at": run.stats_updated_at, "width": width, "series": series})
+    return series, width
 
 
 def run_series(run_id: int, max_points: int = MAX_POINTS, start: int | None = None,

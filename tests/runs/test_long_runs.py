@@ -140,3 +140,42 @@ def test_an_ended_long_runs_first_paint_is_read_once(scenario):
     with CaptureQueriesContext(connection) as running:
         live.full_state(run)
     assert [q["sql"] for q in running.captured_queries if "GROUP BY" in q["sql"]]
+
+
+def test_an_ended_long_runs_series_is_kept_in_the_database_for_every_process(scenario):
+    """A restarted process (its cache empty) reads the kept row, not the ticks; statistics written later make it
+    read the ticks once more and keep that."""
+    from django.core.cache import cache
+
+    from runs import lifecycle, tick_series
+    from runs.models import RunSeries
+
+    run, rows = make_run(scenario, 6_000)
+    Run.objects.filter(pk=run.pk).update(stats_updated_at=timezone.now())
+    lifecycle.keep_first_paint(run.pk)   # what the collector does when the run finishes
+    run.refresh_from_db()
+    kept = RunSeries.objects.get(run=run)
+    assert kept.width == 3 and kept.stats_updated_at == run.stats_updated_at
+    expected = tick_series.run_series(run.pk)
+    RunTick.objects.filter(run=run).delete()   # what the page shows now can only come from the kept row
+    cache.clear()
+    assert tick_series.first_paint(run) == expected
+    assert live.full_state(run)["series"] == expected[0]
+
+    RunTick.objects.bulk_create([RunTick(run=run, tick=t, users=1, rps=2.0) for t in range(0, 4_500)])
+    Run.objects.filter(pk=run.pk).update(stats_updated_at=timezone.now())   # a later persist: new statistics
+    run.refresh_from_db()
+    cache.clear()
+    series, width = tick_series.first_paint(run)
+    assert width == 3 and sum(series["rps"]) == pytest.approx(2.0 * len(series["rps"]))
+    assert RunSeries.objects.get(run=run).stats_updated_at == run.stats_updated_at
+
+
+def test_a_short_run_keeps_no_series_row(scenario):
+    from runs import lifecycle
+    from runs.models import RunSeries
+
+    run, _ = make_run(scenario, 600)
+    Run.objects.filter(pk=run.pk).update(stats_updated_at=timezone.now())
+    lifecycle.keep_first_paint(run.pk)
+    assert not RunSeries.objects.filter(run=run).exists()   # every second is read as fast as the row would be
