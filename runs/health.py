@@ -55,6 +55,22 @@ def collector_alive() -> bool:
         return False
 
 
+def collector_leads() -> tuple[list[tuple[int, str | None]], list[str]]:
+    """(shard, the collector leading it or None) for each collector shard, and the collectors present that
+    lead none (standing by); ([], []) while Redis cannot be read. For the Cluster page."""
+    from runs import leader, shards
+
+    try:
+        pipe = _client().pipeline(transaction=False)
+        for k in range(shards.count()):
+            pipe.get(f"{leader.key(k)}:holder")
+        holders = [value.decode() if value else None for value in pipe.execute()]
+        present = registry.collectors(_client())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return [], []
+    return list(enumerate(holders)), [name for name in present if name not in holders]
+
+
 def shards_without_leader() -> list[int]:
     """The collector shards (runs/shards.py) whose lease no collector renewed lately; [] with one shard,
     where collector_alive says it. Each leader's holder key outlives its lease by a few TTLs."""

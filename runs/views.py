@@ -171,7 +171,9 @@ def cluster_view(request):
     # Members see their projects' runs; admins, who stop and drain for everyone, see every project's.
     visible = set((Project.objects.all() if request.user.is_staff else mine).values_list("pk", flat=True))
     online = [w for w in workers if w.online]
+    leads, standing_by = health.collector_leads()
     return render(request, "runs/cluster.html", {
+        "collector_leads": leads, "collectors_standing_by": standing_by,
         "workers": workers, "worker_rows": cluster_views.slot_rows(workers, visible),
         "total_slots": sum(w.slots for w in online if w.eligible and not w.draining),
         "draining_slots": sum(w.slots for w in online if w.eligible and w.draining),

@@ -205,3 +205,23 @@ def test_two_shards_of_real_collectors_drive_their_runs_and_a_standby_takes_a_ki
     finally:
         for process in [*collectors.values(), worker]:
             process.kill(signal.SIGTERM)
+
+
+def test_the_cluster_page_says_who_leads_each_shard_and_who_stands_by(settings, redis, client, alice):
+    from django.urls import reverse
+
+    from workers import registry
+
+    settings.SWARMDECK_COLLECTOR_SHARDS = 2
+    health.forget()
+    redis.delete(*[f"{leader.key(k)}:holder" for k in range(2)], protocol.COLLECTORS)
+    redis.set(f"{leader.key(0)}:holder", "collector-a", ex=30)
+    for name in ("collector-a", "collector-b"):
+        registry.collector_present(redis, name)
+    client.force_login(alice)
+    page = client.get(reverse("runs-cluster")).content.decode()
+    table = page[page.index("data-collectors"):page.index("<h2>Running</h2>")]
+    assert "<td>0</td><td><span class=\"mono small\">collector-a</span>" in table
+    assert "<td>1</td><td><span class=\"badge fail\">no collector</span>" in table
+    assert "Standing by: <span class=\"mono\">collector-b</span>" in table
+    assert "No collector leads shard 1 of SWARMDECK_COLLECTOR_SHARDS" in page   # the banner on every page
