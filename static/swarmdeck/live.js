@@ -376,15 +376,52 @@
     }
   }
 
+  // A long table keeps only the rows near the viewport in the document (WINDOW_MARGIN above and below
+  // it), with a spacer row for the rows above and one for those below: with a thousand endpoints the
+  // browser lays out, styles and paints about a hundred rows a second instead of every one of them.
+  const WINDOW_FROM = 200, WINDOW_MARGIN = 40;
+  let rowHeight = 0;   // measured on the first windowed render
+  const spacers = [0, 1].map(() => {
+    const tr = document.createElement("tr");
+    tr.className = "spacer";
+    tr.setAttribute("aria-hidden", "true");
+    const td = tr.appendChild(document.createElement("td"));
+    td.colSpan = CELLS.length + 2;
+    return tr;
+  });
+
+  // [first, end) of the rows to keep, in their shown order.
+  function windowOf(count) {
+    if (count <= WINDOW_FROM) return [0, count];
+    const body = $("stats-body");
+    if (!body.offsetParent) return [0, Math.min(count, 2 * WINDOW_MARGIN)];   // another tab is shown
+    const top = body.getBoundingClientRect().top, height = rowHeight || 30;
+    let first = Math.max(0, Math.floor(-top / height) - WINDOW_MARGIN);
+    first -= first % 2;   // striping stays in step
+    const end = Math.min(count, Math.max(first + 1, Math.ceil((window.innerHeight - top) / height) + WINDOW_MARGIN));
+    return [Math.min(first, count - 1), end];
+  }
+
+  function spacer(index, rows) {
+    const tr = spacers[index];
+    tr.firstChild.style.height = Math.round(rows * (rowHeight || 30)) + "px";
+    return tr;
+  }
+
   function renderTable() {
     const rows = tableRows();
     const aggregate = state.totals.find((r) => r.name === "Aggregated");
+    const [first, end] = windowOf(rows.length);
+    const windowed = end - first < rows.length;
     const wanted = [];
-    for (const item of rows) {
+    if (windowed && first > 0) wanted.push(spacer(0, first));
+    for (let i = first; i < end; i++) {
+      const item = rows[i];
       const entry = tableRow(item.key, false);
       updateRow(entry, item.row, item.current_rps, item.current_fails);
       wanted.push(entry.tr);
     }
+    if (windowed && end < rows.length) wanted.push(spacer(1, rows.length - end));
     if (aggregate && rows.length) {
       const entry = tableRow("Aggregated", true);   // an endpoint's key (method + " " + name) has a space
       const shown = aggregate.method === "" ? aggregate : Object.assign({}, aggregate, {method: ""});
@@ -404,6 +441,12 @@
       if (cursor.dataset) tableRowsByKey.delete(cursor.dataset.key);
       body.removeChild(cursor);
       cursor = next;
+    }
+    if (windowed && !rowHeight && end > first) {
+      // Once: the height of a rendered row, for the spacers (rows do not all wrap alike: close enough).
+      rowHeight = Math.max(1, tableRowsByKey.get(rows[first].key).tr.getBoundingClientRect().height);
+      if (first > 0) spacer(0, first);
+      if (end < rows.length) spacer(1, rows.length - end);
     }
     $("stats-table").classList.toggle("ended", !state.meta.active);   // "current" columns mean nothing then
     const empty = $("stats-empty");
@@ -655,7 +698,16 @@
     document.querySelectorAll("#tabs [data-tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.tab === name)));
     document.querySelectorAll("section.tab").forEach((p) => { p.hidden = p.dataset.panel !== name; });
     if (name === "charts") renderCharts();
+    if (name === "stats") renderTable();   // a long table's window follows the viewport
   }
+  let windowQueued = false;
+  function followViewport() {
+    if (windowQueued || state.totals.length <= WINDOW_FROM) return;
+    windowQueued = true;
+    requestAnimationFrame(() => { windowQueued = false; renderTable(); });
+  }
+  window.addEventListener("scroll", followViewport, {passive: true});
+  window.addEventListener("resize", followViewport, {passive: true});
   document.querySelectorAll("#tabs [data-tab]").forEach((button) => button.addEventListener("click", () => {
     history.replaceState(null, "", "#" + button.dataset.tab);
     showTab(button.dataset.tab);
