@@ -94,11 +94,16 @@ def wait_for_end(run_id: int, timeout: float):
     raise RuntimeError(f"run #{run_id} did not end within {timeout:.0f} s")
 
 
+def labels_of(slow: bool) -> dict:
+    """What the run tested, as a user labels it: the B runs test another version of the target."""
+    return {"sut_version": "slow" if slow else "base"}
+
+
 def one_run(scenario, params: dict, slow: bool, timeout: float):
     from runs import services
 
     overrides = {**params, "env": {"DELAY_PATH": SLOW_PATH} if slow else {}}
-    run = services.start_run(scenario, params=overrides)
+    run = services.start_run(scenario, params=overrides, labels=labels_of(slow))
     run = wait_for_end(run.pk, timeout)
     if run.status != run.Status.FINISHED or not run.total_requests:
         raise RuntimeError(f"run #{run.pk} ended {run.status} with {run.total_requests} requests: {run.reason}")
@@ -110,15 +115,18 @@ def cell_name(key) -> str:
     return f"{method} {name}".strip()
 
 
-def compare_all(pairs, samples, rule):
-    """Every pair's verdicts: {(base id, other id): {endpoint key: {figure: Verdict}}}."""
-    from runs import significance
+def compare_all(pairs, samples, rule, runs):
+    """Every pair's verdicts: {(base id, other id): {endpoint key: {figure: Verdict}}}, as the compare page
+    judges them: with the run-to-run noise of the base run's earlier equal runs (runs/run_noise.py: same
+    parameters and labels, the pair left out)."""
+    from runs import run_noise, significance
 
     results = {}
     for base, other in pairs:
+        noise = run_noise.of_history(runs[base], rule.level, exclude=[base, other])
         shared = sorted(set(samples[base]) & set(samples[other]))
-        results[base, other] = {key: significance.compare(samples[base][key], samples[other][key], rule)
-                                for key in shared}
+        results[base, other] = {key: significance.compare(samples[base][key], samples[other][key], rule,
+                                                          noise.of(key), noise.runs) for key in shared}
     return results
 
 
@@ -160,9 +168,10 @@ def analyze(runs_a, runs_b, header: list[str]) -> list[str]:
     others = [key for key in keys if key != delay and key[1] != "Aggregated"]
     figures = ("p50", "p95", "p99", "mean_ms", "fail_pct", "rps")
 
-    aa = compare_all(itertools.combinations([r.pk for r in runs_a], 2), samples, rule)
+    by_id = {run.pk: run for run in every}
+    aa = compare_all(itertools.combinations([r.pk for r in runs_a], 2), samples, rule, by_id)
     aa_flagged, aa_cells, aa_detail = flag_table(aa, set(keys), figures)
-    ab = compare_all([(x.pk, y.pk) for x in runs_a for y in runs_b], samples, rule)
+    ab = compare_all([(x.pk, y.pk) for x in runs_a for y in runs_b], samples, rule, by_id)
     hit, moved, ab_detail = flag_table(ab, {delay}, MOVED_BY_SLOWDOWN)
     worse = sum(ab_detail[delay, figure]["worse"] for figure in MOVED_BY_SLOWDOWN)
     still, still_cells, _ = flag_table(ab, set(others), figures)
@@ -219,6 +228,10 @@ def kept_runs():
 
     runs = list(Run.objects.filter(status=Run.Status.FINISHED).order_by("pk"))[1:]
     slow = [run for run in runs if (run.params.get("env") or {}).get("DELAY_PATH") == SLOW_PATH]
+    for run in runs:   # runs kept by a version of this benchmark that did not label them
+        if not run.labels:
+            run.labels = labels_of(run in slow)
+            Run.objects.filter(pk=run.pk).update(labels=run.labels)
     return [run for run in runs if run not in slow], slow
 
 
@@ -251,6 +264,36 @@ def lower_control_plane(launcher_pid: int, niceness: int) -> int:
     return lowered
 
 
+def pin_load_worker(launcher_pid: int, nginx_pid: int | None) -> str:
+    """The load worker and its pools alone on the last CPU, everything else (nginx, the control plane, this
+    script) on the others: as if the load generator had a machine of its own. What was pinned, in words."""
+    import psutil
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned (one CPU)"
+    mine, rest = cpus[-1:], cpus[:-1]
+    launcher = psutil.Process(launcher_pid)
+    loadgen = [p for p in launcher.children(recursive=True) if "loadgen" in " ".join(p.cmdline())]
+    spared = {p.pid for worker in loadgen for p in [worker, *worker.children(recursive=True)]}
+    others = [launcher, *launcher.children(recursive=True), psutil.Process()]
+    if nginx_pid:
+        nginx = psutil.Process(nginx_pid)
+        others += [nginx, *nginx.children(recursive=True)]
+    for process in others:
+        if process.pid not in spared:
+            try:
+                process.cpu_affinity(rest)
+            except psutil.Error:
+                pass
+    for pid in spared:
+        try:
+            psutil.Process(pid).cpu_affinity(mine)
+        except psutil.Error:
+            pass
+    return f"load worker ({len(spared)} processes) on CPU {mine[0]}, the rest on CPU {','.join(map(str, rest))}"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=20, help="A runs (same scenario, same target)")
@@ -261,6 +304,8 @@ def main():
                         help="Niceness of the load worker and its pools; nginx runs 5 below, the rest of Swarmdeck 5 "
                              "above: as if the target, the load generator and the control plane each had a machine, "
                              "and other processes on a shared one disturbed them less (needs root below 0)")
+    parser.add_argument("--pin", action="store_true",
+                        help="The load worker and its pools alone on the last CPU, the rest on the others")
     parser.add_argument("--analyze", metavar="VAR_DIR",
                         help="Only compare the runs kept in an earlier benchmark's VAR_DIR (printed at the end)")
     args = parser.parse_args()
@@ -270,6 +315,9 @@ def main():
         import django
 
         django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # a database kept by an older version of this benchmark
         runs_a, runs_b = kept_runs()
         print("\n".join(analyze(runs_a, runs_b, [f"{len(runs_a)} A runs + {len(runs_b)} B runs kept in "
                                                   f"{args.analyze}"])))
@@ -286,6 +334,7 @@ def main():
     try:
         stack = Stack(work / "var", port=18000 + os.getpid() % 1000)
         control_plane = lower_control_plane(stack.process.pid, niceness + 5)
+        pinned = pin_load_worker(stack.process.pid, target.pid) if args.pin else "not pinned"
         locustfile = work / "aa.py"
         waiters = args.users // 2
         locustfile.write_text(LOCUSTFILE.format(browsers=args.users - waiters, waiters=waiters))
@@ -314,7 +363,7 @@ def main():
             f"nginx target {target.url}; {args.users} users ({args.users - waiters} Browser at 40 req/s each: /ok, "
             f"/json, /static10k; {waiters} Waiter: /delay), {args.seconds} s per run, 1 slot, {os.cpu_count()} cores, "
             f"niceness: nginx {niceness - 5 if niceness == args.nice else niceness}, load worker {niceness}, "
-            f"control plane {niceness + 5} ({control_plane} processes)",
+            f"control plane {niceness + 5} ({control_plane} processes); {pinned}",
             f"{len(runs_a)} A runs + {len(runs_b)} B runs (interleaved) in {time.monotonic() - started:.0f} s; "
             f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         ]

@@ -81,15 +81,23 @@ def judge(criterion, current: dict, baselines: list[tuple[int, dict]], rule: sig
     strict = significance.Rule(level=rule.level, min_ms=rule.min_ms, min_relative=allowed,
                                min_failure_pp=rule.min_failure_pp)
     level = f"{rule.level * 100:g}%"
-    regressions, compared_against, judged = [], set(), 0
+    regressions, compared_against, judged, noisy = [], set(), 0, False
     for key in in_scope(current, criterion.endpoint):
         mine = significance.estimates(current[key], rule.level)["p95"]
         if mine.value is None:
             continue
+        theirs_all = [(run_id, significance.estimates(samples.get(key), rule.level)["p95"])
+                      for run_id, samples in baselines]
+        # The baseline runs are equal runs: how much they differ beyond their own intervals is run-to-run
+        # noise (runs/significance.py), which widens both sides.
+        bounded = [theirs for _, theirs in theirs_all if theirs.bounded]
+        sd = significance.between_run_sd([e.value for e in bounded], [significance.within_sd(e) for e in bounded])
+        noisy = noisy or sd > 0
+        mine = significance.with_run_noise(mine, sd, len(bounded), "ms")
         verdicts = []
-        for run_id, samples in baselines:
-            theirs = significance.estimates(samples.get(key), rule.level)["p95"]
+        for run_id, theirs in theirs_all:
             if theirs.value is not None:
+                theirs = significance.with_run_noise(theirs, sd, len(bounded), "ms")
                 verdicts.append((run_id, significance.judge("p95", theirs, mine, strict)))
         if not verdicts:
             continue
@@ -122,6 +130,8 @@ def judge(criterion, current: dict, baselines: list[tuple[int, dict]], rule: sig
     else:
         detail = (f"No endpoint significantly worse than each of run{'s' if len(ids) != 1 else ''} {runs_text} "
                   f"({judged} judged; {level} intervals, minimum effect {rule.min_ms:g} ms and {allowed * 100:g}%).")
+    if noisy:
+        detail += " The intervals include how much those runs differ from one another (run-to-run noise)."
     return {"applicable": True, "passed": not regressions, "limit": None, "limit_text": f"runs {runs_text}",
             "baseline_runs": ids, "regressions": regressions, "detail": detail}
 

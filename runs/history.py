@@ -14,7 +14,7 @@ from django import forms
 from django.db.models import Avg, ExpressionWrapper, F, IntegerField, Max
 
 from controlcenter.forms import DateRangeChecks, since_field, until_field
-from runs import evidence, significance
+from runs import evidence, run_noise, significance
 from runs import labels as run_labels
 from runs.models import Run, RunTick
 from scenarios import bundles
@@ -265,7 +265,8 @@ def format_delta(metric: Metric, base, value) -> str:
     return f"{absolute} ({relative})"
 
 
-def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None) -> list[dict]:
+def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None,
+                      noise: run_noise.Noise | None = None) -> list[dict]:
     """Per endpoint (method + name, Aggregated first), each run's figures and their verdicts vs runs[0].
 
     Each judged value says better / worse / no significant change against the baseline
@@ -274,6 +275,8 @@ def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None) ->
     shows it as missing.
     """
     rule = rule or compare_rule()
+    if noise is None:   # the base run's earlier equal runs (runs/run_noise.py) widen every run's intervals
+        noise = run_noise.of_history(runs[0], rule.level, exclude=[r.pk for r in runs]) if runs else run_noise.NONE
     by_run = [{evidence.row_key(row): row for row in run.totals or []} for run in runs]
     keys = {key for rows in by_run for key in rows}
     aggregated = [key for key in keys if key[1] == "Aggregated"]
@@ -281,14 +284,15 @@ def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None) ->
                                           key=lambda key: (key[1] or "", key[0]))
     base_keys = [key for key in ordered if key in by_run[0]]
     base_samples = evidence.samples(runs[0], base_keys) if runs else {}
-    base_estimates = {key: significance.estimates(sample, rule.level) for key, sample in base_samples.items()}
+    base_estimates = {key: _with_noise(significance.estimates(sample, rule.level), noise, key)
+                      for key, sample in base_samples.items()}
     verdicts_of = {}  # (run index, key) -> {figure: Verdict}
     for index, run in enumerate(runs[1:], start=1):
         shared = [key for key in ordered if key in by_run[index] and key in by_run[0]]
         if not shared:
             continue
         for key, sample in evidence.samples(run, shared).items():
-            mine = significance.estimates(sample, rule.level)
+            mine = _with_noise(significance.estimates(sample, rule.level), noise, key)
             verdicts_of[index, key] = {figure: significance.judge(figure, base_estimates[key][figure], mine[figure],
                                                                   rule) for figure in significance.FIGURES}
     table = []
@@ -324,6 +328,25 @@ def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None) ->
                           "no_baseline": base is None and index > 0})
         table.append({"method": key[0], "name": key[1], "cells": cells})
     return table
+
+
+def _with_noise(found: dict[str, significance.Estimate], noise: run_noise.Noise, key) -> dict:
+    """One endpoint's estimates widened by the run-to-run noise of its figures."""
+    sd = noise.of(key)
+    return {figure: significance.with_run_noise(estimate, sd.get(figure, 0.0), noise.runs, significance.UNITS[figure])
+            for figure, estimate in found.items()}
+
+
+def noise_text(noise: run_noise.Noise) -> str:
+    """The compare page's line on run-to-run noise: which runs taught it, or why there is none."""
+    if noise.runs >= significance.MIN_NOISE_RUNS:
+        runs = ", ".join(f"#{pk}" for pk in noise.run_ids)
+        return (f"Intervals include the run-to-run noise of {noise.runs} earlier runs of the baseline's scenario "
+                f"with the same parameters and labels ({runs}): how much equal runs differ beyond their own intervals.")
+    plural = "s" if noise.runs != 1 else ""
+    return (f"Run-to-run noise unknown: the baseline has {noise.runs or 'no'} earlier run{plural}"
+            f" with the same parameters and labels (at least {significance.MIN_NOISE_RUNS} are needed). Equal runs "
+            "may differ by more than their intervals; repeat a run to learn by how much.")
 
 
 def _finite(value: float | None) -> float | None:

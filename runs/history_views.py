@@ -4,7 +4,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse, QueryDict
 from django.shortcuts import render
 
-from runs import history, trends
+from runs import history, run_noise, trends
 from runs import labels as run_labels
 from runs.models import Run
 from scenarios.access import get_project_for_user, get_scenario_for_user
@@ -152,9 +152,11 @@ def run_compare(request, slug):
         "rebase": "?runs=" + ",".join(str(r.pk) for r in [run, *(other for other in runs if other is not run)]),
     } for index, run in enumerate(runs)]
     rule = history.compare_rule()
+    noise = run_noise.of_history(runs[0], rule.level, exclude=run_ids)
     return render(request, "runs/compare.html", {
         **context, "runs": runs, "columns": columns, "baseline": runs[0], "metrics": history.METRICS,
-        "endpoints": history.compare_endpoints(runs, rule), "legend": history.rule_text(rule),
+        "endpoints": history.compare_endpoints(runs, rule, noise), "legend": history.rule_text(rule),
+        "noise_text": history.noise_text(noise),
         "parameters": history.parameter_rows(runs),
         "diffs": history.source_diffs(runs), "overlay": history.overlay_series(runs),
     })

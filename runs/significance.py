@@ -50,11 +50,17 @@ which condition was not met), or **not judged** when the interval of the change 
 a run has too few samples to bound the figure (an open side): the data cannot tell, which is not "no
 change". Request counts are not judged.
 
+Run-to-run noise: the intervals above see the noise inside each run (sampling, per-second
+variation), not what differs between whole runs (a busier machine for all of one run, a colder
+cache; for closed-loop users their RPS follows). When the base run has at least MIN_NOISE_RUNS
+earlier finished runs of its scenario with the same parameters and labels (runs/run_noise.py), the
+spread of their figures beyond what their own intervals explain, between_run_sd, is a random effect
+of a run: it widens both runs' intervals in quadrature (z·sd each side). Without such a history only
+the minimum effect absorbs whole-run noise.
+
 False-alarm rate: when two runs measure the same system, condition (1) alone flags a cell with
 probability about 1 - L (1 % at 99 %), half of them "better", half "worse" — if the intervals
-are right. They see the noise inside each run (sampling, per-second variation), not what differs
-between whole runs (a busier machine for all of one run, a colder cache), which only the minimum
-effect absorbs. bench/aa_false_alarms.py measures the whole rule on real runs against nginx: the
+are right. bench/aa_false_alarms.py measures the whole rule on real runs against nginx: the
 share of cells flagged between runs of the same system (target: at most 5 %), and of cells
 flagged when the target is made 20 % slower (target: at least 95 %), figure by figure.
 """
@@ -407,6 +413,40 @@ def estimates(sample: EndpointSample | None, level: float = LEVEL) -> dict[str, 
     return found
 
 
+# -- run-to-run noise ---------------------------------------------------------------------------
+
+MIN_NOISE_RUNS = 3   # earlier equal runs needed before their spread says anything
+
+
+def within_sd(estimate: Estimate) -> float:
+    """The standard deviation an estimate's interval stands for: its half-width over the normal quantile."""
+    return (estimate.high - estimate.low) / 2 / z_quantile(0.5 + estimate.level / 2)
+
+
+def between_run_sd(values: list[float], within: list[float]) -> float:
+    """How much equal runs differ beyond what each run's own interval says: the random effect of a run,
+    sqrt(max(0, var(values) - mean(within²))) over the earlier runs' values of one figure and their
+    within-run standard deviations. 0 with fewer than MIN_NOISE_RUNS runs (nothing known)."""
+    if len(values) < MIN_NOISE_RUNS:
+        return 0.0
+    spread = float(np.var(np.asarray(values, dtype=float), ddof=1))
+    excess = spread - float(np.mean(np.square(np.asarray(within, dtype=float))))
+    return math.sqrt(excess) if excess > 0 else 0.0
+
+
+def with_run_noise(estimate: Estimate, sd: float, runs: int, unit: str = "") -> Estimate:
+    """The estimate's interval widened by run-to-run noise `sd` (between_run_sd, from `runs` earlier runs): in
+    quadrature, z·sd on each side, as one more source of error independent of the run's own."""
+    if not sd or not estimate.bounded:
+        return estimate
+    half = z_quantile(0.5 + estimate.level / 2) * sd
+    low = max(0.0, estimate.value - math.hypot(estimate.value - estimate.low, half))  # every figure is >= 0
+    high = estimate.value + math.hypot(estimate.high - estimate.value, half)
+    return Estimate(estimate.value, low, high, estimate.level, estimate.samples,
+                    f"{estimate.method}; widened by run-to-run noise (sd {sd:.3g}{' ' + unit if unit else ''} between "
+                    f"{runs} earlier runs with these parameters and labels)")
+
+
 # -- two runs --------------------------------------------------------------------------------
 
 def difference(base: Estimate, other: Estimate) -> tuple[float, float, float]:
@@ -437,7 +477,12 @@ def judge(figure: str, base: Estimate, other: Estimate, rule: Rule = Rule()) -> 
     return verdict(BETTER_ if improved else WORSE, reason="significant")
 
 
-def compare(base: EndpointSample | None, other: EndpointSample | None, rule: Rule = Rule()) -> dict[str, Verdict]:
-    """Every judged figure of one endpoint in two runs."""
+def compare(base: EndpointSample | None, other: EndpointSample | None, rule: Rule = Rule(),
+            noise: dict[str, float] | None = None, noise_runs: int = 0) -> dict[str, Verdict]:
+    """Every judged figure of one endpoint in two runs; `noise`: the figures' run-to-run sd (between_run_sd of
+    `noise_runs` earlier runs), which widens both runs' intervals."""
     mine, theirs = estimates(base, rule.level), estimates(other, rule.level)
-    return {figure: judge(figure, mine[figure], theirs[figure], rule) for figure in FIGURES}
+    noise = noise or {}
+    return {figure: judge(figure, with_run_noise(mine[figure], noise.get(figure, 0.0), noise_runs, UNITS[figure]),
+                          with_run_noise(theirs[figure], noise.get(figure, 0.0), noise_runs, UNITS[figure]), rule)
+            for figure in FIGURES}
