@@ -4,8 +4,11 @@ Runs one scenario many times through the real stack against the nginx target (te
 
   A/A   --runs (20) runs of the same scenario, same parameters, same target. Every pair is compared
         as the compare page compares them (runs.history: each run's histograms and per-second rows,
-        runs.significance's rule); a cell is one endpoint (Aggregated included) x one figure (p50,
-        p95, p99, mean, failure ratio, RPS). Target: at most 5 % of cells flagged better or worse.
+        runs.significance's rule, and the run-to-run noise of the base run's earlier equal runs,
+        runs.run_noise: A runs are labelled sut_version=base, B runs sut_version=slow, as a user labels two
+        versions of a target, so an A run's equal runs are the other A runs, the pair left out); a cell is
+        one endpoint (Aggregated included) x one figure (p50, p95, p99, mean, failure ratio, RPS).
+        Target: at most 5 % of cells flagged better or worse.
   A/B   --slow-runs (10) runs in which the target is 20 % slower on /delay: the locustfile requests
         /delay/12ms (echo_sleep 0.012) instead of /delay/10ms (echo_sleep 0.01) under the same name
         "/delay", through an environment variable of the run, so the run's parameters are the same.
