@@ -1,7 +1,8 @@
 """`make run`: Swarmdeck's whole stack on one machine, in the foreground.
 
 Starts, in order: an embedded redis-server (when REDIS_URL is unset), migrations, the first
-admin user (on a fresh install), then Daphne, one load worker, the collector, Celery beat and
+admin user (on a fresh install), then Daphne, one load worker, the collector (one per shard with
+SWARMDECK_COLLECTOR_SHARDS), Celery beat and
 the control worker (fires schedules, delivers webhooks) as children.
 Their output is interleaved with a name prefix. Ctrl-C or SIGTERM stops every child (whole
 process groups, so Celery's pool processes too), then the embedded redis-server, last: every
@@ -223,7 +224,10 @@ class Launcher:
             Child("worker", [python, "-m", "celery", "-A", "controlcenter", "worker", "-Q", "loadgen", "-c", cores,
                              "-n", f"loadgen@{host}", "--loglevel", "INFO", "--without-mingle", "--without-gossip"],
                   worker_env),
-            Child("collector", [python, "manage.py", "collect"], web_env),
+            # One collector per shard (SWARMDECK_COLLECTOR_SHARDS, runs/shards.py): each takes a free one.
+            *[Child("collector" if k == 0 else f"collector-{k}",
+                    [python, "manage.py", "collect", *([] if k == 0 else ["--consumer", f"collector-{host}-{k}"])],
+                    web_env) for k in range(envint("SWARMDECK_COLLECTOR_SHARDS", 1, minimum=1, maximum=64))],
             Child("beat", [python, "-m", "celery", "-A", "controlcenter", "beat", "--loglevel", "INFO",
                            "--pidfile=", "-s", str(self.var / "celerybeat-schedule")], web_env),
             # Needs Django and the database (beat's schedule tasks, webhook deliveries): one process,
