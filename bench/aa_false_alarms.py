@@ -102,6 +102,15 @@ def labels_of(slow: bool) -> dict:
     return {"sut_version": "slow" if slow else "base"}
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests instead of this VM, all CPUs, since boot (/proc/stat `steal`)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def one_run(scenario, params: dict, slow: bool, timeout: float):
     from runs import services
 
@@ -358,8 +367,11 @@ def main():
         # A A B A A B ...: the B runs spread evenly among the A runs.
         plan = [(i + 1) * args.slow_runs // total > i * args.slow_runs // total for i in range(total)]
         runs_a, runs_b = [], []
+        stolen = []   # per run: CPU seconds the hypervisor took from this VM meanwhile (a shared host's noise)
         for slow in plan:
+            before = stolen_seconds()
             run = one_run(scenario, params, slow, timeout=args.seconds + 120)
+            stolen.append((run.pk, stolen_seconds() - before))
             (runs_b if slow else runs_a).append(run)
         load = os.getloadavg()
         header = [
@@ -369,6 +381,10 @@ def main():
             f"control plane {niceness + 5} ({control_plane} processes); {pinned}",
             f"{len(runs_a)} A runs + {len(runs_b)} B runs (interleaved) in {time.monotonic() - started:.0f} s; "
             f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+            f"CPU stolen by the hypervisor during the runs: {sum(t for _, t in stolen):.1f} s in all "
+            f"({100 * sum(t for _, t in stolen) / (args.seconds * len(stolen) * (os.cpu_count() or 1)):.1f} % of the "
+            f"runs' CPU time); the most during one run: "
+            + ", ".join(f"#{pk} {t:.1f} s" for pk, t in sorted(stolen, key=lambda item: -item[1])[:5]),
         ]
         lines = analyze(runs_a, runs_b, header)
         lines += ["", f"Finished in {time.monotonic() - started:.0f} s; the runs are kept in {work / 'var'} "
