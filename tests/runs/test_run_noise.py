@@ -4,11 +4,10 @@ own intervals say, teach the comparison how much; runs of other parameters or la
 import math
 
 import pytest
-from django.urls import reverse
 
 from runs import run_noise, significance
 from runs.models import Run
-from tests.runs.test_compare_verdicts import CHECKOUT, recorded_run, values
+from tests.runs.test_compare_verdicts import CHECKOUT, compare, recorded_run, values  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -33,18 +32,6 @@ def test_run_noise_widens_an_interval_in_quadrature_and_says_so():
 
 
 LABELS = {"sut_version": "1.4.2"}
-
-
-@pytest.fixture
-def compare(client, alice):
-    client.force_login(alice)
-
-    def get(*runs):
-        response = client.get(reverse("runs-compare", args=["shop"]), {"runs": ",".join(str(r.pk) for r in runs)})
-        assert response.status_code == 200
-        return response
-
-    return get
 
 
 def history(scenario, alice, medians, labels=LABELS, seed=10):
