@@ -1,7 +1,7 @@
 """Scale: one control plane, many slots (issue 13). The real collector, Redis, Postgres and the live
 page's WebSocket under N synthetic slots, next to Locust's own MasterRunner under N fake workers.
 
-    .venv/bin/python bench/scale.py [--slots 100,300,1000] [--seconds 180] [--runs 10] [--warmup 15]
+    .venv/bin/python bench/scale.py [--slots 100,300,1000] [--shards 1,2] [--seconds 180] [--runs 10] [--warmup 15]
                                     [--locust-interval 1.0] [--no-locust] [--keep-logs DIR] [--profile DIR]
 
 What runs, all on loopback, started and stopped by this script (Ctrl-C included):
@@ -9,7 +9,8 @@ What runs, all on loopback, started and stopped by this script (Ctrl-C included)
 - Postgres: DATABASE_URL if set (migrated, left in place), else a temporary database created on
   127.0.0.1:5432 as user postgres and dropped at the end;
 - the web process as `make run` starts it (`daphne controlcenter.asgi:application`);
-- per N, a fresh collector: `manage.py collect` run through this file's `--role collector`, which
+- per N and per shard count K of --shards (1 and 2 by default: SWARMDECK_COLLECTOR_SHARDS, runs/shards.py),
+  K fresh collectors, one leading each shard: `manage.py collect` run through this file's `--role collector`, which
   is the same command (call_command("collect")) with two counters added in its process: every SQL
   statement it sends (a Django execute wrapper) and, for each persist, the time it committed
   (when runs.persistence.push starts) with the sequence number stored for every slot; with
@@ -34,7 +35,8 @@ fake workers speaking Locust's rpc protocol, each sending a `stats` report of th
 endpoints every --locust-interval seconds (1 s by default: the same snapshots/s as the slots).
 
 What it prints, per N, over a window of --seconds after the runs are running and --warmup passed:
-- collector CPU: utime + stime of its process (/proc/<pid>/stat), % of one core; next to it the
+- collector CPU: utime + stime of its process (/proc/<pid>/stat), % of one core (with shards: summed
+  over the collectors, each one's shown too); next to it the
   machine's (/proc/stat, every process, other users' too) and that of the slot processes, the
   private Redis, the web process and every PostgreSQL process (a shared cluster);
 - snapshots/s ingested: snapshots whose sequence number was stored by a persist in the window
@@ -159,6 +161,7 @@ def recorded_deltas(seed: int) -> list[dict]:
 class SimRun:
     run: int
     slots: list[tuple[int, str]]           # (slot index, fencing token)
+    stream: str = "sd:reports"             # its collector shard's report stream (the assignment's)
     go_at: float | None = None
     next_seq: int = 1
     stopped: bool = False
@@ -174,8 +177,8 @@ def slots_role(spec_path: Path) -> None:
     spec = json.loads(spec_path.read_text())
     redis = redis_lib.Redis.from_url(spec["redis"], socket_timeout=30)
     runs: dict[int, SimRun] = {}
-    for run, slot, token in spec["slots"]:
-        runs.setdefault(run, SimRun(run, [])).slots.append((slot, token))
+    for run, slot, token, stream in spec["slots"]:
+        runs.setdefault(run, SimRun(run, [], stream=stream)).slots.append((slot, token))
     deltas = prepared(recorded_deltas(spec["index"]))
     worker = f"scale@generator-{spec['index']}"
     for sim in runs.values():
@@ -184,8 +187,8 @@ def slots_role(spec_path: Path) -> None:
                       ex=protocol.RUN_KEY_TTL_SECONDS)
             ready = wire.encode_control({"host": f"generator-{spec['index']}", "pid": os.getpid(), "worker": worker,
                                          "user_classes": ["ShopUser"]})
-            redis.xadd(protocol.REPORT_STREAM, {"type": protocol.EVENT_READY, "run": sim.run, "slot": slot,
-                                                "token": token, "data": ready})
+            redis.xadd(sim.stream, {"type": protocol.EVENT_READY, "run": sim.run, "slot": slot,
+                                    "token": token, "data": ready})
             sim.created[slot] = []
     sent_requests = 0
     next_poll = 0.0
@@ -224,8 +227,8 @@ def poll_controls(redis, runs: dict[int, SimRun], deltas: list[Recorded]) -> int
             for slot, token in sim.slots:
                 if sim.go_at is not None:
                     sent += send_snapshot(redis, sim, slot, token, deltas[slot % len(deltas)], "final")
-                redis.xadd(protocol.REPORT_STREAM, {"type": protocol.EVENT_DONE, "run": sim.run, "slot": slot,
-                                                    "token": token, "data": wire.encode_control({"exit_code": 0})})
+                redis.xadd(sim.stream, {"type": protocol.EVENT_DONE, "run": sim.run, "slot": slot,
+                                        "token": token, "data": wire.encode_control({"exit_code": 0})})
             sim.stopped = True
     return sent
 
@@ -263,15 +266,15 @@ def send_snapshot(redis, sim: SimRun, slot: int, token: str, base: Recorded, kin
     seq = len(sim.created[slot]) + 1
     data = msgpack.packb({**base.message, "run": sim.run, "slot": slot, "seq": seq, "tick": seq - 1, "kind": kind,
                           "elapsed": float(max(0.0, created - (sim.go_at or created)))}, use_bin_type=True)
-    redis.xadd(protocol.REPORT_STREAM, {"type": protocol.EVENT_SNAPSHOT, "run": sim.run, "slot": slot,
-                                        "token": token, "data": data})
+    redis.xadd(sim.stream, {"type": protocol.EVENT_SNAPSHOT, "run": sim.run, "slot": slot,
+                            "token": token, "data": data})
     sim.created[slot].append(created)
     return base.requests
 
 
 # -- role: the collector, counted ------------------------------------------------------------------
 
-def collector_role(out: Path, consumer: str, profile: Path | None = None) -> None:
+def collector_role(out: Path, consumer: str, profile: Path | None = None, shard: int | None = None) -> None:
     """`manage.py collect`, with its SQL statements counted and each persist's commit time recorded
     (and with `profile`, profiled: the stats go to that file when it stops)."""
     import django
@@ -312,7 +315,7 @@ def collector_role(out: Path, consumer: str, profile: Path | None = None) -> Non
         profiler = cProfile.Profile()
         profiler.enable()
     try:
-        call_command("collect", consumer=consumer)
+        call_command("collect", consumer=consumer, shard=shard)
     finally:
         handle.close()
         if profiler is not None:
@@ -566,26 +569,29 @@ def pg_stats() -> dict:
                     row))
 
 
-def watch(redis, collector: subprocess.Popen, web: subprocess.Popen, seconds: float,
+def watch(redis, collectors: list[subprocess.Popen], web: subprocess.Popen, seconds: float,
           groups: dict[str, list[int]]) -> tuple[Sample, Sample, list]:
     """Samples over the window: its two ends (CPU, pg_stat_database) and Redis memory / web RSS each second."""
-    from workers import protocol
+    from runs import shards
 
-    groups = {**groups, "postgres": postgres_pids()}
-    first = Sample(time.time(), cpu_seconds(collector.pid), pg_stats(), cpu=cpu_now(groups))
+    groups = {**groups, "postgres": postgres_pids(), **{f"collector {i}": [c.pid] for i, c in enumerate(collectors)}}
+    streams = shards.streams()
+    first = Sample(time.time(), sum(cpu_seconds(c.pid) for c in collectors), pg_stats(), cpu=cpu_now(groups))
     samples = []
     end = first.t + seconds
     while time.time() < end:
         time.sleep(min(1.0, max(0.0, end - time.time())))
         memory = int(redis.info("memory")["used_memory"])
-        samples.append(Sample(time.time(), 0.0, {}, memory, int(redis.xlen(protocol.REPORT_STREAM)), rss_mib(web.pid)))
-    last = Sample(time.time(), cpu_seconds(collector.pid), pg_stats(), cpu=cpu_now(groups))
+        length = sum(int(redis.xlen(name)) for name in streams)
+        samples.append(Sample(time.time(), 0.0, {}, memory, length, rss_mib(web.pid)))
+    last = Sample(time.time(), sum(cpu_seconds(c.pid) for c in collectors), pg_stats(), cpu=cpu_now(groups))
     return first, last, samples
 
 
 @dataclass
 class SwarmdeckFigures:
     slots: int
+    shards: int
     runs: int
     generators: int
     seconds: float
@@ -642,24 +648,33 @@ def statement_rate(records: list[dict], t0: float, t1: float) -> tuple[float, di
 
 
 def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user, scenario, slots: int,
-                    runs: int, seconds: float, warmup: float, profile: Path | None = None) -> SwarmdeckFigures:
-    """N synthetic slots over R runs through the real collector; its figures over the window."""
-    from runs import services
+                    runs: int, seconds: float, warmup: float, profile: Path | None = None,
+                    shard_count: int = 1) -> SwarmdeckFigures:
+    """N synthetic slots over R runs through the real collector (one per shard); its figures over the window."""
+    from django.conf import settings
+
+    from runs import services, shards
+
+    settings.SWARMDECK_COLLECTOR_SHARDS = shard_count  # the dispatch here, and the collectors' environment
+    collector_env = {**stack.env, "SWARMDECK_COLLECTOR_SHARDS": str(shard_count)}
     from runs.models import Run
 
     dispatched = dispatch_runs(user, scenario, slots, runs)
     run_ids = [run_id for run_id, _ in dispatched]
-    assignments = [(a["run"], a["slot"], a["token"]) for _, batch in dispatched for a in batch]
+    assignments = [(a["run"], a["slot"], a["token"], a["stream"]) for _, batch in dispatched for a in batch]
     generators = max(1, min(4, math.ceil(slots / SLOTS_PER_PROCESS)))
-    persist_file = stack.dir / f"persists-{slots}.jsonl"
-    profiling = ["--profile", str(profile / f"collector-{slots}.pstats")] if profile else []
-    collector = stack.start(f"collector-{slots}", [sys.executable, __file__, "--role", "collector",
-                                                   "--out", str(persist_file), "--consumer", f"scale-{slots}",
-                                                   *profiling])
-    wait_until(lambda: "is reading" in stack.log(f"collector-{slots}") or collector.poll() is not None, 60,
-               "the collector to start")
-    if collector.poll() is not None:
-        raise RuntimeError(stack.log(f"collector-{slots}")[-3000:])
+    persist_files, collectors = [], []
+    for shard in range(shards.count()):  # one collector per shard (SWARMDECK_COLLECTOR_SHARDS, --shards)
+        name = f"collector-{slots}-{shard_count}-{shard}"
+        persist_files.append(stack.dir / f"persists-{slots}-{shard_count}-{shard}.jsonl")
+        profiling = ["--profile", str(profile / f"{name}.pstats")] if profile else []
+        collectors.append(stack.start(name, [sys.executable, __file__, "--role", "collector", "--shard", str(shard),
+                                             "--out", str(persist_files[-1]), "--consumer", f"scale-{slots}-{shard}",
+                                             *profiling], env=collector_env))
+        wait_until(lambda n=name, c=collectors[-1]: "is reading" in stack.log(n) or c.poll() is not None, 60,
+                   "the collector to start")
+        if collectors[-1].poll() is not None:
+            raise RuntimeError(stack.log(name)[-3000:])
     reader = Reader(port, run_ids[0], session_cookie(user))
     reader.start()
     outputs = []
@@ -674,7 +689,7 @@ def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user,
                120, "every run to be running", interval=0.5)
     time.sleep(warmup)
     slot_pids = [process.pid for name, process in stack.processes if name.startswith(f"slots-{slots}-")]
-    first, last, samples = watch(redis, collector, web, seconds,
+    first, last, samples = watch(redis, collectors, web, seconds,
                                  {"slots": slot_pids, "redis": [stack.redis_pid], "web": [web.pid]})
     for run in Run.objects.filter(pk__in=run_ids):
         services.request_stop(run, note="benchmark window over", audit_action=None)
@@ -687,25 +702,32 @@ def swarmdeck_phase(stack: Stack, redis, web: subprocess.Popen, port: int, user,
             stack.stop(process)
         stack.processes = [(n, p) for n, p in stack.processes if p is not process]
     reader.stop()
-    stack.stop(collector)
+    for collector in collectors:
+        stack.stop(collector)
     created: dict[str, list[float]] = {}
     sent_requests = 0
     for output in outputs:
         data = json.loads(output.read_text())
         created.update(data["created"])
         sent_requests += data["requests"]
-    records = persist_records(persist_file)
+    per_collector = [persist_records(path) for path in persist_files]
+    records = [record for part in per_collector for record in part]
     t0, t1 = first.t, last.t
     span = t1 - t0
     lags, ingested = lag_and_ingest(records, created, t0, t1)
     offered = sum(1 for times in created.values() for t in times if t0 <= t <= t1)
-    statements, kinds = statement_rate(records, t0, t1)
+    statements, kinds = 0.0, {}
+    for part in per_collector:  # each collector counts its own statements
+        rate, its_kinds = statement_rate(part, t0, t1)
+        statements += rate
+        for kind, value in its_kinds.items():
+            kinds[kind] = kinds.get(kind, 0.0) + value
     fresh = [(received - produced) for received, produced, _ in reader.deltas if t0 <= received <= t1]
     sizes = [size for received, _, size in reader.deltas if t0 <= received <= t1]
     stored = sum(Run.objects.filter(pk__in=run_ids).values_list("total_requests", flat=True))
     finished = Run.objects.filter(pk__in=run_ids, status=Run.Status.FINISHED).count()
     return SwarmdeckFigures(
-        slots=slots, runs=runs, generators=generators, seconds=span,
+        slots=slots, shards=shard_count, runs=runs, generators=generators, seconds=span,
         collector_cpu=100 * (last.collector_cpu - first.collector_cpu) / span,
         offered=offered / span, ingested=ingested / span, lag=quantiles(lags), freshness=quantiles(fresh),
         pushes=len(fresh), push_kib=statistics.mean(sizes) / 1024 if sizes else math.nan,
@@ -785,8 +807,10 @@ def print_swarmdeck(f: SwarmdeckFigures) -> None:
     fresh = " / ".join(f"{v:.2f}" for v in f.freshness)
     kinds = ", ".join(f"{k} {v:,.0f}" for k, v in sorted(f.statement_kinds.items(), key=lambda kv: -kv[1]))
     print(f"Swarmdeck, {f.slots} slots in {f.runs} runs ({f.slots // f.runs} each; {f.generators} slot processes), "
-          f"{f.seconds:.0f} s window")
-    print(f"  collector CPU                 {f.collector_cpu:8.1f} % of one core")
+          f"{f.shards} collector shard{'s' if f.shards > 1 else ''}, {f.seconds:.0f} s window")
+    each = sorted((name for name in f.cpu if name.startswith("collector ")), key=lambda n: int(n.split()[1]))
+    shares = f" ({len(each)} collectors, one per shard: " + ", ".join(f"{f.cpu[n]:.1f}" for n in each) + ")"
+    print(f"  collector CPU                 {f.collector_cpu:8.1f} % of one core{shares if len(each) > 1 else ''}")
     print(f"  machine CPU (all processes)   {f.cpu['machine']:8.1f} % of one core, of {100 * (os.cpu_count() or 1)}: "
           f"slot processes {f.cpu['slots']:.1f}, Redis {f.cpu['redis']:.1f}, web {f.cpu['web']:.1f}, "
           f"PostgreSQL (every backend, other users' too) {f.cpu['postgres']:.1f}")
@@ -809,12 +833,13 @@ def print_locust(f: LocustFigures, interval: float) -> None:
 
 def print_summary(rows: list[tuple[SwarmdeckFigures, LocustFigures | None]]) -> None:
     print()
-    print(f"{'slots':>6} {'coll CPU%':>9} {'mach CPU%':>9} {'ingest/s':>9} {'offered':>8} {'lag p95':>8} "
+    print(f"{'slots':>6} {'shards':>6} {'coll CPU%':>9} {'mach CPU%':>9} {'ingest/s':>9} {'offered':>8} {'lag p95':>8} "
           f"{'fresh p95':>9} {'stmts/s':>8} {'Redis MiB':>9} {'web MiB':>8} | "
           f"{'Locust CPU%':>11} {'reports/s':>9} {'offered':>8}")
     for s, lf in rows:
         locust = (f"{lf.cpu:>11.1f} {lf.handled:>9.1f} {lf.offered:>8.1f}" if lf else f"{'-':>11} {'-':>9} {'-':>8}")
-        print(f"{s.slots:>6} {s.collector_cpu:>9.1f} {s.cpu['machine']:>9.1f} {s.ingested:>9.1f} {s.offered:>8.1f} "
+        print(f"{s.slots:>6} {s.shards:>6} {s.collector_cpu:>9.1f} {s.cpu['machine']:>9.1f} {s.ingested:>9.1f} "
+              f"{s.offered:>8.1f} "
               f"{s.lag[1]:>8.2f} {s.freshness[1]:>9.2f} {s.statements:>8.1f} {s.redis_mib:>9.1f} "
               f"{s.web_rss:>8.1f} | {locust}")
 
@@ -837,15 +862,17 @@ def orchestrate(args: argparse.Namespace) -> None:
         web, port = start_web(stack)
         print(f"Machine: {machine()}; logs in {stack.dir}")
         for slots in args.slots:
-            figures = swarmdeck_phase(stack, client(), web, port, user, scenario, slots, min(args.runs, slots),
-                                      args.seconds, args.warmup, args.profile)
-            print_swarmdeck(figures)
-            anchor = None
+            for shard_count in args.shards:
+                figures = swarmdeck_phase(stack, client(), web, port, user, scenario, slots, min(args.runs, slots),
+                                          args.seconds, args.warmup, args.profile, shard_count)
+                print_swarmdeck(figures)
+                rows.append((figures, None))
+                print(f"  (machine now: {machine()})", flush=True)
             if not args.no_locust:
                 anchor = locust_phase(stack, slots, args.seconds, args.warmup, args.locust_interval)
                 print_locust(anchor, args.locust_interval)
-            rows.append((figures, anchor))
-            print(f"  (machine now: {machine()})", flush=True)
+                rows[-1] = (rows[-1][0], anchor)
+                print(f"  (machine now: {machine()})", flush=True)
         print_summary(rows)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
@@ -868,14 +895,19 @@ def main() -> None:
     parser.add_argument("--role", choices=["collector", "slots"], help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--consumer", help=argparse.SUPPRESS)
+    parser.add_argument("--shard", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--shards", default="1,2",
+                        help="collector shard counts to measure at each N, comma-separated "
+                             "(SWARMDECK_COLLECTOR_SHARDS: one collector process per shard)")
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "collector":
-        collector_role(args.out, args.consumer, args.profile)
+        collector_role(args.out, args.consumer, args.profile, args.shard)
     elif args.role == "slots":
         slots_role(args.spec)
     else:
         args.slots = [int(s) for s in args.slots.split(",") if s.strip()]
+        args.shards = [int(s) for s in args.shards.split(",") if s.strip()]
         if args.profile:
             args.profile = args.profile.resolve()
             args.profile.mkdir(parents=True, exist_ok=True)
