@@ -442,11 +442,13 @@
       body.removeChild(cursor);
       cursor = next;
     }
-    if (windowed && !rowHeight && end > first) {
-      // Once: the height of a rendered row, for the spacers (rows do not all wrap alike: close enough).
-      rowHeight = Math.max(1, tableRowsByKey.get(rows[first].key).tr.getBoundingClientRect().height);
-      if (first > 0) spacer(0, first);
-      if (end < rows.length) spacer(1, rows.length - end);
+    if (windowed && !rowHeight && end > first && body.offsetParent) {
+      // Once, in view: the height of a rendered row, for the spacers (rows do not all wrap alike: close enough).
+      rowHeight = tableRowsByKey.get(rows[first].key).tr.getBoundingClientRect().height;
+      if (rowHeight > 0) {
+        if (first > 0) spacer(0, first);
+        if (end < rows.length) spacer(1, rows.length - end);
+      }
     }
     $("stats-table").classList.toggle("ended", !state.meta.active);   // "current" columns mean nothing then
     const empty = $("stats-empty");

@@ -76,3 +76,13 @@ def test_a_thousand_endpoint_table_keeps_the_rows_near_the_view_and_sorts_them_a
         bottom = [requests for key, requests in page.evaluate(SHOWN_JS) if key != "Aggregated"]
         assert bottom[-3:] == [10_002, 10_001, 10_000]
         assert page.errors == []
+
+        # Opened on another tab, the table is first rendered hidden; shown, it is windowed and as tall as before.
+        charts = open_page(browser, f"{web}/runs/{run.pk}/#charts", [cookie])
+        charts.wait_for_selector("#chart-latency canvas")
+        charts.locator('#tabs [data-tab="stats"]').click()
+        charts.wait_for_selector('#stats-body tr[data-key="GET /item/0000"]', state="visible")
+        assert 20 < len(charts.evaluate(SHOWN_JS)) < 200
+        height = charts.evaluate("document.getElementById('stats-body').getBoundingClientRect().height")
+        assert abs(height - body_height) < 0.05 * body_height, (height, body_height)
+        assert charts.errors == []
