@@ -333,7 +333,8 @@ def compare_endpoints(runs: list[Run], rule: significance.Rule | None = None,
 def _with_noise(found: dict[str, significance.Estimate], noise: run_noise.Noise, key) -> dict:
     """One endpoint's estimates widened by the run-to-run noise of its figures."""
     sd = noise.of(key)
-    return {figure: significance.with_run_noise(estimate, sd.get(figure, 0.0), noise.runs, significance.UNITS[figure])
+    return {figure: significance.with_run_noise(estimate, sd.get(figure, 0.0), noise.runs,
+                                                significance.NOISE_UNITS[figure])
             for figure, estimate in found.items()}
 
 

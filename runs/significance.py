@@ -84,6 +84,7 @@ PERCENTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 FIGURES = ("fail_pct", "rps", "p50", "p95", "p99", "mean_ms")
 BETTER = {"fail_pct": "lower", "rps": "higher", "p50": "lower", "p95": "lower", "p99": "lower", "mean_ms": "lower"}
 UNITS = {"fail_pct": "%", "rps": "/s", "p50": "ms", "p95": "ms", "p99": "ms", "mean_ms": "ms"}
+NOISE_UNITS = {**UNITS, "fail_pct": "pp"}   # a spread of failure ratios is in percentage points
 
 BETTER_, WORSE, SAME, UNKNOWN = "better", "worse", "same", "unknown"
 OUTCOME_TEXT = {BETTER_: "better", WORSE: "worse", SAME: "no significant change", UNKNOWN: "not judged"}
@@ -436,9 +437,16 @@ def between_run_sd(values: list[float], within: list[float]) -> float:
 
 def with_run_noise(estimate: Estimate, sd: float, runs: int, unit: str = "") -> Estimate:
     """The estimate's interval widened by run-to-run noise `sd` (between_run_sd, from `runs` earlier runs): in
-    quadrature, z·sd on each side, as one more source of error independent of the run's own."""
-    if not sd or not estimate.bounded:
+    quadrature, z·sd on each side, as one more source of error independent of the run's own. With enough runs
+    and no spread beyond their own intervals, the interval stays and its method says so."""
+    if not estimate.bounded:
         return estimate
+    if not sd:
+        if runs < MIN_NOISE_RUNS:
+            return estimate
+        return Estimate(estimate.value, estimate.low, estimate.high, estimate.level, estimate.samples,
+                        f"{estimate.method}; no run-to-run noise beyond their own intervals between {runs} earlier "
+                        "runs with these parameters and labels")
     half = z_quantile(0.5 + estimate.level / 2) * sd
     low = max(0.0, estimate.value - math.hypot(estimate.value - estimate.low, half))  # every figure is >= 0
     high = estimate.value + math.hypot(estimate.high - estimate.value, half)
@@ -483,6 +491,7 @@ def compare(base: EndpointSample | None, other: EndpointSample | None, rule: Rul
     `noise_runs` earlier runs), which widens both runs' intervals."""
     mine, theirs = estimates(base, rule.level), estimates(other, rule.level)
     noise = noise or {}
-    return {figure: judge(figure, with_run_noise(mine[figure], noise.get(figure, 0.0), noise_runs, UNITS[figure]),
-                          with_run_noise(theirs[figure], noise.get(figure, 0.0), noise_runs, UNITS[figure]), rule)
+    return {figure: judge(figure, with_run_noise(mine[figure], noise.get(figure, 0.0), noise_runs, NOISE_UNITS[figure]),
+                          with_run_noise(theirs[figure], noise.get(figure, 0.0), noise_runs, NOISE_UNITS[figure]),
+                          rule)
             for figure in FIGURES}

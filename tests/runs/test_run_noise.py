@@ -27,7 +27,11 @@ def test_run_noise_widens_an_interval_in_quadrature_and_says_so():
     assert widened.high == pytest.approx(10.0 + math.hypot(1.5, z * 0.5))
     assert widened.method == ("order statistics; widened by run-to-run noise (sd 0.5 ms between 6 earlier runs "
                               "with these parameters and labels)")
-    assert significance.with_run_noise(estimate, 0.0, 6) is estimate
+    assert significance.with_run_noise(estimate, 0.0, 2) is estimate   # too few runs to know
+    same = significance.with_run_noise(estimate, 0.0, 6)   # enough runs, and they differ no more than they say
+    assert (same.low, same.high) == (estimate.low, estimate.high)
+    assert same.method.endswith("no run-to-run noise beyond their own intervals between 6 earlier runs with these "
+                                "parameters and labels")
     assert significance.within_sd(significance.Estimate(10.0, 9.0, 11.0, 0.99, 1, "")) == pytest.approx(1 / z)
 
 
