@@ -135,8 +135,23 @@ class RunForm(forms.Form):
         return {"users": scenario.default_users, "spawn_rate": scenario.default_spawn_rate,
                 "duration": scenario.default_duration, "host": scenario.default_host, "slots": scenario.default_slots}
 
-    def __init__(self, *args, scenario: Scenario, version: LocustfileVersion, with_options: bool = True, **kwargs):
-        """`with_options=False`: no fields for the locustfile's options (the API takes them as one object)."""
+    @staticmethod
+    def again(run) -> dict:
+        """The form's initial values to run `run` again: its parameters, its labels and the variables it set
+        beyond its scenario's (secrets are never in them); its locustfile options are `again_options`."""
+        params = run.params or {}
+        own = run.scenario.env_vars or {}
+        env = {name: value for name, value in (params.get("env") or {}).items() if own.get(name) != value}
+        return {"users": params.get("users"), "spawn_rate": params.get("spawn_rate"),
+                "duration": params.get("duration"), "host": params.get("host") or "", "slots": params.get("slots"),
+                "user_classes": params.get("user_classes") or [], "tags": params.get("tags") or [],
+                "exclude_tags": params.get("exclude_tags") or [], "labels": run_labels.as_text(run.labels),
+                "env_text": "\n".join(f"{name}={value}" for name, value in env.items())}
+
+    def __init__(self, *args, scenario: Scenario, version: LocustfileVersion, with_options: bool = True,
+                 options_initial: dict | None = None, **kwargs):
+        """`with_options=False`: no fields for the locustfile's options (the API takes them as one object);
+        `options_initial`: their values by dest (a run again), else the locustfile's defaults."""
         kwargs.setdefault("initial", self.defaults(scenario))
         super().__init__(*args, **kwargs)
         self.version = version
@@ -160,7 +175,7 @@ class RunForm(forms.Form):
         self.options: dict = {}
         self.with_options = with_options
         if with_options:
-            self.fields.update(option_fields(findings))
+            self.fields.update(option_fields(findings, initial_values=options_initial))
         self.fields["labels"] = labels_field()
 
     def clean(self):

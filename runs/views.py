@@ -22,7 +22,11 @@ def run_create(request, scenario_id):
     if version is None:
         messages.error(request, "Upload a locustfile before starting a run.")
         return redirect(scenario)
-    form = RunForm(request.POST or None, scenario=scenario, version=version)
+    # "Run again" (?again=<run>): that run's parameters, labels and variables, so equal runs stay equal
+    # (comparisons learn run-to-run noise from runs with the same parameters and labels).
+    again = _run_to_repeat(request, scenario)
+    initial = {"initial": RunForm.again(again), "options_initial": (again.params or {}).get("options")} if again else {}
+    form = RunForm(request.POST or None, scenario=scenario, version=version, **initial)
     if request.method == "POST" and form.is_valid():
         try:
             run = services.start_run(scenario, user=request.user, params=form.params(), labels=form.labels)
@@ -35,11 +39,19 @@ def run_create(request, scenario_id):
         else:
             return redirect(run)
     return render(request, "runs/run_form.html", {
-        "form": form, "scenario": scenario, "project": scenario.project, "membership": membership,
+        "form": form, "scenario": scenario, "project": scenario.project, "membership": membership, "again": again,
         "version": version, "capacity": cluster.capacity(), "unisolated_slots": cluster.unisolated_slots(),
         "drained_slots": cluster.drained_slots(), "quota_warning": quotas.month_warning(scenario.project),
         "limits": quotas.limits(scenario.project),
     })
+
+
+def _run_to_repeat(request, scenario) -> Run | None:
+    """The run named by ?again= on the form's first view, if it is a run of this scenario (else None: defaults)."""
+    wanted = request.GET.get("again", "")
+    if request.method != "GET" or not wanted.isdigit():
+        return None
+    return Run.objects.filter(pk=int(wanted), scenario=scenario).defer("stats_blob").first()
 
 
 LOG_LEVELS = ("OUTPUT", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # workers.logs.LEVELS, display order
