@@ -778,15 +778,15 @@ def locust_phase(stack: Stack, workers: int, seconds: float, warmup: float, inte
             "--interval", str(interval), "--seconds", str(warmup + seconds + 120)]))
     wait_until(lambda: lines and lines[-1]["workers"] >= workers, 120, f"{workers} Locust workers to connect")
     time.sleep(warmup)
-    start_cpu, start = cpu_seconds(master.pid), len(lines) - 1
+    start_cpu, start, started = cpu_seconds(master.pid), len(lines) - 1, time.time()
     time.sleep(seconds)
-    end_cpu, end = cpu_seconds(master.pid), len(lines) - 1
+    end_cpu, end, ended = cpu_seconds(master.pid), len(lines) - 1, time.time()
     a, b = lines[start], lines[end]
-    span = b["t"] - a["t"]
+    span = b["t"] - a["t"]   # between the master's own progress lines: they fall behind when it is saturated
     for process in spawned:
         stack.stop(process)
     stack.stop(master)
-    return LocustFigures(workers=workers, seconds=span, cpu=100 * (end_cpu - start_cpu) / span,
+    return LocustFigures(workers=workers, seconds=ended - started, cpu=100 * (end_cpu - start_cpu) / (ended - started),
                          handled=(b["reports"] - a["reports"]) / span, offered=workers / interval)
 
 
