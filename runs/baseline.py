@@ -53,11 +53,19 @@ def candidates(run, limit: int) -> list:
     """The scenario's last `limit` finished passing runs with the run's parameters, newest first."""
     from runs.models import Run
 
-    wanted = parameters_key(run.params)
     passing = (Run.objects.filter(scenario_id=run.scenario_id, status=Run.Status.FINISHED, verdict=thresholds.PASS)
                .exclude(pk=run.pk).order_by("-ended_at", "-id"))
-    ids = [pk for pk, params in passing.values_list("pk", "params")[:SCAN_LIMIT]
-           if parameters_key(params) == wanted][:limit]
+    return equal_runs(passing, run.params, limit)
+
+
+def equal_runs(runs, params: dict, limit: int, labels: dict | None = None) -> list:
+    """The first `limit` runs of the queryset `runs` (in its order, SCAN_LIMIT looked at) with these parameters,
+    and these labels when given, loaded with what a comparison reads."""
+    from runs.models import Run
+
+    wanted = parameters_key(params)
+    ids = [pk for pk, their_params, their_labels in runs.values_list("pk", "params", "labels")[:SCAN_LIMIT]
+           if parameters_key(their_params) == wanted and (labels is None or (their_labels or {}) == labels)][:limit]
     found = {r.pk: r for r in Run.objects.filter(pk__in=ids).only("pk", "status", "params", "totals", "stats_blob",
                                                                     "stats_updated_at")}
     return [found[pk] for pk in ids if pk in found]

@@ -55,16 +55,22 @@ def collector_alive() -> bool:
         return False
 
 
+def _holders() -> list[str | None]:
+    """Per collector shard (runs/shards.py), the collector whose lease renewal wrote its holder key lately, or None;
+    raises Redis' errors. The key outlives its lease by a few TTLs."""
+    from runs import leader, shards
+
+    pipe = _client().pipeline(transaction=False)
+    for k in range(shards.count()):
+        pipe.get(f"{leader.key(k)}:holder")
+    return [value.decode() if value else None for value in pipe.execute()]
+
+
 def collector_leads() -> tuple[list[tuple[int, str | None]], list[str]]:
     """(shard, the collector leading it or None) for each collector shard, and the collectors present that
     lead none (standing by); ([], []) while Redis cannot be read. For the Cluster page."""
-    from runs import leader, shards
-
     try:
-        pipe = _client().pipeline(transaction=False)
-        for k in range(shards.count()):
-            pipe.get(f"{leader.key(k)}:holder")
-        holders = [value.decode() if value else None for value in pipe.execute()]
+        holders = _holders()
         present = registry.collectors(_client())
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return [], []
@@ -72,20 +78,13 @@ def collector_leads() -> tuple[list[tuple[int, str | None]], list[str]]:
 
 
 def shards_without_leader() -> list[int]:
-    """The collector shards (runs/shards.py) whose lease no collector renewed lately; [] with one shard,
-    where collector_alive says it. Each leader's holder key outlives its lease by a few TTLs."""
-    from runs import leader, shards
+    """The collector shards no collector leads lately; [] with one shard, where collector_alive says it."""
+    from runs import shards
 
     if shards.count() == 1:
         return []
     try:
-        held = _client().exists(*[f"{leader.key(k)}:holder" for k in range(shards.count())])
-        if held == shards.count():
-            return []
-        pipe = _client().pipeline(transaction=False)
-        for k in range(shards.count()):
-            pipe.exists(f"{leader.key(k)}:holder")
-        return [k for k, present in enumerate(pipe.execute()) if not present]
+        return [k for k, holder in enumerate(_holders()) if holder is None]
     except (redis.ConnectionError, redis.TimeoutError, OSError):
         return []
 

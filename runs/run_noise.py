@@ -20,7 +20,6 @@ from runs import evidence, significance
 from runs.models import Run
 
 MAX_RUNS = 10
-SCAN_LIMIT = 500      # finished runs of the scenario looked at, newest first
 CACHE_SECONDS = 24 * 3600
 
 Profile = dict[evidence.Key, dict[str, tuple[float, float]]]   # key -> figure -> (value, within-run sd)
@@ -43,16 +42,11 @@ NONE = Noise()
 
 def reference_runs(base: Run, exclude: Iterable[int] = ()) -> list[Run]:
     """The base run's equal runs: finished, same scenario, same parameters and labels, newest first."""
-    from runs.baseline import parameters_key
+    from runs.baseline import equal_runs
 
-    wanted, labels, skip = parameters_key(base.params), base.labels or {}, set(exclude) | {base.pk}
     finished = (Run.objects.filter(scenario_id=base.scenario_id, status=Run.Status.FINISHED)
-                .exclude(pk__in=skip).order_by("-pk"))
-    ids = [pk for pk, params, their_labels in finished.values_list("pk", "params", "labels")[:SCAN_LIMIT]
-           if parameters_key(params) == wanted and (their_labels or {}) == labels][:MAX_RUNS]
-    found = {run.pk: run for run in Run.objects.filter(pk__in=ids).only(
-        "pk", "status", "totals", "stats_blob", "stats_updated_at", "params")}
-    return [found[pk] for pk in ids if pk in found]
+                .exclude(pk__in={*exclude, base.pk}).order_by("-pk"))
+    return equal_runs(finished, base.params, MAX_RUNS, labels=base.labels or {})
 
 
 def profile(run: Run, level: float) -> Profile:
