@@ -62,6 +62,17 @@ def setup_django(prefix: str = "swarmdeck-bench-compare-") -> str:
     return where
 
 
+def clean_up(project, user) -> None:
+    """Delete what the benchmark built: its project's runs, the project and the user; a temporary SQLite VAR_DIR."""
+    from runs.models import Run
+
+    Run.objects.filter(project=project).delete()  # runs protect their locustfile versions
+    project.delete()
+    user.delete()
+    if not os.environ.get("DATABASE_URL"):
+        shutil.rmtree(os.environ["VAR_DIR"], ignore_errors=True)
+
+
 def endpoint_name(e: int) -> tuple[str, str]:
     return ("POST" if e % 5 == 0 else "GET"), f"/api/v1/resource-{e}/{{id}}"
 
@@ -214,11 +225,7 @@ def main():
             print(f"  {label:<44}{value:>8.1f} ms (median of 5)")
         print(f"Data built in {build_s:.1f} s; finished in {time.perf_counter() - started:.1f} s.")
     finally:
-        Run.objects.filter(project=project).delete()  # runs protect their locustfile versions
-        project.delete()
-        user.delete()
-        if not os.environ.get("DATABASE_URL"):
-            shutil.rmtree(os.environ["VAR_DIR"], ignore_errors=True)
+        clean_up(project, user)
 
 
 if __name__ == "__main__":

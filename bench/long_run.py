@@ -27,10 +27,8 @@ queries, template; no network), the median of `--repeats` requests after one war
 
 import argparse
 import json
-import os
 import random
 import secrets
-import shutil
 import statistics
 import sys
 import time
@@ -39,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.compare import LOCUSTFILE, endpoint_name  # noqa: E402  (its scenario and endpoint names)
+from bench.compare import LOCUSTFILE, clean_up, endpoint_name  # noqa: E402  (its scenario, names, clean-up)
 from bench.compare import setup_django as _setup_django  # noqa: E402
 
 ENDPOINTS = 20
@@ -267,11 +265,7 @@ def main():
                 print(f"{label:<52}{ms:>9.1f} ms{size / 1024:>8.0f} KiB")
         print(f"Data built in {build_s:.1f} s; finished in {time.perf_counter() - started:.1f} s.")
     finally:
-        Run.objects.filter(project=project).delete()  # runs protect their locustfile versions
-        project.delete()
-        user.delete()
-        if not os.environ.get("DATABASE_URL"):
-            shutil.rmtree(os.environ["VAR_DIR"], ignore_errors=True)
+        clean_up(project, user)
 
 
 if __name__ == "__main__":

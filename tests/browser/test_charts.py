@@ -37,15 +37,20 @@ AT_REST = {"RPS": "99.3 /s", "Failures/s": "1.97 /s", "p50": "10.0 ms", "p95": "
 HOVERED = {"RPS": "100 /s", "Failures/s": "2.00 /s"}
 
 
-@pytest.fixture
-def ended_run(scenario, alice):
-    started = timezone.now() - dt.timedelta(minutes=5)
-    run = Run.objects.create(
+def finished_run(scenario, alice, duration: int, ago: dt.timedelta, ran: float) -> Run:
+    """A finished run of ENDPOINT's totals that started `ago`, `duration` s long as asked, `ran` s as it went."""
+    started = timezone.now() - ago
+    return Run.objects.create(
         project=scenario.project, scenario=scenario, version=scenario.current_version, status=Run.Status.FINISHED,
-        created_by=alice, params={"users": 20, "spawn_rate": 20, "duration": SECONDS, "slots": 1},
-        started_at=started, ended_at=started + dt.timedelta(seconds=SECONDS - 0.8),
+        created_by=alice, params={"users": 20, "spawn_rate": 20, "duration": duration, "slots": 1},
+        started_at=started, ended_at=started + dt.timedelta(seconds=ran),
         totals=[ENDPOINT, AGGREGATED], total_requests=2920, total_failures=58, rps=99.31, p50_ms=10.0,
         p95_ms=40.0, p99_ms=40.0)
+
+
+@pytest.fixture
+def ended_run(scenario, alice):
+    run = finished_run(scenario, alice, SECONDS, dt.timedelta(minutes=5), SECONDS - 0.8)
     RunTick.objects.bulk_create([RunTick(run=run, **tick) for tick in TICKS])
     return run
 
@@ -157,13 +162,7 @@ LONG_SECONDS = 5_000   # 3 s per point for the first paint (at most 2,000 points
 
 @pytest.fixture
 def long_run(scenario, alice):
-    started = timezone.now() - dt.timedelta(hours=2)
-    run = Run.objects.create(
-        project=scenario.project, scenario=scenario, version=scenario.current_version, status=Run.Status.FINISHED,
-        created_by=alice, params={"users": 20, "spawn_rate": 20, "duration": LONG_SECONDS, "slots": 1},
-        started_at=started, ended_at=started + dt.timedelta(seconds=LONG_SECONDS),
-        totals=[ENDPOINT, AGGREGATED], total_requests=2920, total_failures=58, rps=99.31, p50_ms=10.0,
-        p95_ms=40.0, p99_ms=40.0)
+    run = finished_run(scenario, alice, LONG_SECONDS, dt.timedelta(hours=2), LONG_SECONDS)
     RunTick.objects.bulk_create([RunTick(run=run, tick=t, users=20, rps=100.0 + t % 7, fails_per_s=1.0, p50_ms=10.0,
                                          p95_ms=40.0, p99_ms=50.0) for t in range(LONG_SECONDS)], batch_size=1000)
     return run
