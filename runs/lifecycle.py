@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import redis as redis_lib
+from django.db import transaction
 from django.utils import timezone
 
 from runs import live as live_updates
@@ -187,9 +188,14 @@ class Lifecycle:
         # A run that failed after its users started is judged on what it measured; one that never started is not.
         verdict = verdict_fields(run, live.windows if live is not None else None) if run.started_at else {}
         full = f"{reason}\n\n{detail}".strip() if detail else reason
-        if transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now(), **verdict):
-            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
-                                                        RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
+        # One transaction: a reader never sees the run failed with a slot of it still running.
+        with transaction.atomic():
+            failed = transition(run, run.status, Run.Status.FAILED, reason, reason=full, ended_at=timezone.now(),
+                                **verdict)
+            if failed:
+                RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.PENDING, RunSlot.Status.READY,
+                                                            RunSlot.Status.RUNNING]).update(status=RunSlot.Status.FAILED)
+        if failed:
             live_updates.publish_meta(run.pk)  # with the slots' final states
             log.warning("Run %s failed: %s", run.pk, reason)
             services.announce_end(run)
@@ -211,9 +217,12 @@ class Lifecycle:
         verdict = verdict_fields(run, live.windows)
         if verdict["verdict"]:
             note += f", verdict {verdict['verdict']}"
-        if transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now(), **verdict):
-            RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
-                status=RunSlot.Status.FINISHED)
+        with transaction.atomic():   # the run and its slots finish together
+            finished = transition(run, run.status, Run.Status.FINISHED, note, ended_at=timezone.now(), **verdict)
+            if finished:
+                RunSlot.objects.filter(run=run, status__in=[RunSlot.Status.RUNNING, RunSlot.Status.READY]).update(
+                    status=RunSlot.Status.FINISHED)
+        if finished:
             log.info("Run %s finished: %s requests, %s failures.", run.pk, run.total_requests, run.total_failures)
             services.announce_end(run)
             keep_first_paint(run.pk)
