@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.engine import Stack  # noqa: E402
+from bench.machine import lower_control_plane, pin_load_worker, raise_priority, stolen_seconds  # noqa: E402
 from tests import target as target_module  # noqa: E402
 
 FALSE_ALARM_TARGET = 0.05
@@ -100,15 +101,6 @@ def wait_for_end(run_id: int, timeout: float):
 def labels_of(slow: bool) -> dict:
     """What the run tested, as a user labels it: the B runs test another version of the target."""
     return {"sut_version": "slow" if slow else "base"}
-
-
-def stolen_seconds() -> float:
-    """CPU time the hypervisor gave to other guests instead of this VM, all CPUs, since boot (/proc/stat `steal`)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def one_run(scenario, params: dict, slow: bool, timeout: float):
@@ -245,65 +237,6 @@ def kept_runs():
             run.labels = labels_of(run in slow)
             Run.objects.filter(pk=run.pk).update(labels=run.labels)
     return [run for run in runs if run not in slow], slow
-
-
-def raise_priority(niceness: int) -> int:
-    """Run at `niceness` (inherited by every process started from here on); the niceness in effect."""
-    current = os.nice(0)
-    if niceness != current:
-        try:
-            os.nice(niceness - current)
-        except PermissionError:
-            pass
-    return os.nice(0)
-
-
-def lower_control_plane(launcher_pid: int, niceness: int) -> int:
-    """Every process `make run` started but the load worker (and its pools) at `niceness`; how many."""
-    import psutil
-
-    launcher = psutil.Process(launcher_pid)
-    loadgen = [p for p in launcher.children(recursive=True) if "loadgen" in " ".join(p.cmdline())]
-    spared = {p.pid for worker in loadgen for p in [worker, *worker.children(recursive=True)]}
-    lowered = 0
-    for process in [launcher, *launcher.children(recursive=True)]:
-        if process.pid not in spared:
-            try:
-                process.nice(max(process.nice(), niceness))
-                lowered += 1
-            except (psutil.Error, PermissionError):
-                pass
-    return lowered
-
-
-def pin_load_worker(launcher_pid: int, nginx_pid: int | None) -> str:
-    """The load worker and its pools alone on the last CPU, everything else (nginx, the control plane, this
-    script) on the others: as if the load generator had a machine of its own. What was pinned, in words."""
-    import psutil
-
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return "not pinned (one CPU)"
-    mine, rest = cpus[-1:], cpus[:-1]
-    launcher = psutil.Process(launcher_pid)
-    loadgen = [p for p in launcher.children(recursive=True) if "loadgen" in " ".join(p.cmdline())]
-    spared = {p.pid for worker in loadgen for p in [worker, *worker.children(recursive=True)]}
-    others = [launcher, *launcher.children(recursive=True), psutil.Process()]
-    if nginx_pid:
-        nginx = psutil.Process(nginx_pid)
-        others += [nginx, *nginx.children(recursive=True)]
-    for process in others:
-        if process.pid not in spared:
-            try:
-                process.cpu_affinity(rest)
-            except psutil.Error:
-                pass
-    for pid in spared:
-        try:
-            psutil.Process(pid).cpu_affinity(mine)
-        except psutil.Error:
-            pass
-    return f"load worker ({len(spared)} processes) on CPU {mine[0]}, the rest on CPU {','.join(map(str, rest))}"
 
 
 def main():

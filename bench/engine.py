@@ -16,10 +16,15 @@
 Swarmdeck runs as `make run` does (embedded Redis, SQLite, collector, one load worker with one
 process per core) in a temporary VAR_DIR; runs go through `manage.py runscenario` and the ORM.
 
-    .venv/bin/python bench/engine.py [--seconds 20] [--users 50] [--repeats 3] [--only 1,2,5,6,7,8]
+    .venv/bin/python bench/engine.py [--seconds 20] [--users 50] [--repeats 3] [--only 1,2,5,6,7,8] [--pin]
+
+--pin gives each load generator of benchmarks 1 and 7 (plain Locust, and the load worker with its slot and
+pool) the last CPU to itself, nginx and the control plane the others: on a two-core VM where the target and
+the generator otherwise fight for the same CPUs, single pairs then vary far less.
 """
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -29,11 +34,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from tests import target as target_module  # noqa: E402  (the nginx target the tests use too)
 
 LOCUSTFILE = """\
@@ -78,18 +86,21 @@ class Hammer(FastHttpUser):
 """
 
 
-def plain_locust(locustfile: Path, host: str, users: int, seconds: int, workdir: Path) -> float:
+def plain_locust(locustfile: Path, host: str, users: int, seconds: int, workdir: Path,
+                 cpus: list[int] | None = None) -> tuple[float, int]:
+    """Plain Locust's (RPS, requests), on `cpus` when given (the CPU the load worker is pinned to)."""
     prefix = workdir / "locust"
     subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users), "-r", str(users),
          "-t", f"{seconds}s", "--host", host, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
         cwd=workdir, check=False, capture_output=True, timeout=seconds + 60,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     with open(f"{prefix}_stats.csv") as handle:
         for row in csv.DictReader(handle):
             if row["Name"] == "Aggregated":
                 # Locust divides by its own run time; so does Swarmdeck (the time users were started).
-                return float(row["Requests/s"])
+                return float(row["Requests/s"]), int(row["Request Count"])
     raise RuntimeError("locust wrote no Aggregated row")
 
 
@@ -195,22 +206,66 @@ def start_stop_latency(locustfile: Path, host: str, repeats: int) -> tuple[list[
     return starts, stops
 
 
-def ratio_pairs(stack, locustfile: Path, host: str, users: int, seconds: int, repeats: int, work: Path):
-    """Plain Locust and one slot alternately (a shared machine's drift hits both alike)."""
-    locust_runs, one_runs = [], []
+@dataclass
+class Pairs:
+    """Benchmark 1's alternating runs: RPS of each, and with --pin the requests per CPU-second of the pinned CPU
+    (everything that ran on it: Locust, or the slot and its pool)."""
+
+    locust: list[float] = field(default_factory=list)
+    one: list[float] = field(default_factory=list)
+    locust_per_cpu: list[float] = field(default_factory=list)
+    one_per_cpu: list[float] = field(default_factory=list)
+    stolen: float = 0.0
+
+
+def ratio_pairs(stack, locustfile: Path, host: str, users: int, seconds: int, repeats: int, work: Path,
+                cpus: list[int] | None = None) -> Pairs:
+    """Plain Locust and one slot alternately (a shared machine's drift hits both alike); and the CPU seconds
+    the hypervisor stole during the pairs."""
+    pairs = Pairs()
+    before = machine.stolen_seconds()
     for _ in range(repeats):
-        locust_runs.append(plain_locust(locustfile, host, users, seconds, work))
-        one_runs.append(stack.runscenario(locustfile, host, users, seconds, slots=1)["totals"]["rps"])
-    return locust_runs, one_runs
+        busy = machine.busy_seconds(cpus[0]) if cpus else 0.0
+        rps, requests = plain_locust(locustfile, host, users, seconds, work, cpus)
+        pairs.locust.append(rps)
+        if cpus:
+            pairs.locust_per_cpu.append(requests / (machine.busy_seconds(cpus[0]) - busy))
+            busy = machine.busy_seconds(cpus[0])
+        totals = stack.runscenario(locustfile, host, users, seconds, slots=1)["totals"]
+        pairs.one.append(totals["rps"])
+        if cpus:
+            pairs.one_per_cpu.append(totals["requests"] / (machine.busy_seconds(cpus[0]) - busy))
+    pairs.stolen = machine.stolen_seconds() - before
+    return pairs
 
 
-def ratio_lines(title: str, locust_runs: list[float], one_runs: list[float]) -> list[str]:
+@contextlib.contextmanager
+def load_cpu(stack, target, pin: bool) -> Iterator[tuple[list[int] | None, str]]:
+    """With --pin: the load worker (and plain Locust) alone on one CPU for the block, nginx and the rest on the
+    others, so that neither load generator shares its CPU with the target. Yields (that CPU, in words)."""
+    split = machine.split_cpus() if pin else None
+    if split is None:
+        yield None, "not pinned" if not pin else "not pinned (one CPU)"
+        return
+    with machine.load_worker_pinned(stack.process.pid, target.pid) as described:
+        yield split[0], described + "; plain Locust on the same CPU"
+
+
+def ratio_lines(title: str, pairs: Pairs, pinned: str) -> list[str]:
+    lines = ["", title, *ratio_figures("req/s", pairs.locust, pairs.one)]
+    if pairs.one_per_cpu:
+        lines += ["   per CPU-second of the pinned CPU (the generator's own efficiency, whatever CPU it was given):",
+                  *ratio_figures("req/CPU-s", pairs.locust_per_cpu, pairs.one_per_cpu)]
+    lines.append(f"   {pinned}; CPU stolen by the hypervisor meanwhile: {pairs.stolen:.1f} s")
+    return lines
+
+
+def ratio_figures(unit: str, locust_runs: list[float], one_runs: list[float]) -> list[str]:
     locust_rps, one_rps = statistics.median(locust_runs), statistics.median(one_runs)
     pairs = ", ".join(f"{b / a:.3f}" for a, b in zip(locust_runs, one_runs))
-    return ["", title,
-            f"   locust --headless          {locust_rps:>10,.0f} req/s  (median; all: "
+    return [f"   locust --headless          {locust_rps:>10,.0f} {unit}  (median; all: "
             f"{', '.join(f'{r:,.0f}' for r in locust_runs)})",
-            f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} req/s  (median; all: "
+            f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} {unit}  (median; all: "
             f"{', '.join(f'{r:,.0f}' for r in one_runs)})",
             f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97; pairs: {pairs})"]
 
@@ -252,6 +307,9 @@ def main():
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--only", default="1,2,5,6,7,8")
     parser.add_argument("--repeats", type=int, default=3, help="alternating pairs in benchmark 1")
+    parser.add_argument("--pin", action="store_true",
+                        help="benchmarks 1 and 7: each load generator alone on the last CPU, nginx and the rest on "
+                             "the others")
     args = parser.parse_args()
     only = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="swarmdeck-bench-"))
@@ -266,17 +324,19 @@ def main():
         # No pip download cache: "cold" is a worker that never fetched these packages.
         os.environ.update(PIP_FIND_LINKS=str(work / "wheels"), SWARMDECK_VENV_DIR=str(work / "venvs"),
                           PIP_NO_CACHE_DIR="1")
+    os.environ["SWARMDECK_ALLOW_LOOPBACK_TARGETS"] = "1"  # the target is nginx on loopback, like the tests'
     stack = None
     try:
         stack = Stack(work / "var", port=18000 + os.getpid() % 1000)
         lines = [f"nginx target {target.url}, FastHttpUser, {args.users} users, {args.seconds} s per run, "
                  f"{os.cpu_count()} cores", f"load worker {stack.isolation()}"]
         if only & {"1", "2"}:
-            locust_runs, one_runs = ratio_pairs(stack, locustfile, target.url, args.users, args.seconds,
-                                                args.repeats, work)
-            one_rps = statistics.median(one_runs)
+            with load_cpu(stack, target, args.pin) as (cpus, pinned):
+                pairs = ratio_pairs(stack, locustfile, target.url, args.users, args.seconds, args.repeats, work,
+                                    cpus)
+            one_rps = statistics.median(pairs.one)
             lines += ratio_lines(f"1. One slot vs plain locust --headless (one process), {args.repeats} alternating "
-                                 "pairs", locust_runs, one_runs)
+                                 "pairs", pairs, pinned)
             if "2" in only:
                 two = stack.runscenario(locustfile, target.url, args.users, args.seconds, slots=2)
                 two_rps = two["totals"]["rps"]
@@ -311,10 +371,10 @@ def main():
         if "7" in only:
             chatty = work / "chatty.py"
             chatty.write_text(CHATTY)
-            locust_runs, one_runs = ratio_pairs(stack, chatty, target.url, args.users, args.seconds,
-                                                args.repeats, work)
+            with load_cpu(stack, target, args.pin) as (cpus, pinned):
+                pairs = ratio_pairs(stack, chatty, target.url, args.users, args.seconds, args.repeats, work, cpus)
             lines += ratio_lines(f"7. Logging 100 lines/s: one slot vs plain locust --headless, {args.repeats} "
-                                 "alternating pairs", locust_runs, one_runs)
+                                 "alternating pairs", pairs, pinned)
             from runlogs.models import LogLine
             from runs.models import Run
 

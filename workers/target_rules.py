@@ -177,12 +177,33 @@ def url_host(url: str) -> tuple[str, int | None, str]:
     return host, port or DEFAULT_PORTS.get(parts.scheme.lower()), shown
 
 
+def origin_key(url: str) -> str:
+    """A prefix of `url` that holds all of its scheme and host part (urlsplit's scheme and netloc): up to the
+    first "/", "?" or "#" after its first "://", or all of it. Two URLs with the same key have the same host,
+    port and scheme, so a decision made for one holds for the other. Cheaper than urlsplit."""
+    start = url.find("://")
+    if start < 0:
+        return url
+    end = len(url)
+    for delimiter in "/?#":
+        at = url.find(delimiter, start + 3, end)
+        if at >= 0:
+            end = at
+    return url[:end]
+
+
+MAX_CACHED_ORIGINS = 1024   # per run and process: a locustfile's distinct scheme://host[:port] seen
+
+
 class Rules:
     """A project's approved patterns and the loopback allowance, ready to answer per request."""
 
     def __init__(self, patterns: list[str], allow_loopback: bool = False):
         self.patterns = [parse(pattern) for pattern in patterns]
         self.allow_loopback = allow_loopback
+        # refusal() runs once per request of the pool (8,000 a second and more): parsing each URL again
+        # cost 6 µs, 5 % of a core. Decisions by origin_key, bounded; a miss parses as before.
+        self._decided: dict[str, str | None] = {}
 
     def allows(self, host: str, port: int | None) -> bool:
         host = normalise_host(host)
@@ -192,6 +213,18 @@ class Rules:
 
     def refusal(self, url: str) -> str | None:
         """None when `url` may be requested; else the host to name ("api.example.com:8443")."""
+        key = origin_key(url)
+        try:
+            return self._decided[key]
+        except KeyError:
+            pass
+        decision = self._refusal(url)
+        if len(self._decided) >= MAX_CACHED_ORIGINS:
+            self._decided.clear()
+        self._decided[key] = decision
+        return decision
+
+    def _refusal(self, url: str) -> str | None:
         try:
             host, port, shown = url_host(url)
         except ValueError:

@@ -103,3 +103,35 @@ def test_it_names_the_refused_host_with_the_port_as_written():
     assert rules.refusal("http://other.example.com/x") == "other.example.com"
     assert rules.refusal("http://[2001:db8::1]:81/") == "[2001:db8::1]:81"
     assert rules.refusal("https://api.example.com/") is None
+
+
+# URLs whose host part ends in different places, or that try to look like another host to a
+# prefix match: the cached decision (by origin_key) must be the decision of a fresh parse.
+TRICKY_URLS = [
+    "http://api.example.com/x", "http://api.example.com", "http://api.example.com?q=http://evil.test/",
+    "http://api.example.com#http://evil.test/", "http://api.example.com.evil.test/",
+    "http://api.example.com@evil.test/", "http://evil.test@api.example.com/", "http://evil.test/?http://api.example.com/",
+    "http://api.example.com:443/", "https://api.example.com/", "HTTPS://API.EXAMPLE.COM/", "http://[::1]:80/",
+    "http://127.0.0.1/", "//api.example.com/x", "/relative/http://api.example.com/", "api.example.com/x",
+    "http://api.example.com\t.evil.test/", "http://api.exa\nmple.com/", "http://a://api.example.com/", "",
+    "http://api.example.com:99999/", "http://evil.test:443/http://api.example.com/",
+]
+
+
+@pytest.mark.parametrize("loopback", [True, False])
+def test_its_cached_decisions_are_the_decisions_of_a_fresh_parse(loopback):
+    cached = Rules(["api.example.com:443", "*.example.com"], loopback)
+    for _ in range(2):  # the second round answers from the cache
+        for url in TRICKY_URLS:
+            fresh = Rules(["api.example.com:443", "*.example.com"], loopback)
+            assert cached.refusal(url) == fresh._refusal(url), url
+
+
+def test_its_cache_of_decisions_stays_bounded():
+    from workers.target_rules import MAX_CACHED_ORIGINS
+
+    rules = Rules(["api.example.com"])
+    for port in range(1, 3 * MAX_CACHED_ORIGINS):
+        assert rules.refusal(f"http://other.example.com:{port}/") == f"other.example.com:{port}"
+        assert len(rules._decided) <= MAX_CACHED_ORIGINS
+    assert rules.refusal("http://api.example.com:1/") is None
