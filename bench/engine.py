@@ -267,7 +267,9 @@ def ratio_figures(unit: str, locust_runs: list[float], one_runs: list[float]) ->
             f"{', '.join(f'{r:,.0f}' for r in locust_runs)})",
             f"   Swarmdeck, 1 slot          {one_rps:>10,.0f} {unit}  (median; all: "
             f"{', '.join(f'{r:,.0f}' for r in one_runs)})",
-            f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97; pairs: {pairs})"]
+            f"   ratio                      {one_rps / locust_rps:>10.3f}   (target >= 0.97; pairs: {pairs})",
+            f"   median of the pairs' ratios {statistics.median(b / a for a, b in zip(locust_runs, one_runs)):>9.3f}"
+            "   (each pair ran back to back: the machine's drift between pairs cancels)"]
 
 
 def start_seconds(stack, bundle: Path, host: str) -> tuple[float, str]:
