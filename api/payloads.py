@@ -100,7 +100,7 @@ def run_brief(request, run: Run) -> dict:
 def run(request, run: Run) -> dict:
     """runs.reporting.summary (what `runscenario --json` writes), plus what a pipeline needs around it."""
     summary = reporting.summary(run)
-    for key in ("run", "status", "reason", "verdict", "labels"):
+    for key in ("run", "status", "reason", "ended_by", "verdict", "labels"):
         summary.pop(key, None)
     criteria = summary.pop("criteria", None)
     downloads = {name: request.build_absolute_uri(reverse(url_name, args=[run.pk])) for name, url_name in (
@@ -112,6 +112,7 @@ def run(request, run: Run) -> dict:
         "status": run.status,
         "terminal": run.status in Run.TERMINAL,
         "reason": run.reason,
+        "ended_by": run.ended_by,
         "verdict": verdict(run),
         "criteria": criteria if criteria is not None else getattr(run, "verdict_details", None) or [],
         "degraded": run.degraded,

@@ -415,6 +415,9 @@ class Run(Output):
     status: Status
     terminal: bool = Field(description="finished, failed or cancelled: it will not change.")
     reason: str = Field(description="Why it failed, was cancelled, or what was degraded.")
+    ended_by: str = Field(description='What ended it: "duration reached", "stopped by <user>", "stopped", '
+                                      '"aborted", "failed", "cancelled" or "its users or load shape ended"; '
+                                      'empty while it is not ended.')
     verdict: Verdict = Field(description="The thresholds' verdict; null until evaluated or without thresholds.")
     criteria: list[dict[str, Any]] = Field(description="Each threshold criterion with its measured value, limit "
                                                        "and result (criterion, passed, applicable, measured, ...).")

@@ -157,6 +157,20 @@ class Run(models.Model):
         note = next((e.get("note", "") for e in self.history if e.get("status") == self.Status.STOPPING), "")
         return note if note == "stopped" or note.startswith("stopped by ") else ""
 
+    @property
+    def ended_by(self) -> str:
+        """What ended a run, in words, for the API and reports: "duration reached", "stopped by alice",
+        "stopped", "aborted", "failed", "cancelled", or "its users or load shape ended" (every slot ended by
+        itself, e.g. a LoadTestShape returning None). Empty while it is not ended."""
+        if self.status not in self.TERMINAL:
+            return ""
+        if self.status in (self.Status.FAILED, self.Status.CANCELLED):
+            return str(self.status)
+        if self.ending:
+            return self.ending
+        note = next((e.get("note", "") for e in self.history if e.get("status") == self.Status.STOPPING), "")
+        return note or "its users or load shape ended"
+
     def elapsed_seconds(self) -> float | None:
         if not self.started_at:
             return None

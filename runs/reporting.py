@@ -21,6 +21,7 @@ def summary(run: Run) -> dict:
         "run": run.pk,
         "status": run.status,
         "reason": run.reason,
+        "ended_by": run.ended_by,
         "verdict": run.verdict or None,
         "criteria": run.verdict_details or [],
         "labels": run_labels.ordered(run.labels),

@@ -124,6 +124,7 @@ def test_it_shows_a_runs_status_totals_endpoints_and_slots(as_bob, run):
     body = response.json()
     assert body["id"] == run.pk and body["status"] == "finished" and body["terminal"] is True
     assert body["verdict"] is None and body["reason"] == ""
+    assert body["ended_by"] == "duration reached"   # not empty: how it ended, also when nobody stopped it
     assert body["totals"]["requests"] == TOTAL_REQUESTS
     assert {(e["method"], e["name"]) for e in body["endpoints"]} == {("GET", "/ok"), ("POST", "/cart"),
                                                                       ("GET", "/boom")}

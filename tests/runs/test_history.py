@@ -174,6 +174,25 @@ def test_it_says_who_stopped_a_run_and_which_runs_aborted(client, alice, bob, bo
         assert escape(note) in _columns(page, aborted)["html"]  # the reason, as the title
 
 
+def test_a_run_says_what_ended_it(alice, bob, scenario):
+    """Run.ended_by, which the API and `runscenario --json` carry: also when nobody stopped it."""
+    def ended(note=None, status=Run.Status.FINISHED, **fields):
+        run = make_run(scenario, alice)
+        history = [{"status": "stopping", "at": NOW.isoformat(), "note": note}] if note is not None else []
+        Run.objects.filter(pk=run.pk).update(status=status, stopping_at=NOW if note is not None else None,
+                                             history=history, **fields)
+        return Run.objects.get(pk=run.pk)
+
+    assert ended("duration reached").ended_by == "duration reached"
+    assert ended("stopped by bob", stop_requested_by=bob).ended_by == "stopped by bob"
+    assert ended("stopped").ended_by == "stopped"
+    assert ended("Aborted: p95 > 300 ms", verdict_details=[{"aborted": True}]).ended_by == "aborted"
+    assert ended().ended_by == "its users or load shape ended"
+    assert ended(status=Run.Status.FAILED).ended_by == "failed"
+    assert ended(status=Run.Status.CANCELLED).ended_by == "cancelled"
+    assert ended(status=Run.Status.RUNNING).ended_by == ""
+
+
 def test_it_explains_an_empty_history(client, alice, scenario):
     client.force_login(alice)
     url = reverse("runs-list", args=["shop"])
@@ -329,10 +348,13 @@ def test_it_diffs_zip_bundles_per_changed_file_and_caps_long_diffs(alice, scenar
 # ---------------------------------------------------------------- compare: charts
 
 def test_it_overlays_per_second_series_aligned_at_start_and_averages_long_runs(alice, scenario):
+    """Each ended run's last second (partial: its users stopping, RPS 1.0 here) is left out, not drawn as a dip."""
     first, second = make_run(scenario, alice), make_run(scenario, alice)
     RunTick.objects.bulk_create(
         [RunTick(run=first, tick=t, rps=10.0 * t, p50_ms=1.0, p95_ms=float(t)) for t in range(10)]
+        + [RunTick(run=first, tick=10, rps=1.0, p50_ms=1.0, p95_ms=1.0)]
         + [RunTick(run=second, tick=t, rps=5.0, p50_ms=2.0, p95_ms=None) for t in range(4)]
+        + [RunTick(run=second, tick=4, rps=1.0, p50_ms=2.0, p95_ms=None)]
     )
     full = history.overlay_series([first, second])
     assert full["step"] == 1 and full["x"] == list(range(10))
@@ -343,6 +365,15 @@ def test_it_overlays_per_second_series_aligned_at_start_and_averages_long_runs(a
     assert averaged["rps"][0] == [5.0, 25.0, 45.0, 65.0, 85.0]
     assert averaged["p95"][0] == [0.5, 2.5, 4.5, 6.5, 8.5]
     assert averaged["rps"][1] == [5.0, 5.0, None, None, None] and averaged["p95"][1][:2] == [None, None]
+
+
+def test_it_keeps_the_last_second_of_a_running_run_and_of_a_very_short_one(alice, scenario):
+    running = make_run(scenario, alice, status=Run.Status.RUNNING)
+    short = make_run(scenario, alice)
+    RunTick.objects.bulk_create([RunTick(run=running, tick=t, rps=2.0) for t in range(6)]
+                                + [RunTick(run=short, tick=t, rps=3.0) for t in range(3)])
+    series = history.overlay_series([running, short])
+    assert series["rps"] == [[2.0] * 6, [3.0] * 3 + [None] * 3]
 
 
 # ---------------------------------------------------------------- compare: errors and access
