@@ -253,7 +253,11 @@
     const elapsed = Math.max(0, end - meta.started_at);
     const duration = Number(meta.params.duration || 0);
     const target = meta.params.live_users != null ? meta.params.live_users : meta.params.users;
-    $("progress-time").textContent = SwarmCharts.clock(elapsed) + (duration ? " of " + SwarmCharts.clock(duration) : "");
+    // An ended run took its stop (users finishing, the last snapshot) beyond its duration: "0:26 of 0:25"
+    // read as an overrun, so an ended run says what it ran and what was planned.
+    $("progress-time").textContent = meta.ended_at
+      ? "ran " + SwarmCharts.clock(elapsed) + (duration ? " (planned " + SwarmCharts.clock(duration) + ")" : "")
+      : SwarmCharts.clock(elapsed) + (duration ? " of " + SwarmCharts.clock(duration) : "");
     $("progress-users").textContent = meta.active ? (meta.users + " / " + target + " users spawned") : "";
     const bar = $("progress-bar");
     bar.max = duration || 1;

@@ -216,3 +216,16 @@ def test_a_long_runs_charts_are_downsampled_and_a_drag_zooms_into_finer_data(liv
                                ".startsWith('Whole run')")
         assert left_edge_x(page) == "0:00"
         assert page.errors == []
+
+
+def test_an_ended_run_says_how_long_it_ran_and_what_was_planned(live_server, client, alice, scenario,
+                                                                  chromium_path):
+    """Its stop (users finishing, the last snapshot) took it past its duration: not "0:26 of 0:25"."""
+    run = finished_run(scenario, alice, 25, dt.timedelta(minutes=5), 26.4)
+    client.force_login(alice)
+    cookie = {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}
+    with chromium(chromium_path) as browser:
+        page = open_page(browser, live_server.url + reverse("runs-detail", args=[run.pk]), [cookie])
+        page.wait_for_selector("#progress-time:not(:empty)")
+        assert page.locator("#progress-time").text_content() == "ran 0:26 (planned 0:25)"
+        assert page.errors == []
