@@ -207,10 +207,15 @@ def test_two_shards_of_real_collectors_drive_their_runs_and_a_standby_takes_a_ki
             process.kill(signal.SIGTERM)
 
 
-def test_the_cluster_page_says_who_leads_each_shard_and_who_stands_by(settings, redis, client, alice):
+def test_the_cluster_page_says_who_leads_each_shard_and_who_stands_by(settings, redis, client, alice, scenario):
     from django.urls import reverse
 
+    from runs.models import Run
     from workers import registry
+
+    running = Run.objects.create(project=scenario.project, scenario=scenario, version=scenario.current_version,
+                                 status=Run.Status.RUNNING, created_by=alice, collector_shard=1,
+                                 params={"users": 3, "spawn_rate": 1, "duration": 60, "slots": 3})
 
     settings.SWARMDECK_COLLECTOR_SHARDS = 2
     health.forget()
@@ -225,3 +230,7 @@ def test_the_cluster_page_says_who_leads_each_shard_and_who_stands_by(settings, 
     assert "<td>1</td><td><span class=\"badge fail\">no collector</span>" in table
     assert "Standing by: <span class=\"mono\">collector-b</span>" in table
     assert "No collector leads shard 1 of SWARMDECK_COLLECTOR_SHARDS" in page   # the banner on every page
+    running_table = page[page.index("data-running"):page.index("<h2>Queue</h2>")]
+    assert "<th title=\"The collector shard that merges and drives it\">Shard</th>" in running_table
+    row = running_table[running_table.index(f"#{running.pk} "):]
+    assert row[:row.index("</tr>")].endswith("<td>1</td>")
