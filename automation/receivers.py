@@ -59,4 +59,10 @@ def _describe(criterion):
 def delete_periodic_task(sender, instance, **kwargs):
     """Also when a scenario's deletion cascades to its schedules: beat must stop firing them."""
     if instance.periodic_task_id:
+        from automation.schedules import drop_unused_timings
+
+        timings = PeriodicTask.objects.filter(pk=instance.periodic_task_id).values_list("crontab_id",
+                                                                                        "interval_id").first()
         PeriodicTask.objects.filter(pk=instance.periodic_task_id).delete()
+        if timings:
+            drop_unused_timings(*timings)

@@ -40,6 +40,15 @@ def _interval_for(schedule: Schedule) -> IntervalSchedule:
     return existing or IntervalSchedule.objects.create(every=schedule.every_seconds, period=IntervalSchedule.SECONDS)
 
 
+def drop_unused_timings(crontab_id: int | None, interval_id: int | None) -> None:
+    """Delete these crontab / interval rows of beat's if no PeriodicTask uses them any more: an edited or
+    deleted schedule left its old timing behind, one row per edit (rows other tasks share are kept)."""
+    if crontab_id:
+        CrontabSchedule.objects.filter(pk=crontab_id, periodictask__isnull=True).delete()
+    if interval_id:
+        IntervalSchedule.objects.filter(pk=interval_id, periodictask__isnull=True).delete()
+
+
 def save_schedule(schedule: Schedule) -> Schedule:
     """Save a new or changed schedule and its PeriodicTask, in one transaction."""
     if schedule.preset != Schedule.Preset.CUSTOM:
@@ -56,6 +65,7 @@ def sync_periodic_task(schedule: Schedule) -> PeriodicTask:
         # From the database, not a cached relation: beat writes last_run_at and total_run_count,
         # and saving back an older copy would undo them.
         task = PeriodicTask.objects.filter(pk=schedule.periodic_task_id).first() or PeriodicTask()
+        was = (task.crontab_id, task.interval_id)
         if schedule.every_seconds:
             task.interval, task.crontab = _interval_for(schedule), None
         else:
@@ -69,6 +79,8 @@ def sync_periodic_task(schedule: Schedule) -> PeriodicTask:
         task.enabled = schedule.enabled
         task.description = f"Swarmdeck schedule “{schedule.name}” of scenario “{schedule.scenario.name}”."
         task.save()  # PeriodicTask.save tells beat that the schedule changed
+        now = (task.crontab_id, task.interval_id)
+        drop_unused_timings(*(before if before != after else None for before, after in zip(was, now)))
         if schedule.periodic_task_id != task.pk:
             Schedule.objects.filter(pk=schedule.pk).update(periodic_task=task)
         schedule.periodic_task = task

@@ -51,6 +51,32 @@ def test_it_follows_edits_disabling_and_deletion(schedule):
     assert not PeriodicTask.objects.filter(pk=task_id).exists()
 
 
+def test_it_leaves_no_timing_row_behind_an_edit_or_a_deletion(schedule, scenario):
+    """Beat's crontab and interval rows: the old one goes once nothing uses it; one another task shares stays."""
+    from django_celery_beat.models import IntervalSchedule
+
+    nightly = PeriodicTask.objects.get(pk=schedule.periodic_task_id).crontab_id
+    other = schedules.save_schedule(Schedule(scenario=scenario, name="also nightly", preset=Schedule.Preset.NIGHTLY,
+                                             timezone="Europe/Paris"))
+    assert PeriodicTask.objects.get(pk=other.periodic_task_id).crontab_id == nightly   # shared
+
+    schedule.preset, schedule.cron = Schedule.Preset.CUSTOM, "15 6 * * 1-5"
+    schedules.save_schedule(schedule)
+    assert CrontabSchedule.objects.filter(pk=nightly).exists()   # the other schedule still uses it
+    other.preset, other.cron = Schedule.Preset.CUSTOM, "15 6 * * 1-5"
+    schedules.save_schedule(other)
+    assert not CrontabSchedule.objects.filter(pk=nightly).exists()
+    assert CrontabSchedule.objects.count() == 1
+
+    other.preset, other.every_seconds = Schedule.Preset.CUSTOM, 30
+    schedules.save_schedule(other)
+    assert CrontabSchedule.objects.count() == 1 and IntervalSchedule.objects.count() == 1
+    other.delete()
+    assert IntervalSchedule.objects.count() == 0
+    schedule.delete()
+    assert CrontabSchedule.objects.count() == 0
+
+
 def test_it_removes_the_periodic_task_when_the_scenario_goes(schedule, scenario):
     task_id = schedule.periodic_task_id
     scenario.delete()
