@@ -41,6 +41,10 @@ LIFECYCLE_EVERY = 0.25
 STATISTICS = ("stats_blob", "totals", "errors", "exceptions")  # a run's heavy fields, which only persists write
 CPU_WARN_PERCENT = 90.0   # a pool above this for CPU_WARN_SECONDS may be what limits the results
 CPU_WARN_SECONDS = 5
+# A pool whose event loop woke this late (workers.pool.LagProbe) in LAG_WARN_SECONDS seconds: its response
+# times include that wait. 25 ms is far beyond a busy but healthy loop's few milliseconds.
+LAG_WARN_MS = 25.0
+LAG_WARN_SECONDS = 3
 
 
 class Collector:
@@ -233,6 +237,7 @@ class Collector:
             live.newest_entry_ms = max(live.newest_entry_ms, _entry_ms(entry_id))
             live.newest_elapsed = max(live.newest_elapsed, float(snapshot.get("elapsed") or 0.0))
             self.watch_cpu(live, slot, state, snapshot)
+            self.watch_lag(live, slot, state, snapshot)
             # A refused host's first row is a new error row of the run: the snapshots that add none are not read.
             if len(live.stats.errors) > errors_before or live.stats.errors_overflowed:
                 target_notices.warn_refused(live, snapshot)
@@ -259,6 +264,29 @@ class Collector:
                    "message": f"Slot {slot} on {host} ran above {CPU_WARN_PERCENT:.0f}% CPU for more than "
                               f"{CPU_WARN_SECONDS} s: the results may be limited by the load generator, "
                               "not the target."}
+        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
+        log.warning("Run %s: %s", live.run_id, warning["message"])
+
+    def watch_lag(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:
+        """Warn once per slot whose pool's event loop was LAG_WARN_MS late in LAG_WARN_SECONDS of its seconds."""
+        lag = float(snapshot.get("lag_ms") or 0.0)
+        if snapshot["kind"] != "delta" or lag < LAG_WARN_MS:
+            return
+        state.lagged_seconds += 1
+        state.worst_lag_ms = max(state.worst_lag_ms, lag)
+        if state.lag_warned or state.lagged_seconds < LAG_WARN_SECONDS:
+            return
+        state.lag_warned = True
+        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
+        if run is None or any(w.get("kind") == "lag" and w.get("slot") == slot for w in run.warnings):
+            return
+        host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
+        warning = {"kind": "lag", "slot": slot, "host": host, "at": timezone.now().isoformat(),
+                   "message": f"Slot {slot} on {host}: its event loop ran {LAG_WARN_MS:.0f} ms or more late in "
+                              f"{state.lagged_seconds} seconds (up to {state.worst_lag_ms:.0f} ms). The load generator "
+                              "was short of CPU (busy with its users, or the machine's CPU taken: other processes, "
+                              "a VM's CPU steal), and the response times of those seconds include that wait: "
+                              "compare this run's tail latencies with care."}
         Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
         log.warning("Run %s: %s", live.run_id, warning["message"])
 

@@ -28,6 +28,9 @@ class SlotState:
     tick: int = -1        # the latest second this slot reported
     hot_since: int | None = None  # first tick of the current stretch above CPU_WARN_PERCENT
     cpu_warned: bool = False
+    lagged_seconds: int = 0       # seconds whose event loop was late by LAG_WARN_MS or more
+    worst_lag_ms: float = 0.0
+    lag_warned: bool = False
     lost: bool = False            # marked lost for its silence; its next snapshot makes it rejoin
     classes: dict = field(default_factory=dict)  # users running per user class, as of its latest snapshot
 

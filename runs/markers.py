@@ -56,6 +56,8 @@ def chart_markers(run: Run) -> list[dict]:
             add(warning.get("at"), "limit", _WARNING_LABELS[kind], warning.get("message", ""))
         elif kind == "cpu":
             add(warning.get("at"), "limit", f"Slot {warning.get('slot')} CPU > 90%", warning.get("message", ""))
+        elif kind == "lag":
+            add(warning.get("at"), "limit", f"Slot {warning.get('slot')} lagging", warning.get("message", ""))
     markers.sort(key=lambda m: m["t"])
     return markers[:MAX_MARKERS]
 

@@ -201,6 +201,34 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+LAG_PROBE_INTERVAL = 0.01   # seconds: how often the probe asks the event loop to wake it
+
+
+class LagProbe:
+    """How late the event loop runs what is due: a greenlet asks to wake every LAG_PROBE_INTERVAL and keeps
+    the most it overslept since it was last read. A loop held up (the pool's CPU busy with requests, or the
+    machine's CPU taken from it: another process, a VM's CPU steal) delays every response it reads by as
+    much, so a response time of such a second includes the generator's wait, not only the target's."""
+
+    def __init__(self):
+        self.worst = 0.0
+        self.greenlet = gevent.spawn(self._probe)
+
+    def _probe(self) -> None:
+        clock = time.perf_counter
+        while True:
+            asked = clock()
+            gevent.sleep(LAG_PROBE_INTERVAL)
+            late = clock() - asked - LAG_PROBE_INTERVAL
+            if late > self.worst:
+                self.worst = late
+
+    def take_ms(self) -> float:
+        """The worst lag since the last call, in ms; starts a new interval."""
+        worst, self.worst = self.worst, 0.0
+        return max(0.0, worst * 1000)
+
+
 class Pool:
     masker = envvars.Masker()  # the run's secrets, set by load(): snapshots leave with them masked
 
@@ -223,6 +251,7 @@ class Pool:
         self.closing = False
         self.wake = gevent.event.Event()
         self.snapshotter = None
+        self.lag: LagProbe | None = None
         self.on_start_failures = 0
         self.first_on_start_failure: tuple[str, str] | None = None
         self.spawn_failures = 0
@@ -393,6 +422,7 @@ class Pool:
             self.runner.start_shape()
         else:
             self.runner.start(int(self.params.get("users") or 0), float(self.params.get("spawn_rate") or 1.0))
+        self.lag = LagProbe()
         self.snapshotter = gevent.spawn(self.snapshot_loop)
         duration = float(self.params.get("duration") or 0)
         if duration > 0:
@@ -410,7 +440,8 @@ class Pool:
         snapshot = self.recorder.take_delta(
             run=self.run_id, slot=self.slot, seq=self.seq, tick=max(0, tick), elapsed=elapsed,
             users=self.runner.user_count if self.runner else 0, cpu=self.process.cpu_percent(), kind=kind,
-            classes=self.runner.user_classes_count if self.runner else None)
+            classes=self.runner.user_classes_count if self.runner else None,
+            lag_ms=self.lag.take_ms() if self.lag is not None else 0.0)
         self.io.write({"type": "snapshot", "kind": kind, "data": wire.encode(self.masker.snapshot(snapshot))})
 
     def snapshot_loop(self) -> None:

@@ -253,9 +253,10 @@ class Recorder:
         return sum(entry.count for entry in self._endpoints.values())
 
     def take_delta(self, *, run: int, slot: int, seq: int, tick: int, elapsed: float, users: int, cpu: float,
-                   kind: str = "delta", classes: dict[str, int] | None = None) -> dict:
+                   kind: str = "delta", classes: dict[str, int] | None = None, lag_ms: float = 0.0) -> dict:
         """The snapshot of everything recorded since the last call, which starts a new interval.
-        `classes`: the users running now per user class (the live page's Current ratio)."""
+        `classes`: the users running now per user class (the live page's Current ratio); `lag_ms`: the most
+        the pool's event loop was late in that interval (workers.pool.LagProbe)."""
         endpoints = []
         for (method, name), entry in self._endpoints.items():
             items = sorted(entry.hist.items())
@@ -268,7 +269,8 @@ class Recorder:
             })
         snapshot = {
             "v": 1, "kind": kind, "run": run, "slot": slot, "seq": seq, "tick": tick, "elapsed": float(elapsed),
-            "users": users, "cpu": float(cpu), "classes": dict(classes or {}), "endpoints": endpoints,
+            "users": users, "cpu": float(cpu), "lag_ms": float(lag_ms), "classes": dict(classes or {}),
+            "endpoints": endpoints,
             "errors": [{"method": m, "name": n, "error": e, "count": c} for (m, n, e), c in self._errors.items()],
             "exceptions": [{"message": m, "traceback": t, "count": c} for (m, t), c in self._exceptions.items()],
         }

@@ -37,6 +37,7 @@ MAX_TICK = 10**8                # seconds since go: 3 years
 MAX_ELAPSED = float(MAX_TICK)
 MAX_USERS = 10**7               # of one slot
 MAX_CPU = 10_000.0              # percent (a pool with threads may use more than one core)
+MAX_LAG_MS = 3_600_000.0        # the event loop's worst lag in one interval: an hour
 MAX_ENDPOINTS = 5_000           # per snapshot (the pool folds names past the run's cap, at most 4,000, into "(other)")
 MAX_TEXT = 100_000              # characters of a name, an error or a traceback
 MAX_ROWS = 10_000               # error and exception rows per snapshot
@@ -63,7 +64,7 @@ def message(snapshot: dict) -> dict:
     return {
         "v": VERSION, "kind": snapshot["kind"], "run": snapshot["run"], "slot": snapshot["slot"],
         "seq": snapshot["seq"], "tick": snapshot["tick"], "elapsed": float(snapshot["elapsed"]),
-        "users": snapshot["users"], "cpu": float(snapshot["cpu"]),
+        "users": snapshot["users"], "cpu": float(snapshot["cpu"]), "lag": float(snapshot.get("lag_ms") or 0.0),
         "classes": [[name, count] for name, count in (snapshot.get("classes") or {}).items()],
         "names": [list(name) for name in columns.names],
         "scalars": columns.scalars.astype(SCALAR_DTYPE).tobytes(),
@@ -91,7 +92,8 @@ def decode(data: bytes, *, endpoint_dicts: bool = True) -> dict:
     try:
         snapshot = {"v": VERSION, "kind": message["kind"], "run": message["run"], "slot": message["slot"],
                     "seq": message["seq"], "tick": message["tick"], "elapsed": float(message["elapsed"]),
-                    "users": message["users"], "cpu": float(message["cpu"])}
+                    "users": message["users"], "cpu": float(message["cpu"]),
+                    "lag_ms": float(message.get("lag", 0.0))}   # absent from older pools
         if snapshot["kind"] not in KINDS:
             raise WireError(f"Unknown snapshot kind {snapshot['kind']!r}.")
         for key in _INT_FIELDS:
@@ -117,7 +119,7 @@ def decode(data: bytes, *, endpoint_dicts: bool = True) -> dict:
 
 def _check_ranges(snapshot: dict) -> None:
     checks = (("seq", 1, MAX_SEQ), ("tick", 0, MAX_TICK), ("users", 0, MAX_USERS), ("run", 0, 2**63 - 1),
-              ("slot", 0, 100_000), ("elapsed", 0.0, MAX_ELAPSED), ("cpu", 0.0, MAX_CPU))
+              ("slot", 0, 100_000), ("elapsed", 0.0, MAX_ELAPSED), ("cpu", 0.0, MAX_CPU), ("lag_ms", 0.0, MAX_LAG_MS))
     for key, low, high in checks:
         value = snapshot[key]
         if not low <= value <= high:  # NaN fails too

@@ -209,6 +209,31 @@ def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_w
     assert "limited by the load generator" in warnings[0]["message"]
 
 
+def lagging_snapshot(run, slot, seq, tick, lag_ms):
+    recorder = Recorder()
+    recorder.record("GET", "/ok", 5.0, 3, None)
+    return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0,
+                                           users=2, cpu=30.0, lag_ms=lag_ms))
+
+
+def test_it_warns_when_a_load_generators_event_loop_runs_late(redis, fake_workers, tasks, collector, alice, project):
+    run = running_run(redis, collector, alice, project)
+    # Slot 0 is late by 25 ms or more in 2 seconds, then in a third; slot 1 only by 24 ms, every second.
+    lag0 = [30.0, 2.0, 41.0, 1.0, 1.0, 26.0, 3.0]
+    for tick, lag in enumerate(lag0):
+        event(redis, run, 0, protocol.EVENT_SNAPSHOT, lagging_snapshot(run, 0, tick + 1, tick, lag))
+        event(redis, run, 1, protocol.EVENT_SNAPSHOT, lagging_snapshot(run, 1, tick + 1, tick, 24.0))
+        if tick == 4:
+            spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=4).exists())
+            assert Run.objects.get(pk=run.pk).warnings == []  # 2 seconds are not enough
+    spin(collector, lambda: Run.objects.get(pk=run.pk).warnings)
+    spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=6).exists())
+    warnings = Run.objects.get(pk=run.pk).warnings
+    assert [(w["kind"], w["slot"]) for w in warnings] == [("lag", 0)]
+    assert "its event loop ran 25 ms or more late in 3 seconds (up to 41 ms)" in warnings[0]["message"]
+    assert "compare this run's tail latencies with care" in warnings[0]["message"]
+
+
 def test_it_closes_a_second_as_soon_as_every_slot_reported_it(redis, fake_workers, tasks, collector, alice, project,
                                                                monkeypatch):
     monkeypatch.setattr(persistence, "PERSIST_EVERY", 3600.0)  # only completeness may trigger the write

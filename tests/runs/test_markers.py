@@ -98,8 +98,11 @@ def test_it_marks_cpu_warnings_and_nothing_before_go(running):
     run = running
     cpu = {"kind": "cpu", "slot": 1, "host": "gen-1", "at": (run.started_at + timedelta(seconds=7)).isoformat(),
            "message": "Slot 1 on gen-1 ran above 90% CPU for more than 5 s: the results may be limited ..."}
-    Run.objects.filter(pk=run.pk).update(warnings=[cpu])
+    lag = {"kind": "lag", "slot": 0, "host": "gen-0", "at": (run.started_at + timedelta(seconds=9)).isoformat(),
+           "message": "Slot 0 on gen-0: its event loop ran 25 ms or more late in 3 seconds ..."}
+    Run.objects.filter(pk=run.pk).update(warnings=[cpu, lag])
     run.refresh_from_db()
-    assert [(m["t"], m["kind"], m["label"]) for m in chart_markers(run)] == [(7.0, "limit", "Slot 1 CPU > 90%")]
+    assert [(m["t"], m["kind"], m["label"]) for m in chart_markers(run)] == [(7.0, "limit", "Slot 1 CPU > 90%"),
+                                                                             (9.0, "limit", "Slot 0 lagging")]
     queued = Run(history=[{"status": "queued", "at": timezone.now().isoformat(), "note": "by alice"}])
     assert chart_markers(queued) == []

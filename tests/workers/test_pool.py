@@ -172,3 +172,32 @@ def test_it_puts_what_it_imported_beyond_the_garbage_collector_before_users_star
     assert int(before) == 0
     assert int(after) > 20_000   # Locust, gevent and the locustfile
     assert types == "['ready']"
+
+
+def test_its_lag_probe_sees_the_event_loop_held_up(tmp_path):
+    """A blocking call holds the loop; the probe reports the most it overslept, then starts again. In a process
+    of its own: importing workers.pool monkey-patches the standard library."""
+    code = (
+        "import sys\n"
+        "from workers import pool as p\n"
+        "import gevent, gevent.monkey\n"
+        "blocking_sleep = gevent.monkey.get_original('time', 'sleep')\n"
+        "probe = p.LagProbe()\n"
+        "gevent.sleep(0.05)\n"
+        "idle = probe.take_ms()\n"
+        "gevent.sleep(0.02)\n"
+        "blocking_sleep(0.08)\n"   # not cooperative: the loop cannot wake the probe for 80 ms
+        "gevent.sleep(0.03)\n"
+        "held = probe.take_ms()\n"
+        "gevent.sleep(0.03)\n"
+        "after = probe.take_ms()\n"
+        "print('LAG', idle, held, after, file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            env={**sandbox.pool_env(), "PYTHONPATH": str(BASE_DIR)})
+    line = [x for x in result.stderr.splitlines() if x.startswith("LAG")]
+    assert line, result.stderr[-2000:]
+    idle, held, after = map(float, line[0].split()[1:])
+    assert idle < 60      # nothing blocked it (a few ms, more on a busy machine)
+    assert held >= 70
+    assert after < 60     # a new interval: the 80 ms are not reported again

@@ -107,6 +107,10 @@ def without(key):
     (tampered(classes=[["Shopper", "3"]]), "Users of class"),
     (tampered(classes=[[7, 3]]), "User class names must be strings"),
     (tampered(classes=[["U", 1]] * (wire.MAX_CLASSES + 1)), "user classes in one snapshot"),
+    (tampered(lag=-1.0), "Field 'lag_ms' is -1.0, outside"),
+    (tampered(lag=float("nan")), "Field 'lag_ms' is nan, outside"),
+    (tampered(lag=wire.MAX_LAG_MS * 2), "Field 'lag_ms' is 7200000.0, outside"),
+    (tampered(lag="slow"), "Malformed snapshot: ValueError"),
 ])
 def test_it_rejects_malformed_data_with_a_clear_error(data, message):
     with pytest.raises(WireError, match=message):
@@ -135,3 +139,10 @@ def test_it_carries_the_users_running_per_class():
     older = msgpack.unpackb(wire.encode(snapshot), raw=False)
     del older["classes"]   # a pool of the previous release
     assert wire.decode(msgpack.packb(older, use_bin_type=True))["classes"] == {}
+
+
+def test_it_carries_the_event_loops_worst_lag_and_reads_none_from_an_older_pool_as_zero():
+    snapshot = recorded_snapshot()
+    snapshot["lag_ms"] = 41.5
+    assert wire.decode(wire.encode(snapshot))["lag_ms"] == 41.5
+    assert wire.decode(without("lag"))["lag_ms"] == 0.0
