@@ -289,7 +289,7 @@ def main():
         import logging
 
         logging.getLogger("runs").setLevel(logging.WARNING)  # a line per queued run otherwise
-        from runs.models import Threshold
+        from runs.models import Run, Threshold
         from scenarios.models import Scenario
 
         scenario = Scenario.objects.get(name=locustfile.stem, project__slug="bench")
@@ -319,6 +319,10 @@ def main():
             f"runs' CPU time); the most during one run: "
             + ", ".join(f"#{pk} {t:.1f} s" for pk, t in sorted(stolen, key=lambda item: -item[1])[:5]),
         ]
+        lagged = [(run.pk, "B" if run in runs_b else "A") for run in Run.objects.filter(
+            pk__in=[r.pk for r in runs_a + runs_b]).order_by("pk") if any(w.get("kind") == "lag" for w in run.warnings)]
+        header.append("runs whose load generator lagged (event loop 25 ms late in 3 seconds or more): "
+                      + (", ".join(f"#{pk} ({kind})" for pk, kind in lagged) or "none"))
         lines = analyze(runs_a, runs_b, header)
         lines += ["", f"Finished in {time.monotonic() - started:.0f} s; the runs are kept in {work / 'var'} "
                       "(--analyze it)."]
