@@ -47,6 +47,18 @@ LAG_WARN_MS = 25.0
 LAG_WARN_SECONDS = 3
 
 
+def warn_about_slot(run_id: int, slot: int, kind: str, message: Callable[[str], str]) -> None:
+    """Add a warning of `kind` about one slot to the run (once: not if the run has one already), with the
+    message `message(host)` names the slot's machine in; and log it."""
+    run = Run.objects.filter(pk=run_id).only("warnings").first()
+    if run is None or any(w.get("kind") == kind and w.get("slot") == slot for w in run.warnings):
+        return
+    host = RunSlot.objects.filter(run_id=run_id, index=slot).values_list("host", flat=True).first() or "?"
+    warning = {"kind": kind, "slot": slot, "host": host, "at": timezone.now().isoformat(), "message": message(host)}
+    Run.objects.filter(pk=run_id).update(warnings=[*run.warnings, warning])
+    log.warning("Run %s: %s", run_id, warning["message"])
+
+
 class Collector:
     def __init__(self, consumer: str | None = None, *, batch: int = 500, block_ms: int = 200,
                  guard: Callable[[], None] = lambda: None, shard: int = 0):
@@ -256,16 +268,9 @@ class Collector:
         if state.cpu_warned or tick - state.hot_since + 1 <= CPU_WARN_SECONDS:
             return
         state.cpu_warned = True
-        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
-        if run is None or any(w.get("kind") == "cpu" and w.get("slot") == slot for w in run.warnings):
-            return
-        host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
-        warning = {"kind": "cpu", "slot": slot, "host": host, "at": timezone.now().isoformat(),
-                   "message": f"Slot {slot} on {host} ran above {CPU_WARN_PERCENT:.0f}% CPU for more than "
-                              f"{CPU_WARN_SECONDS} s: the results may be limited by the load generator, "
-                              "not the target."}
-        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
-        log.warning("Run %s: %s", live.run_id, warning["message"])
+        warn_about_slot(live.run_id, slot, "cpu", lambda host: (
+            f"Slot {slot} on {host} ran above {CPU_WARN_PERCENT:.0f}% CPU for more than {CPU_WARN_SECONDS} s: "
+            "the results may be limited by the load generator, not the target."))
 
     def watch_lag(self, live: LiveRun, slot: int, state: SlotState, snapshot: dict) -> None:
         """Warn once per slot whose pool's event loop was LAG_WARN_MS late in LAG_WARN_SECONDS of its seconds."""
@@ -277,18 +282,11 @@ class Collector:
         if state.lag_warned or state.lagged_seconds < LAG_WARN_SECONDS:
             return
         state.lag_warned = True
-        run = Run.objects.filter(pk=live.run_id).only("warnings").first()
-        if run is None or any(w.get("kind") == "lag" and w.get("slot") == slot for w in run.warnings):
-            return
-        host = RunSlot.objects.filter(run_id=live.run_id, index=slot).values_list("host", flat=True).first() or "?"
-        warning = {"kind": "lag", "slot": slot, "host": host, "at": timezone.now().isoformat(),
-                   "message": f"Slot {slot} on {host}: its event loop ran {LAG_WARN_MS:.0f} ms or more late in "
-                              f"{state.lagged_seconds} seconds (up to {state.worst_lag_ms:.0f} ms). The load generator "
-                              "was short of CPU (busy with its users, or the machine's CPU taken: other processes, "
-                              "a VM's CPU steal), and the response times of those seconds include that wait: "
-                              "compare this run's tail latencies with care."}
-        Run.objects.filter(pk=live.run_id).update(warnings=[*run.warnings, warning])
-        log.warning("Run %s: %s", live.run_id, warning["message"])
+        warn_about_slot(live.run_id, slot, "lag", lambda host: (
+            f"Slot {slot} on {host}: its event loop ran {LAG_WARN_MS:.0f} ms or more late in {state.lagged_seconds} "
+            f"seconds (up to {state.worst_lag_ms:.0f} ms). The load generator was short of CPU (busy with its users, "
+            "or the machine's CPU taken: other processes, a VM's CPU steal), and the response times of those "
+            "seconds include that wait: compare this run's tail latencies with care."))
 
     def on_ready(self, live: LiveRun, slot: int, payload: dict) -> None:
         live.slots.setdefault(slot, SlotState()).last_seen = time.monotonic()

@@ -184,11 +184,11 @@ def test_it_lets_a_viewer_watch(redis, client, alice, bob, project):
 
 # -- what the collector notices for the page -----------------------------------------------------
 
-def hot_snapshot(run, slot, seq, tick, cpu):
+def slot_snapshot(run, slot, seq, tick, cpu=30.0, lag_ms=0.0):
     recorder = Recorder()
     recorder.record("GET", "/ok", 5.0, 3, None)
     return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0,
-                                           users=2, cpu=cpu))
+                                           users=2, cpu=cpu, lag_ms=lag_ms))
 
 
 def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_workers, tasks, collector, alice,
@@ -197,8 +197,8 @@ def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_w
     # Slot 0 is hot for 4 s, cools down, then hot for 7 s; slot 1 never is.
     cpu0 = [95, 97, 99, 96, 40] + [98] * 7
     for tick, cpu in enumerate(cpu0):
-        event(redis, run, 0, protocol.EVENT_SNAPSHOT, hot_snapshot(run, 0, tick + 1, tick, cpu))
-        event(redis, run, 1, protocol.EVENT_SNAPSHOT, hot_snapshot(run, 1, tick + 1, tick, 50))
+        event(redis, run, 0, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 0, tick + 1, tick, cpu=cpu))
+        event(redis, run, 1, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 1, tick + 1, tick, cpu=50))
         if tick == 4:
             spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=4).exists())
             assert Run.objects.get(pk=run.pk).warnings == []  # 4 s is not enough
@@ -209,20 +209,13 @@ def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_w
     assert "limited by the load generator" in warnings[0]["message"]
 
 
-def lagging_snapshot(run, slot, seq, tick, lag_ms):
-    recorder = Recorder()
-    recorder.record("GET", "/ok", 5.0, 3, None)
-    return wire.encode(recorder.take_delta(run=run.pk, slot=slot, seq=seq, tick=tick, elapsed=tick + 1.0,
-                                           users=2, cpu=30.0, lag_ms=lag_ms))
-
-
 def test_it_warns_when_a_load_generators_event_loop_runs_late(redis, fake_workers, tasks, collector, alice, project):
     run = running_run(redis, collector, alice, project)
     # Slot 0 is late by 25 ms or more in 2 seconds, then in a third; slot 1 only by 24 ms, every second.
     lag0 = [30.0, 2.0, 41.0, 1.0, 1.0, 26.0, 3.0]
     for tick, lag in enumerate(lag0):
-        event(redis, run, 0, protocol.EVENT_SNAPSHOT, lagging_snapshot(run, 0, tick + 1, tick, lag))
-        event(redis, run, 1, protocol.EVENT_SNAPSHOT, lagging_snapshot(run, 1, tick + 1, tick, 24.0))
+        event(redis, run, 0, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 0, tick + 1, tick, lag_ms=lag))
+        event(redis, run, 1, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 1, tick + 1, tick, lag_ms=24.0))
         if tick == 4:
             spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=4).exists())
             assert Run.objects.get(pk=run.pk).warnings == []  # 2 seconds are not enough

@@ -125,6 +125,16 @@ def test_it_exits_when_its_slot_goes_away(pool_in, target):
     assert pool.proc.wait(5) == 3
 
 
+def pool_module_says(cwd, code: str, tag: str) -> str:
+    """Run `code` in a Python process of its own (importing workers.pool monkey-patches the standard library)
+    with the pool's environment, and return the line it printed to stderr starting with `tag`."""
+    result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=60,
+                            env={**sandbox.pool_env(), "PYTHONPATH": str(BASE_DIR)})
+    lines = [x for x in result.stderr.splitlines() if x.startswith(tag)]
+    assert lines, result.stderr[-2000:]
+    return lines[0]
+
+
 def test_it_keeps_locusts_request_stats_listener_out(tmp_path):
     """The Recorder replaces Locust's RequestStats listener: one cheap listener per request."""
     shutil.copy(LOCUSTFILES / "custom_client.py", tmp_path / "locustfile.py")
@@ -138,10 +148,7 @@ def test_it_keeps_locusts_request_stats_listener_out(tmp_path):
         "pool._load('locustfile.py')\n"
         "print('HANDLERS', [h.__qualname__ for h in pool.env.events.request._handlers], file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={**sandbox.pool_env(), "PYTHONPATH": str(BASE_DIR)})
-    line = [x for x in result.stderr.splitlines() if x.startswith("HANDLERS")]
-    assert line, result.stderr[-2000:]
+    line = [pool_module_says(tmp_path, code, "HANDLERS")]
     assert "Runner.__init__.<locals>.on_request" not in line[0]
     assert "Pool._install_listeners.<locals>.on_request" in line[0]
 
@@ -164,10 +171,7 @@ def test_it_puts_what_it_imported_beyond_the_garbage_collector_before_users_star
         "           'exclude_tags': [], 'stop_timeout': 0}})\n"
         "print('FROZEN', before, gc.get_freeze_count(), [f['type'] for f in frames.frames], file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={**sandbox.pool_env(), "PYTHONPATH": str(BASE_DIR)})
-    line = [x for x in result.stderr.splitlines() if x.startswith("FROZEN")]
-    assert line, result.stderr[-2000:]
+    line = [pool_module_says(tmp_path, code, "FROZEN")]
     _, before, after, types = line[0].split(" ", 3)
     assert int(before) == 0
     assert int(after) > 20_000   # Locust, gevent and the locustfile
@@ -193,10 +197,7 @@ def test_its_lag_probe_sees_the_event_loop_held_up(tmp_path):
         "after = probe.take_ms()\n"
         "print('LAG', idle, held, after, file=sys.stderr)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            env={**sandbox.pool_env(), "PYTHONPATH": str(BASE_DIR)})
-    line = [x for x in result.stderr.splitlines() if x.startswith("LAG")]
-    assert line, result.stderr[-2000:]
+    line = [pool_module_says(tmp_path, code, "LAG")]
     idle, held, after = map(float, line[0].split()[1:])
     assert idle < 60      # nothing blocked it (a few ms, more on a busy machine)
     assert held >= 70
