@@ -445,7 +445,8 @@ def openapi(request):
 def not_found(request, rest):
     """Any other /api/ path: a JSON 404 rather than an HTML page."""
     hint = " (did you leave out the trailing slash?)" if _resolves(f"/api/{rest}/") else ""
-    return ApiError(404, f"There is no API endpoint at /api/{rest}{hint}. See /api/schema/.").response()
+    return ApiError(404, f"There is no API endpoint at /api/{rest}{hint}. See /api/ (the docs) or "
+                         "/api/schema/ (OpenAPI).").response()
 
 
 def _resolves(path: str) -> bool:

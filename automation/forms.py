@@ -89,6 +89,11 @@ class ScheduleForm(forms.ModelForm):
                     self.add_error("cron", str(error))
                 data["cron"] = expression
         elif preset:
+            kept = " ".join((self.instance.cron or "").split()) if self.instance.pk else ""
+            if expression and expression not in (cron.PRESETS[preset], kept):
+                # A new expression typed while the timing stayed a preset: saving the preset would drop it.
+                self.add_error("cron", f"This expression is used only with the timing “Cron expression”: choose it "
+                                       f"above, or clear this field to keep “{Schedule.Preset(preset).label}”.")
             data["cron"] = cron.PRESETS[preset]
         kept = {name: value for name, value in self.options.items()
                 if any(getattr(f, "option", {}).get("dest") == name and f.option.get("is_secret")

@@ -145,3 +145,12 @@ def test_the_tokens_page_creates_shows_once_and_revokes(client, alice, bob, proj
 def test_the_user_menu_links_to_api_tokens(client, alice):
     client.force_login(alice)
     assert reverse("api-tokens") in client.get("/").content.decode()
+
+
+def test_api_docs_lead_to_the_docs_page_and_unknown_paths_name_it(as_alice, client, alice):
+    assert as_alice.get("/api/nothing-here/").json()["error"] == (
+        "There is no API endpoint at /api/nothing-here/. See /api/ (the docs) or /api/schema/ (OpenAPI).")
+    client.force_login(alice)
+    response = client.get("/api/docs/")
+    assert response.status_code == 302 and response["Location"] == "/api/"
+    assert client.get(response["Location"]).status_code == 200

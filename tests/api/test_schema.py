@@ -9,7 +9,7 @@ from api import schema
 from api import urls as api_urls
 from api.app import UPLOAD_REQUEST_LIMIT
 
-HTML_PAGES = {"api-docs", "api-tokens", "api-token-revoke", "api-not-found"}
+HTML_PAGES = {"api-docs", "api-docs-redirect", "api-tokens", "api-token-revoke", "api-not-found"}
 
 
 def _example_path(path: str, item: dict, operation: dict) -> str:

@@ -135,6 +135,37 @@ def test_a_preset_replaces_the_cron_expression(client, alice, scenario):
     assert Schedule.objects.get().cron == "0 2 * * 1"
 
 
+def test_a_new_cron_expression_under_a_preset_timing_is_refused_not_dropped(client, alice, scenario):
+    """From a trial: the edit form shows the preset's expression; typing another one while the timing stays
+    'Nightly' saved the nightly timing and said nothing."""
+    client.force_login(alice)
+    client.post(reverse("automation-schedule-create", args=[scenario.pk]), _schedule_data(preset="nightly", cron=""))
+    schedule = Schedule.objects.get()
+    page = client.get(reverse("automation-schedule-edit", args=[schedule.pk])).content.decode()
+    assert 'value="0 2 * * *"' in page   # the expression the form shows
+    response = client.post(reverse("automation-schedule-edit", args=[schedule.pk]),
+                           _schedule_data(preset="nightly", cron="30 6 * * 1-5"))
+    assert response.status_code == 200
+    assert "used only with the timing “Cron expression”" in response.context["form"].errors["cron"][0]
+    assert "clear this field to keep “Nightly at 02:00 (0 2 * * *)”" in response.context["form"].errors["cron"][0]
+    assert Schedule.objects.get().cron == "0 2 * * *"
+    # Unchanged (as shown), or switching a custom timing back to a preset, saves the preset.
+    assert client.post(reverse("automation-schedule-edit", args=[schedule.pk]),
+                       _schedule_data(preset="nightly", cron="0 2 * * *")).status_code == 302
+    client.post(reverse("automation-schedule-edit", args=[schedule.pk]), _schedule_data(preset="custom",
+                                                                                         cron="30 6 * * 1-5"))
+    assert Schedule.objects.get().cron == "30 6 * * 1-5"
+    assert client.post(reverse("automation-schedule-edit", args=[schedule.pk]),
+                       _schedule_data(preset="weekly", cron="30 6 * * 1-5")).status_code == 302
+    assert Schedule.objects.get().cron == "0 2 * * 1"
+
+
+def test_a_checkbox_stands_beside_its_own_label(client, alice, scenario):
+    client.force_login(alice)
+    page = client.get(reverse("automation-schedule-create", args=[scenario.pk])).content.decode()
+    assert '<label for="id_enabled"><input type="checkbox" name="enabled"' in page
+
+
 def _beat_entry(schedule_id):
     """What beat reads for a schedule: its PeriodicTask's timing and switch."""
     task = PeriodicTask.objects.select_related("crontab").get(pk=Schedule.objects.get(pk=schedule_id).periodic_task_id)
