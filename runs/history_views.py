@@ -153,10 +153,11 @@ def run_compare(request, slug):
     } for index, run in enumerate(runs)]
     rule = history.compare_rule()
     noise = run_noise.of_history(runs[0], rule.level, exclude=run_ids)
+    parameters = history.parameter_rows(runs)
     return render(request, "runs/compare.html", {
         **context, "runs": runs, "columns": columns, "baseline": runs[0], "metrics": history.METRICS,
         "endpoints": history.compare_endpoints(runs, rule, noise), "legend": history.rule_text(rule),
         "noise_text": history.noise_text(noise),
-        "parameters": history.parameter_rows(runs),
+        "parameters": parameters, "parameters_differ": any(row["differs"] for row in parameters),
         "diffs": history.source_diffs(runs), "overlay": history.overlay_series(runs),
     })

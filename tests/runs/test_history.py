@@ -303,6 +303,16 @@ def test_it_flags_the_parameters_that_differed(client, alice, scenario):
     assert not rows["Host"]["differs"] and not rows["Duration"]["differs"] and rows["Duration"]["values"] == ["1m"] * 2
     assert not rows["Locustfile version"]["differs"]
     assert '<tr class="differs">\n      <th>Users <span class="badge warn">differs</span>' in response.content.decode()
+    assert "data-same-parameters" not in response.content.decode()
+
+
+def test_it_says_when_nothing_they_were_started_with_differed(client, alice, scenario):
+    """From a trial: every parameter was listed, none marked, and the reader was left to check them all."""
+    first, second = make_run(scenario, alice), make_run(scenario, alice)
+    client.force_login(alice)
+    page = client.get(reverse("runs-compare", args=["shop"]), {"runs": f"{first.pk},{second.pk}"}).content.decode()
+    assert "data-same-parameters>Nothing they were started with: every run had the same scenario" in page
+    assert '<details><summary class="small">The parameters</summary>' in page and "badge warn" not in page
 
 
 def _new_version(scenario, alice, content, filename="locustfile.py"):
