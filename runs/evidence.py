@@ -37,13 +37,19 @@ LATENCY_FIGURES = ("p50", "p95", "p99", "mean_ms")
 SECONDS_READ_PER_BATCH = 4   # a long run's batches are read from this many evenly spaced seconds each
 
 
+def partial_ends(first: int, last: int) -> bool:
+    """Whether a run recorded from second `first` to `last` is long enough (4 seconds) to leave out its first and
+    last second, which are partial (users spawning, users stopping)."""
+    return last - first + 1 >= 4
+
+
 def seconds_to_read(first: int, last: int) -> tuple[list[int], int]:
     """The ticks to read and the seconds each batch spans: the steady seconds (all but the first and the
     last recorded once there are 4: users spawning, users stopping, the same in every run and partial),
     all of them up to MAX_BATCHES x SECONDS_READ_PER_BATCH, else that many evenly spaced in each of the
     MAX_BATCHES batches. A batch's mean from 4 of its seconds is a little noisier than from all of
     them, never less: the intervals only get wider, and an hour-long run reads 120 rows, not 3,600."""
-    low, high = (first + 1, last - 1) if last - first + 1 >= 4 else (first, last)
+    low, high = (first + 1, last - 1) if partial_ends(first, last) else (first, last)
     steady = high - low + 1
     if steady <= MAX_BATCHES * SECONDS_READ_PER_BATCH:
         return list(range(low, high + 1)), 1

@@ -489,11 +489,11 @@ def overlay_series(runs: list[Run], max_points: int = MAX_CHART_POINTS) -> dict 
     run_ids = [run.pk for run in runs]
     ticks = RunTick.objects.filter(run_id__in=run_ids).order_by()
     # An ended run's last second is partial (its users stopping): drawn, every run's line dipped at its end.
-    # Left out once a run has 4 seconds, as the comparison's own intervals leave it out (runs/evidence.py).
+    # Left out as the comparison's own intervals leave it out (runs/evidence.py).
     ended = {run.pk for run in runs if run.status in Run.TERMINAL}
     spans = ticks.filter(run_id__in=ended).values("run_id").annotate(first=Min("tick"), last=Max("tick"))
     for span in spans:
-        if span["last"] - span["first"] + 1 >= 4:
+        if evidence.partial_ends(span["first"], span["last"]):
             ticks = ticks.exclude(run_id=span["run_id"], tick=span["last"])
     last = ticks.aggregate(last=Max("tick"))["last"]
     if last is None:

@@ -154,8 +154,12 @@ class Run(models.Model):
         if self.stop_requested_by_id:
             return f"stopped by {self.stop_requested_by.username}"
         # services.request_stop's note: "stopped by <user>" (kept when the user is deleted) or "stopped".
-        note = next((e.get("note", "") for e in self.history if e.get("status") == self.Status.STOPPING), "")
+        note = self._stopping_note()
         return note if note == "stopped" or note.startswith("stopped by ") else ""
+
+    def _stopping_note(self) -> str:
+        """The note of its move to stopping ("duration reached", "stopped by alice", an abort's reason), or ""."""
+        return next((e.get("note", "") for e in self.history if e.get("status") == self.Status.STOPPING), "")
 
     @property
     def ended_by(self) -> str:
@@ -166,10 +170,7 @@ class Run(models.Model):
             return ""
         if self.status in (self.Status.FAILED, self.Status.CANCELLED):
             return str(self.status)
-        if self.ending:
-            return self.ending
-        note = next((e.get("note", "") for e in self.history if e.get("status") == self.Status.STOPPING), "")
-        return note or "its users or load shape ended"
+        return self.ending or self._stopping_note() or "its users or load shape ended"
 
     def elapsed_seconds(self) -> float | None:
         if not self.started_at:

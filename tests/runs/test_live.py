@@ -191,17 +191,22 @@ def slot_snapshot(run, slot, seq, tick, cpu=30.0, lag_ms=0.0):
                                            users=2, cpu=cpu, lag_ms=lag_ms))
 
 
+def send_seconds(redis, collector, run, figure, slot0, slot1):
+    """A second's snapshot of each of two slots, `figure` (cpu or lag_ms) at slot0's values and at slot1 for
+    slot 1; after the first five seconds the run has no warning yet."""
+    for tick, value in enumerate(slot0):
+        event(redis, run, 0, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 0, tick + 1, tick, **{figure: value}))
+        event(redis, run, 1, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 1, tick + 1, tick, **{figure: slot1}))
+        if tick == 4:
+            spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=4).exists())
+            assert Run.objects.get(pk=run.pk).warnings == []
+
+
 def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_workers, tasks, collector, alice,
                                                                    project):
     run = running_run(redis, collector, alice, project)
     # Slot 0 is hot for 4 s, cools down, then hot for 7 s; slot 1 never is.
-    cpu0 = [95, 97, 99, 96, 40] + [98] * 7
-    for tick, cpu in enumerate(cpu0):
-        event(redis, run, 0, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 0, tick + 1, tick, cpu=cpu))
-        event(redis, run, 1, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 1, tick + 1, tick, cpu=50))
-        if tick == 4:
-            spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=4).exists())
-            assert Run.objects.get(pk=run.pk).warnings == []  # 4 s is not enough
+    send_seconds(redis, collector, run, "cpu", [95, 97, 99, 96, 40] + [98] * 7, 50)  # 4 s is not enough
     spin(collector, lambda: Run.objects.get(pk=run.pk).warnings)
     warnings = Run.objects.get(pk=run.pk).warnings
     assert len(warnings) == 1 and warnings[0]["slot"] == 0 and warnings[0]["kind"] == "cpu"
@@ -212,13 +217,7 @@ def test_it_warns_when_a_load_generator_stays_above_90_percent_cpu(redis, fake_w
 def test_it_warns_when_a_load_generators_event_loop_runs_late(redis, fake_workers, tasks, collector, alice, project):
     run = running_run(redis, collector, alice, project)
     # Slot 0 is late by 25 ms or more in 2 seconds, then in a third; slot 1 only by 24 ms, every second.
-    lag0 = [30.0, 2.0, 41.0, 1.0, 1.0, 26.0, 3.0]
-    for tick, lag in enumerate(lag0):
-        event(redis, run, 0, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 0, tick + 1, tick, lag_ms=lag))
-        event(redis, run, 1, protocol.EVENT_SNAPSHOT, slot_snapshot(run, 1, tick + 1, tick, lag_ms=24.0))
-        if tick == 4:
-            spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=4).exists())
-            assert Run.objects.get(pk=run.pk).warnings == []  # 2 seconds are not enough
+    send_seconds(redis, collector, run, "lag_ms", [30.0, 2.0, 41.0, 1.0, 1.0, 26.0, 3.0], 24.0)  # 2 s: not enough
     spin(collector, lambda: Run.objects.get(pk=run.pk).warnings)
     spin(collector, lambda: Run.objects.get(pk=run.pk).ticks.filter(tick=6).exists())
     warnings = Run.objects.get(pk=run.pk).warnings
